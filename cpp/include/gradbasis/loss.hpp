@@ -1,0 +1,36 @@
+// Convex per-sample losses l(q, y) of DESIGN.md, with gradient, Hessian and
+// convex conjugate l*(s, y) = sup_q <s, q> - l(q, y).
+#pragma once
+
+#include "gradbasis/types.hpp"
+
+namespace gradbasis {
+
+enum class LossKind : int { Squared = 0, CrossEntropy = 1, SmoothedHinge = 2 };
+
+struct Loss {
+  LossKind kind = LossKind::Squared;
+  double p = 2.0;  // smoothed hinge exponent, p >= 2
+
+  // All take one sample: q, y (and s, v, out) point at d values; hessian writes d*d row-major.
+  double value(const double* q, const double* y, Index d) const;
+  void gradient(const double* q, const double* y, Index d, double* out) const;
+  void hessian(const double* q, const double* y, Index d, double* out) const;
+  void hessian_vector(const double* q, const double* y, Index d, const double* v, double* out) const;
+  // +inf outside the conjugate's domain. For cross-entropy the domain is s + y in the
+  // probability simplex, tested with an absolute slack of kConjugateSlack.
+  double conjugate(const double* s, const double* y, Index d) const;
+
+  static constexpr double kConjugateSlack = 1e-9;
+};
+
+}  // namespace gradbasis
+
+namespace gradbasis {
+
+// Row-wise over samples: Q, Y (and S) are (m x d); out has m entries (value, conjugate),
+// m x d (gradient) or m x d*d (hessian, each row a row-major d x d block).
+enum class LossQuantity : int { Value = 0, Gradient = 1, Hessian = 2, Conjugate = 3 };
+void loss_rows(const Loss& loss, LossQuantity what, ConstRowMatrixRef Q, ConstRowMatrixRef Y, double* out);
+
+}  // namespace gradbasis

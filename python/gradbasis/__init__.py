@@ -1,0 +1,71 @@
+"""gradbasis: how good is this minimum?
+
+Per-sample Jacobians, losses and training objectives of nonconvex models, built for
+checking the gradient basis theory of Kawaguchi, Huang & Kaelbling (Neural Computation
+2019) on trained networks. The heavy work runs in a C++ core (Eigen + OpenMP).
+"""
+
+from __future__ import annotations
+
+try:
+    from . import _core
+except ImportError as exc:  # pragma: no cover - only without a build
+    raise ImportError(
+        "gradbasis's compiled core (gradbasis._core) is missing or failed to load; install the "
+        "package with `pip install .` from the source tree rather than importing it in place"
+    ) from exc
+
+from .errors import (
+    DTypeError,
+    GradbasisError,
+    InvalidLabelError,
+    InvalidWeightsError,
+    MemoryBudgetError,
+    NonFiniteError,
+    ShapeError,
+    UnknownNameError,
+)
+from .losses import CrossEntropyLoss, Loss, SmoothedHingeLoss, SquaredLoss, get_loss
+from .models import (
+    ACTIVATIONS,
+    MLP,
+    Activation,
+    BasisModel,
+    Model,
+    PreActResidualStack,
+    ResNet,
+    SkipMLP,
+)
+from .objective import Objective
+
+__version__ = "0.1.0"
+
+#: Whether the C++ core was built with OpenMP (otherwise n_threads has no effect).
+WITH_OPENMP: bool = bool(_core.with_openmp)
+
+__all__ = [
+    "ACTIVATIONS",
+    "Activation",
+    "BasisModel",
+    "CrossEntropyLoss",
+    "DTypeError",
+    "GradbasisError",
+    "InvalidLabelError",
+    "InvalidWeightsError",
+    "Loss",
+    "MLP",
+    "MemoryBudgetError",
+    "Model",
+    "NonFiniteError",
+    "Objective",
+    "PreActResidualStack",
+    "ResNet",
+    "ShapeError",
+    "SkipMLP",
+    "SmoothedHingeLoss",
+    "SquaredLoss",
+    "UnknownNameError",
+    "WITH_OPENMP",
+    "__version__",
+    "get_loss",
+]

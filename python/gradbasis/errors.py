@@ -1,0 +1,51 @@
+"""Errors raised by gradbasis.
+
+Every error derives from :class:`GradbasisError`; each subclass also derives from the
+builtin exception it means (``ValueError``, ``TypeError``, ``MemoryError``) so callers
+can catch either.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "GradbasisError",
+    "ShapeError",
+    "DTypeError",
+    "NonFiniteError",
+    "InvalidWeightsError",
+    "InvalidLabelError",
+    "UnknownNameError",
+    "MemoryBudgetError",
+]
+
+
+class GradbasisError(Exception):
+    """Base class of every error gradbasis raises on purpose."""
+
+
+class ShapeError(GradbasisError, ValueError):
+    """An array has the wrong number of dimensions or the wrong size."""
+
+
+class DTypeError(GradbasisError, TypeError):
+    """An array's dtype cannot be converted to float64 without losing meaning."""
+
+
+class NonFiniteError(GradbasisError, ValueError):
+    """An array holds NaN or infinity."""
+
+
+class InvalidWeightsError(GradbasisError, ValueError):
+    """Sample weights are not all positive and finite."""
+
+
+class InvalidLabelError(GradbasisError, ValueError):
+    """Targets are not valid for the loss (e.g. not probability vectors, not +-1)."""
+
+
+class UnknownNameError(GradbasisError, ValueError):
+    """A name (activation, loss, option) is not one gradbasis knows."""
+
+
+class MemoryBudgetError(GradbasisError, MemoryError):
+    """A requested array would not fit in the memory available."""

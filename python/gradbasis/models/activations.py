@@ -1,0 +1,87 @@
+"""Activation names and their codes in the C++ core."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from ..errors import UnknownNameError
+
+# Codes of gradbasis::ActivationKind.
+_CODES = {
+    "identity": 0,
+    "relu": 1,
+    "leaky_relu": 2,
+    "tanh": 3,
+    "sigmoid": 4,
+    "softplus": 5,
+    "gelu": 6,
+}
+ACTIVATIONS = tuple(_CODES)
+_WITH_SLOPE = re.compile(r"^leaky_relu\(\s*([^)]*)\)$")
+
+
+@dataclass(frozen=True)
+class Activation:
+    """One elementwise activation; ``negative_slope`` is used by leaky_relu only."""
+
+    name: str
+    negative_slope: float = 0.0
+
+    @property
+    def code(self) -> int:
+        return _CODES[self.name]
+
+    @property
+    def has_kink(self) -> bool:
+        """Whether the derivative jumps (at 0): relu, and leaky_relu unless its slope is 1."""
+        return self.name == "relu" or (self.name == "leaky_relu" and self.negative_slope != 1.0)
+
+    @property
+    def init_gain(self) -> float:
+        """Standard deviation gain for scaled random init (He for rectifiers, else LeCun)."""
+        if self.name in ("relu", "leaky_relu"):
+            return math.sqrt(2.0 / (1.0 + self.negative_slope**2))
+        return 1.0
+
+    def __str__(self) -> str:
+        if self.name == "leaky_relu":
+            return f"leaky_relu({self.negative_slope:g})"
+        return self.name
+
+
+def parse_activation(spec: str | Activation, negative_slope: float = 0.01) -> Activation:
+    """``"tanh"``, ``"leaky_relu"`` (slope ``negative_slope``) or ``"leaky_relu(0.2)"``."""
+    if isinstance(spec, Activation):
+        return spec
+    if not isinstance(spec, str):
+        raise UnknownNameError(f"activation must be a name from {ACTIVATIONS}; got {spec!r}")
+    name = spec.strip().lower()
+    match = _WITH_SLOPE.match(name)
+    if match:
+        try:
+            negative_slope = float(match.group(1))
+        except ValueError:
+            raise UnknownNameError(f"cannot read the slope in activation {spec!r}") from None
+        name = "leaky_relu"
+    if name not in _CODES:
+        raise UnknownNameError(f"unknown activation {spec!r}; choose from {', '.join(ACTIVATIONS)}")
+    slope = float(negative_slope) if name == "leaky_relu" else 0.0
+    if not math.isfinite(slope):
+        raise ValueError(f"leaky_relu negative_slope must be finite; got {negative_slope!r}")
+    return Activation(name, slope)
+
+
+def parse_activations(
+    spec: str | Activation | list | tuple, count: int, negative_slope: float = 0.01
+) -> tuple[Activation, ...]:
+    """One activation per hidden layer from one name or a sequence of ``count`` names."""
+    if isinstance(spec, (str, Activation)):
+        return (parse_activation(spec, negative_slope),) * count
+    specs = list(spec)
+    if len(specs) != count:
+        raise ValueError(
+            f"got {len(specs)} activations for {count} hidden layers; give one name or one per layer"
+        )
+    return tuple(parse_activation(s, negative_slope) for s in specs)

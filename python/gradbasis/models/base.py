@@ -1,0 +1,234 @@
+"""The model base class: a named, ordered parameter layout over a C++ graph.
+
+Subclasses only describe their architecture to a :class:`GraphBuilder`; every
+computation (forward, Jacobian, JVP, VJP, kink margin) runs in the shared C++ engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import _core
+from .._memory import check_allocation
+from .._validation import as_float_array, as_samples, as_theta, as_threads, check_finite
+from ..errors import ShapeError
+from .activations import Activation
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One named parameter block of theta: ``theta[offset:offset + size]`` reshaped
+    column-major to ``shape``; initialised N(0, init_std^2)."""
+
+    name: str
+    shape: tuple[int, ...]
+    offset: int
+    init_std: float
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+
+class GraphBuilder:
+    """Allocates parameter blocks in theta order and adds C++ graph nodes.
+
+    Allocation and node creation are separate because theta's order (e.g. W, R, u for
+    the ResNet of eq. 4.1) need not follow the order in which values are computed.
+    """
+
+    def __init__(self, input_dim: int):
+        self.graph = _core.Graph(int(input_dim))
+        self.params: list[ParamSpec] = []
+        self.dims: list[int] = [int(input_dim)]
+        self._next = 0
+
+    def param(self, name: str, shape: tuple[int, ...], init_std: float) -> int:
+        spec = ParamSpec(name, tuple(int(s) for s in shape), self._next, float(init_std))
+        self.params.append(spec)
+        self._next += spec.size
+        return spec.offset
+
+    def dense(self, src: int, out_dim: int, weight_offset: int, bias_offset: int = -1) -> int:
+        return self._push(self.graph.add_dense(src, out_dim, weight_offset, bias_offset), out_dim)
+
+    def activation(self, src: int, act: Activation) -> int:
+        return self._push(self.graph.add_activation(src, act.code, act.negative_slope), self.dims[src])
+
+    def sum(self, a: int, b: int) -> int:
+        return self._push(self.graph.add_sum(a, b), self.dims[a])
+
+    def finalize(self, output: int) -> None:
+        self.graph.finalize(output, self._next)
+
+    def _push(self, node: int, dim: int) -> int:
+        self.dims.append(int(dim))
+        assert node == len(self.dims) - 1
+        return node
+
+
+def dense_layer(
+    b: GraphBuilder, src: int, out_dim: int, name: str, bias_name: str | None, gain: float
+) -> int:
+    """Allocate W (and b) right here in theta order and add the layer W src + b."""
+    fan_in = b.dims[src]
+    w = b.param(name, (out_dim, fan_in), gain / np.sqrt(fan_in))
+    bias = b.param(bias_name, (out_dim,), 0.0) if bias_name else -1
+    return b.dense(src, out_dim, w, bias)
+
+
+class Model:
+    """Base class of every gradbasis model f(x; theta): R^{d_x} -> R^{d_y}.
+
+    theta is flat, ordered block by block as :attr:`param_specs` lists them; each weight
+    matrix is stored column-major (the paper's vec). Jacobian row ``i * d_y + k`` is the
+    gradient of output k at sample i.
+    """
+
+    def __init__(self, builder: GraphBuilder, output: int, homogeneous: tuple[str, ...]):
+        builder.finalize(output)
+        self._graph = builder.graph
+        self._specs = tuple(builder.params)
+        self._by_name = {s.name: s for s in self._specs}
+        # Blocks on which f is linear: f_X(theta) = J g(theta) with g = theta there, 0 elsewhere.
+        self._homogeneous = homogeneous
+
+    # ----------------------------------------------------------------- layout
+    @property
+    def num_params(self) -> int:
+        return int(self._graph.num_params)
+
+    @property
+    def input_dim(self) -> int:
+        return int(self._graph.input_dim)
+
+    @property
+    def output_dim(self) -> int:
+        return int(self._graph.output_dim)
+
+    @property
+    def param_specs(self) -> tuple[ParamSpec, ...]:
+        """The parameter blocks in theta order."""
+        return self._specs
+
+    def unflatten(self, theta: object) -> dict[str, np.ndarray]:
+        """Named arrays (copies) from flat theta, in theta order."""
+        theta = as_theta(theta, self.num_params)
+        return {
+            s.name: theta[s.offset : s.offset + s.size].reshape(s.shape, order="F").copy()
+            for s in self._specs
+        }
+
+    def flatten(self, params: Mapping[str, object]) -> np.ndarray:
+        """Flat theta from named arrays (every name of :attr:`param_specs`, nothing else)."""
+        missing = [s.name for s in self._specs if s.name not in params]
+        extra = [k for k in params if k not in self._by_name]
+        if missing or extra:
+            raise ShapeError(f"parameter names do not match the model: missing {missing}, unknown {extra}")
+        theta = np.empty(self.num_params)
+        for s in self._specs:
+            arr = as_float_array(params[s.name], s.name)
+            if arr.shape != s.shape:
+                raise ShapeError(f"parameter {s.name} has shape {arr.shape}; expected {s.shape}")
+            theta[s.offset : s.offset + s.size] = arr.reshape(-1, order="F")
+        check_finite(theta, "params")
+        return theta
+
+    def init(self, seed: int | np.random.Generator | None = 0) -> np.ndarray:
+        """Scaled random theta: weights N(0, gain^2 / fan_in) (He gain for rectifiers,
+        LeCun otherwise), biases 0. Same seed, same theta."""
+        rng = np.random.default_rng(seed)
+        theta = np.zeros(self.num_params)
+        for s in self._specs:
+            if s.init_std > 0:
+                theta[s.offset : s.offset + s.size] = rng.normal(0.0, s.init_std, s.size)
+        return theta
+
+    # ------------------------------------------------------------ computations
+    def forward(self, theta: object, X: object, *, n_threads: int | None = None) -> np.ndarray:
+        """f_X(theta): outputs (m, d_y)."""
+        theta, X, threads = self._inputs(theta, X, n_threads)
+        out = np.empty((X.shape[0], self.output_dim))
+        self._graph.forward(theta, X, out, threads)
+        return out
+
+    def jacobian(
+        self,
+        theta: object,
+        X: object,
+        *,
+        n_threads: int | None = None,
+        out: np.ndarray | None = None,
+        memory_budget: int | None = None,
+    ) -> np.ndarray:
+        """Dense Jacobian J = d f_X / d theta, shape (m * d_y, num_params), exact.
+
+        Row ``i * d_y + k`` is the gradient of output k at sample i. The size is checked
+        against ``memory_budget`` (bytes; default the memory available now) before anything
+        is allocated. Pass ``out`` (float64, C-contiguous, right shape) to reuse a buffer.
+        """
+        theta, X, threads = self._inputs(theta, X, n_threads)
+        shape = (X.shape[0] * self.output_dim, self.num_params)
+        if out is None:
+            check_allocation(
+                8 * shape[0] * shape[1],
+                f"the dense Jacobian {shape[0]} x {shape[1]} (m*d_y x num_params)",
+                memory_budget,
+                "use jvp/vjp (matrix-free), fewer samples per call, or pass a memory_budget",
+            )
+            out = np.empty(shape)
+        elif (
+            not isinstance(out, np.ndarray)
+            or out.dtype != np.float64
+            or out.shape != shape
+            or not out.flags.c_contiguous
+            or not out.flags.writeable
+        ):
+            got = (getattr(out, "shape", None), getattr(out, "dtype", type(out)))
+            raise ShapeError(f"out must be a writeable C-contiguous float64 array of shape {shape}; got {got}")
+        self._graph.jacobian(theta, X, out, threads)
+        return out
+
+    def jvp(self, theta: object, X: object, v: object, *, n_threads: int | None = None) -> np.ndarray:
+        """J v, shape (m, d_y): the directional derivative of f_X along v (forward mode)."""
+        theta, X, threads = self._inputs(theta, X, n_threads)
+        v = as_theta(v, self.num_params, "v")
+        out = np.empty((X.shape[0], self.output_dim))
+        self._graph.jvp(theta, X, v, out, threads)
+        return out
+
+    def vjp(self, theta: object, X: object, U: object, *, n_threads: int | None = None) -> np.ndarray:
+        """J^T vec(U), shape (num_params,), for U of shape (m, d_y) (reverse mode)."""
+        theta, X, threads = self._inputs(theta, X, n_threads)
+        U = as_samples(U, self.output_dim, "U", num_samples=X.shape[0])
+        out = np.empty(self.num_params)
+        self._graph.vjp(theta, X, U, out, threads)
+        return out
+
+    def homogeneity(self, theta: object) -> np.ndarray:
+        """g(theta) of Assumption 2 with J g(theta) = f_X(theta): theta on the blocks f is
+        linear in (the output layer), 0 elsewhere."""
+        theta = as_theta(theta, self.num_params)
+        g = np.zeros_like(theta)
+        for name in self._homogeneous:
+            s = self._by_name[name]
+            g[s.offset : s.offset + s.size] = theta[s.offset : s.offset + s.size]
+        return g
+
+    def kink_margin(self, theta: object, X: object, *, n_threads: int | None = None) -> float:
+        """Smallest |pre-activation| over samples at units whose activation has a kink
+        (relu, leaky_relu); +inf when the model has none. 0 means theta is in Omega."""
+        theta, X, threads = self._inputs(theta, X, n_threads)
+        return float(self._graph.kink_margin(theta, X, threads))
+
+    def _inputs(self, theta: object, X: object, n_threads: int | None) -> tuple[np.ndarray, np.ndarray, int]:
+        return as_theta(theta, self.num_params), as_samples(X, self.input_dim), as_threads(n_threads)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._describe()}; {self.num_params} parameters)"
+
+    def _describe(self) -> str:
+        return f"{self.input_dim} -> {self.output_dim}"
