@@ -474,6 +474,7 @@ def environment() -> dict[str, Any]:
         "XLA_FLAGS": os.environ.get("XLA_FLAGS"),
         "gradbasis": getattr(gradbasis, "__version__", None),
         "transparent_hugepage": thp.read_text().strip() if thp.exists() else None,
+        "loadavg_at_start": os.getloadavg(),
     }
 
 
@@ -502,6 +503,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     env = environment()
     print(f"# jacobian benchmark, {N_THREADS} threads, CPUs {PINNED_CPUS}", flush=True)
+    if env["loadavg_at_start"][0] > 0.5:
+        print(f"# warning: load average {env['loadavg_at_start']}, timings may be noisy", flush=True)
     rows = []
     for case_name in args.cases:
         case = CASES[case_name]
@@ -523,6 +526,7 @@ def main(argv: list[str] | None = None) -> int:
         "JAX variant: pytree = dict of per-parameter jacobians, flat = (m*d_y, dθ) matrix; "
         f"bandwidth reference method(s): {sorted({r['bandwidth_ref_method'] for r in rows})}"
     )
+    env["loadavg_at_end"] = os.getloadavg()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"environment": env, "results": rows}, indent=2))
     print(f"wrote {args.out}")

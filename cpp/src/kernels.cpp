@@ -5,6 +5,8 @@
 #include <limits>
 #include <vector>
 
+#include <Eigen/StdVector>
+
 #include "gradbasis/engine.hpp"
 
 #ifdef _OPENMP
@@ -46,7 +48,12 @@ double reduce_over_blocks(const Graph& g, Index m, unsigned needs, int n_threads
   const Index P = g.num_params();
   const Index blocks = num_blocks(m);
   const Index chunks = std::min(kMaxChunks, blocks);
-  std::vector<double> partial(out != nullptr ? static_cast<size_t>(chunks * P) : 0, 0.0);
+  // Every partial starts on a 64-byte boundary: Eigen's vectorised accumulation peels a
+  // scalar head whose length depends on the target's alignment, and the scalar and packet
+  // paths round differently (FMA), so an address-dependent layout would change results.
+  const Index stride = (P + 7) / 8 * 8;
+  std::vector<double, Eigen::aligned_allocator<double>> partial(
+      out != nullptr ? static_cast<size_t>(chunks * stride) : 0, 0.0);
   std::vector<double> scalar(static_cast<size_t>(chunks), 0.0);
   const int threads = static_cast<int>(std::min<Index>(resolve_threads(n_threads), chunks));
 #pragma omp parallel num_threads(threads)
@@ -54,7 +61,7 @@ double reduce_over_blocks(const Graph& g, Index m, unsigned needs, int n_threads
     Workspace ws(g, std::min(kBlock, m), 1, needs);
 #pragma omp for schedule(dynamic, 1)
     for (Index c = 0; c < chunks; ++c) {
-      double* vec = out != nullptr ? partial.data() + c * P : nullptr;
+      double* vec = out != nullptr ? partial.data() + c * stride : nullptr;
       for (Index b = c * blocks / chunks; b < (c + 1) * blocks / chunks; ++b) {
         const Index i0 = b * kBlock;
         scalar[static_cast<size_t>(c)] += body(ws, i0, std::min(kBlock, m - i0), vec);
@@ -66,7 +73,7 @@ double reduce_over_blocks(const Graph& g, Index m, unsigned needs, int n_threads
   if (out != nullptr) {
     Eigen::Map<Vector> result(out, P);
     result.setZero();
-    for (Index c = 0; c < chunks; ++c) result += Eigen::Map<const Vector>(partial.data() + c * P, P);
+    for (Index c = 0; c < chunks; ++c) result += Eigen::Map<const Vector>(partial.data() + c * stride, P);
   }
   return total;
 }
