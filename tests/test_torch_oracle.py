@@ -358,6 +358,7 @@ def _model_cases():
     raw += [
         ("mlp-leaky_relu-default-slope", MLPCase(S4, "leaky_relu")),
         ("mlp-leaky_relu-kwarg-slope0.2", MLPCase(S4, "leaky_relu", negative_slope=0.2)),
+        ("mlp-depth0-linear", MLPCase([4, 3], [])),
         ("mlp-depth1-tanh", MLPCase([4, 6, 3], "tanh")),
         ("mlp-depth1-relu-nobias", MLPCase([4, 6, 3], "relu", bias=False)),
         ("mlp-depth3-tanh", MLPCase(S5, "tanh")),
@@ -452,6 +453,22 @@ def torch_jacobian(case, p, X, names):
     return torch.cat(cols, dim=2).reshape(m * d_y, -1).numpy()
 
 
+_JAC_CACHE: dict = {}
+
+
+def _jacobian_setup(case, seed=3):
+    """Model, data and the torch Jacobian; cached so the two tests share one vmap(jacrev)."""
+    key = (id(case), seed)
+    if key not in _JAC_CACHE:
+        model, theta, X = make_data(case, seed)
+        p = params_to_torch(model, theta)
+        check_kinks(case, p, X)
+        names = [n for n, _ in case.names_shapes()]
+        _JAC_CACHE[key] = (theta, X, p, torch_jacobian(case, p, X, names))
+    theta, X, p, Jt = _JAC_CACHE[key]
+    return case.build(), theta.copy(), X.copy(), p, Jt.copy()
+
+
 # --------------------------------------------------------------------------
 # Model tests
 # --------------------------------------------------------------------------
@@ -488,11 +505,7 @@ def test_forward_matches_torch(case):
 
 @pytest.mark.parametrize("case", MODEL_CASES)
 def test_jacobian_jvp_vjp_match_torch(case):
-    model, theta, X = make_data(case, seed=3)
-    p = params_to_torch(model, theta)
-    check_kinks(case, p, X)
-    names = [n for n, _ in case.names_shapes()]
-    Jt = torch_jacobian(case, p, X, names)
+    model, theta, X, p, Jt = _jacobian_setup(case)
     assert Jt.shape == (M * case.output_dim, model.num_params)
 
     J = model.jacobian(theta, X)
@@ -511,11 +524,7 @@ def test_jacobian_jvp_vjp_match_torch(case):
 @pytest.mark.parametrize("case", MODEL_CASES)
 def test_homogeneity_direction_against_torch_jacobian(case):
     # homogeneity(theta) = g with J g = f_X(theta); verified with torch's J and f.
-    model, theta, X = make_data(case, seed=4)
-    p = params_to_torch(model, theta)
-    check_kinks(case, p, X)
-    names = [n for n, _ in case.names_shapes()]
-    Jt = torch_jacobian(case, p, X, names)
+    model, theta, X, p, Jt = _jacobian_setup(case)
     with torch.no_grad():
         f = case.torch_fn(p, T(X)).numpy().reshape(-1)
     g = np.asarray(model.homogeneity(theta))
