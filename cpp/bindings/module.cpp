@@ -9,4 +9,5 @@ PYBIND11_MODULE(_core, m) {
         "Threads used when n_threads is None.");
   gradbasis::bindings::bind_graph(m);
   gradbasis::bindings::bind_loss(m);
+  gradbasis::bindings::bind_induced(m);
 }

@@ -9,16 +9,26 @@ namespace {
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
-// Softmax of q into out; returns log-sum-exp(q). Shifted by the max so exp never overflows.
-double softmax(const double* q, Index d, double* out) {
-  const double top = *std::max_element(q, q + d);
-  double total = 0.0;
+// Softmax of q, kept accurate when one logit dominates: with j the largest logit and
+// rest = sum_{k != j} exp(q_k - q_j), the probabilities are exp(q_k - q_j) / (1 + rest) and
+// log-sum-exp is q_j + log1p(rest). `rest` carries the tiny complement 1 - p_j exactly, which
+// a plain 1 - p_j would round to 0 once the losses of separable data fall below 1e-16.
+struct Softmax {
+  Index top = 0;
+  double rest = 0.0;   // sum of exp(q_k - q_top) over k != top
+  double lse = 0.0;    // log-sum-exp of q
+};
+
+Softmax softmax(const double* q, Index d, double* p) {
+  Softmax sm;
+  sm.top = static_cast<Index>(std::max_element(q, q + d) - q);
   for (Index k = 0; k < d; ++k) {
-    out[k] = std::exp(q[k] - top);
-    total += out[k];
+    p[k] = k == sm.top ? 1.0 : std::exp(q[k] - q[sm.top]);
+    if (k != sm.top) sm.rest += p[k];
   }
-  for (Index k = 0; k < d; ++k) out[k] /= total;
-  return top + std::log(total);
+  for (Index k = 0; k < d; ++k) p[k] /= 1.0 + sm.rest;
+  sm.lse = q[sm.top] + std::log1p(sm.rest);
+  return sm;
 }
 
 double sum(const double* a, Index d) {
@@ -48,14 +58,14 @@ double Loss::value(const double* q, const double* y, Index d) const {
       return s;
     }
     case LossKind::CrossEntropy: {
-      // -sum_k y_k log softmax(q)_k = lse(q) sum(y) - <y, q>.
-      const double top = *std::max_element(q, q + d);
-      double total = 0.0, yq = 0.0;
-      for (Index k = 0; k < d; ++k) {
-        total += std::exp(q[k] - top);
-        yq += y[k] * (q[k] - top);
-      }
-      return std::log(total) * sum(y, d) - yq;
+      // -sum_k y_k log softmax(q)_k = sum_k y_k (q_top - q_k + log1p(rest)), every term >= 0.
+      const Index top = static_cast<Index>(std::max_element(q, q + d) - q);
+      double rest = 0.0, v = 0.0;
+      for (Index k = 0; k < d; ++k)
+        if (k != top) rest += std::exp(q[k] - q[top]);
+      const double log_total = std::log1p(rest);
+      for (Index k = 0; k < d; ++k) v += y[k] * (q[top] - q[k] + log_total);
+      return v;
     }
     case LossKind::SmoothedHinge: return hinge_derivative(p, y[0] * q[0], 0);
   }
@@ -68,9 +78,12 @@ void Loss::gradient(const double* q, const double* y, Index d, double* out) cons
       for (Index k = 0; k < d; ++k) out[k] = 2.0 * (q[k] - y[k]);
       break;
     case LossKind::CrossEntropy: {
-      softmax(q, d, out);
+      // sum(y) softmax(q) - y, with the top entry written as (sum(y) - y_top) - sum(y) * rest / (1 + rest)
+      // so that a confident, correct prediction keeps its tiny gradient.
+      const Softmax sm = softmax(q, d, out);
       const double mass = sum(y, d);
       for (Index k = 0; k < d; ++k) out[k] = out[k] * mass - y[k];
+      out[sm.top] = (mass - y[sm.top]) - mass * sm.rest / (1.0 + sm.rest);
       break;
     }
     case LossKind::SmoothedHinge: out[0] = y[0] * hinge_derivative(p, y[0] * q[0], 1); break;
@@ -84,12 +97,16 @@ void Loss::hessian(const double* q, const double* y, Index d, double* out) const
         for (Index b = 0; b < d; ++b) out[a * d + b] = a == b ? 2.0 : 0.0;
       break;
     case LossKind::CrossEntropy: {
-      // sum(y) (diag(s) - s s^T), s = softmax(q); the first d entries of out hold s meanwhile.
-      softmax(q, d, out);
-      Eigen::VectorXd s = Eigen::Map<const Eigen::VectorXd>(out, d);
+      // sum(y) (diag(s) - s s^T), s = softmax(q); diagonal s_a (1 - s_a) with 1 - s_top = rest / (1 + rest).
+      Eigen::VectorXd s(d);
+      const Softmax sm = softmax(q, d, s.data());
       const double mass = sum(y, d);
       for (Index a = 0; a < d; ++a)
-        for (Index b = 0; b < d; ++b) out[a * d + b] = mass * ((a == b ? s[a] : 0.0) - s[a] * s[b]);
+        for (Index b = 0; b < d; ++b) out[a * d + b] = -mass * s[a] * s[b];
+      for (Index a = 0; a < d; ++a) {
+        const double complement = a == sm.top ? sm.rest / (1.0 + sm.rest) : 1.0 - s[a];
+        out[a * d + a] = mass * s[a] * complement;
+      }
       break;
     }
     case LossKind::SmoothedHinge: out[0] = hinge_derivative(p, y[0] * q[0], 2); break;
@@ -103,11 +120,15 @@ void Loss::hessian_vector(const double* q, const double* y, Index d, const doubl
       for (Index k = 0; k < d; ++k) out[k] = 2.0 * v[k];
       break;
     case LossKind::CrossEntropy: {
-      softmax(q, d, out);
+      // sum(y) s * (v - <s, v>), with v_top - <s, v> = v_top rest / (1 + rest) - sum_{k != top} s_k v_k.
+      const Softmax sm = softmax(q, d, out);
       const double mass = sum(y, d);
-      double sv = 0.0;
-      for (Index k = 0; k < d; ++k) sv += out[k] * v[k];
-      for (Index k = 0; k < d; ++k) out[k] = mass * out[k] * (v[k] - sv);
+      double sv_rest = 0.0;
+      for (Index k = 0; k < d; ++k)
+        if (k != sm.top) sv_rest += out[k] * v[k];
+      const double top_term = v[sm.top] * sm.rest / (1.0 + sm.rest) - sv_rest;
+      const double sv = out[sm.top] * v[sm.top] + sv_rest;
+      for (Index k = 0; k < d; ++k) out[k] = mass * out[k] * (k == sm.top ? top_term : v[k] - sv);
       break;
     }
     case LossKind::SmoothedHinge: out[0] = hinge_derivative(p, y[0] * q[0], 2) * v[0]; break;
@@ -124,7 +145,7 @@ double Loss::conjugate(const double* s, const double* y, Index d) const {
     }
     case LossKind::CrossEntropy: {
       // l(q) = lse(q) - <y,q> for a probability vector y, so l*(s) = negentropy(s + y)
-      // on the simplex and +inf off it.
+      // on the simplex and +inf off it (entries within the slack of 0 count as 0).
       double total = 0.0, v = 0.0;
       for (Index k = 0; k < d; ++k) {
         const double pk = s[k] + y[k];
@@ -138,8 +159,8 @@ double Loss::conjugate(const double* s, const double* y, Index d) const {
       // l(q) = phi(y q) with y^2 = 1, so l*(s) = phi*(y s); phi*(r) = +inf for r > 0 and
       // r + (1 - 1/p)|r| (|r|/p)^(1/(p-1)) for r <= 0.
       const double r = y[0] * s[0];
-      if (r > 0.0) return kInf;
-      const double a = -r;
+      if (r > kConjugateSlack) return kInf;
+      const double a = std::max(-r, 0.0);
       return r + (1.0 - 1.0 / p) * a * std::pow(a / p, 1.0 / (p - 1.0));
     }
   }

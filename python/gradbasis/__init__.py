@@ -25,6 +25,7 @@ from .errors import (
     ShapeError,
     UnknownNameError,
 )
+from .induced import InducedResult, ProfileEntry, induced_minimum
 from .losses import CrossEntropyLoss, Loss, SmoothedHingeLoss, SquaredLoss, get_loss
 from .models import (
     ACTIVATIONS,
@@ -50,6 +51,7 @@ __all__ = [
     "CrossEntropyLoss",
     "DTypeError",
     "GradbasisError",
+    "InducedResult",
     "InvalidLabelError",
     "InvalidWeightsError",
     "Loss",
@@ -59,6 +61,7 @@ __all__ = [
     "NonFiniteError",
     "Objective",
     "PreActResidualStack",
+    "ProfileEntry",
     "ResNet",
     "ShapeError",
     "SkipMLP",
@@ -68,4 +71,5 @@ __all__ = [
     "WITH_OPENMP",
     "__version__",
     "get_loss",
+    "induced_minimum",
 ]

@@ -1,0 +1,38 @@
+#include "bindings.hpp"
+
+#include "gradbasis/induced.hpp"
+
+namespace gradbasis::bindings {
+
+void bind_induced(py::module_& m) {
+  py::class_<InducedSolve>(m, "InducedSolve")
+      .def_readonly("cut", &InducedSolve::cut)
+      .def_readonly("rank", &InducedSolve::rank)
+      .def_readonly("value", &InducedSolve::value)
+      .def_readonly("lower", &InducedSolve::lower)
+      .def_readonly("iterations", &InducedSolve::iterations)
+      .def_readonly("gradient_norm", &InducedSolve::gradient_norm)
+      .def_readonly("converged", &InducedSolve::converged)
+      .def_readonly("attained", &InducedSolve::attained);
+
+  py::class_<InducedResult>(m, "InducedResult")
+      .def_readonly("main", &InducedResult::main)
+      .def_readonly("profile", &InducedResult::profile)
+      .def_readonly("alpha", &InducedResult::alpha)
+      .def_readonly("fitted", &InducedResult::fitted)
+      .def_readonly("singular_values", &InducedResult::singular_values);
+
+  m.def(
+      "induced_minimum",
+      [](ConstRowMatrixRef B, const Loss& loss, ConstRowMatrixRef Y, ConstVectorRef w, double rank_tol,
+         std::vector<double> cuts, double tol, int max_iter, int n_threads) {
+        InducedOptions options{rank_tol, std::move(cuts), tol, max_iter, n_threads};
+        py::gil_scoped_release release;
+        return induced_minimum(B, loss, Y, w.data(), options);
+      },
+      py::arg("B").noconvert(), py::arg("loss"), py::arg("Y").noconvert(), py::arg("weights").noconvert(),
+      py::arg("rank_tol"), py::arg("cuts"), py::arg("tol"), py::arg("max_iter"), py::arg("n_threads"),
+      "Minimise sum_i w_i l((B a)_i, y_i) over the numerical span of B (see induced.hpp).");
+}
+
+}  // namespace gradbasis::bindings

@@ -1,0 +1,208 @@
+#include "gradbasis/induced.hpp"
+
+#include <Eigen/Cholesky>
+#include <Eigen/QR>
+#include <Eigen/SVD>
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+namespace gradbasis {
+namespace {
+
+// Thin SVD of B = U diag(s) V^T with U (n x k), k = min(n, p). When p > n, B^T is first
+// reduced by Householder QR (B^T = Q R) so the SVD runs on the small n x n factor R^T.
+struct RangeBasis {
+  ColMatrix U;
+  Vector s;
+  ColMatrix W;                          // V = Q [W; 0] when reduced, else V = W
+  Eigen::HouseholderQR<ColMatrix> qr;   // used only when reduced
+  bool reduced = false;
+
+  explicit RangeBasis(ConstRowMatrixRef B) {
+    const Index n = B.rows(), p = B.cols();
+    if (p > n) {
+      reduced = true;
+      qr.compute(B.transpose());
+      const ColMatrix Rt = qr.matrixQR().topRows(n).triangularView<Eigen::Upper>().transpose();
+      Eigen::BDCSVD<ColMatrix> svd(Rt, Eigen::ComputeFullU | Eigen::ComputeFullV);
+      U = svd.matrixU();
+      s = svd.singularValues();
+      W = svd.matrixV();
+    } else {
+      Eigen::BDCSVD<ColMatrix> svd(B, Eigen::ComputeThinU | Eigen::ComputeThinV);
+      U = svd.matrixU();
+      s = svd.singularValues();
+      W = svd.matrixV();
+    }
+  }
+
+  Index rank_at(double cut) const {
+    if (s.size() == 0 || s[0] <= 0.0) return 0;
+    Index r = 0;
+    while (r < s.size() && s[r] > cut * s[0]) ++r;
+    return r;
+  }
+
+  // Minimum-norm a with B a = U_r beta.
+  Vector coefficients(const Vector& beta, Index p) const {
+    const Index r = beta.size();
+    const Vector z = W.leftCols(r) * beta.cwiseQuotient(s.head(r));
+    if (!reduced) return z;
+    Vector a = Vector::Zero(p);
+    a.head(z.size()) = z;
+    return qr.householderQ() * a;
+  }
+};
+
+// Phi and its derivatives at fitted outputs F (n-vector, sample-major).
+class Objective {
+ public:
+  Objective(const Loss& loss, ConstRowMatrixRef Y, const double* w)
+      : loss_(loss), Y_(Y), w_(w), m_(Y.rows()), d_(Y.cols()) {}
+
+  double value(const Vector& F) const {
+    double v = 0.0;
+    for (Index i = 0; i < m_; ++i) v += w_[i] * loss_.value(F.data() + i * d_, Y_.row(i).data(), d_);
+    return v;
+  }
+  // g_i = w_i grad l(F_i)
+  void gradient(const Vector& F, Vector& g) const {
+    for (Index i = 0; i < m_; ++i) {
+      loss_.gradient(F.data() + i * d_, Y_.row(i).data(), d_, g.data() + i * d_);
+      g.segment(i * d_, d_) *= w_[i];
+    }
+  }
+  // HQ = blockdiag(w_i hess l(F_i)) Q
+  void hessian_times(const Vector& F, const Eigen::Ref<const ColMatrix>& Q, ColMatrix& HQ) const {
+    RowMatrix h(d_, d_);
+    for (Index i = 0; i < m_; ++i) {
+      loss_.hessian(F.data() + i * d_, Y_.row(i).data(), d_, h.data());
+      HQ.middleRows(i * d_, d_).noalias() = w_[i] * h * Q.middleRows(i * d_, d_);
+    }
+  }
+  // -sum_i w_i l*(u_i / w_i): the weak-duality lower bound for u orthogonal to the span
+  // (-inf when u is outside the conjugates' domain). u = 0 is always feasible.
+  double dual(const Vector& u) const {
+    double v = 0.0;
+    Vector s(d_);
+    for (Index i = 0; i < m_; ++i) {
+      s = u.segment(i * d_, d_) / w_[i];
+      const double c = loss_.conjugate(s.data(), Y_.row(i).data(), d_);
+      if (!std::isfinite(c)) return -std::numeric_limits<double>::infinity();
+      v -= w_[i] * c;
+    }
+    return v;
+  }
+
+ private:
+  const Loss& loss_;
+  ConstRowMatrixRef Y_;
+  const double* w_;
+  Index m_, d_;
+};
+
+// Damped Newton with Armijo backtracking on phi(beta) = Phi(Q beta), Q = U_r. Stops when the
+// duality gap is closed to tol, when no step decreases phi at working precision, or at max_iter.
+InducedSolve newton(const Objective& phi, const ColMatrix& U, Index r, double cut, const InducedOptions& opt,
+                    Vector& beta) {
+  const Index n = U.rows();
+  const auto Q = U.leftCols(r);
+  InducedSolve out;
+  out.cut = cut;
+  out.rank = r;
+  Vector F = Q * beta, g(n), grad(r), step(r), trial_F(n), u(n);
+  ColMatrix HQ(n, r), H(r, r);
+  double value = phi.value(F);
+  double last_step = 0.0;
+  const double trivial_lower = phi.dual(Vector::Zero(n));
+  // The dual point: grad Phi with its component in the span removed (exactly orthogonal to it).
+  auto certify = [&]() {
+    phi.gradient(F, g);
+    grad.noalias() = Q.transpose() * g;
+    u = g;
+    u.noalias() -= Q * grad;
+    // Near the domain's boundary (e.g. separable data, where some probabilities underflow)
+    // the projection can push u outside; u = 0 still gives a valid, if weaker, bound.
+    out.lower = std::max(phi.dual(u), trivial_lower);
+  };
+  certify();
+  int it = 0;
+  for (; it < opt.max_iter; ++it) {
+    if (value - out.lower <= opt.tol * std::max(1.0, std::abs(value))) {
+      out.converged = true;
+      break;
+    }
+    phi.hessian_times(F, Q, HQ);
+    H.noalias() = Q.transpose() * HQ;
+    // A relative ridge keeps the solve defined where Phi is flat along the span (e.g. the
+    // per-sample constant shifts that cross-entropy ignores, or hinge samples past the margin).
+    const double ridge = 1e-13 * std::max(H.diagonal().maxCoeff(), std::numeric_limits<double>::min());
+    H.diagonal().array() += ridge;
+    step = -H.llt().solve(grad);
+    const double decrement = -grad.dot(step);
+    bool accepted = false;
+    double t = 1.0;
+    for (int k = 0; k < 60 && decrement > 0.0; ++k, t *= 0.5) {
+      trial_F = F;
+      trial_F.noalias() += t * (Q * step);
+      const double trial = phi.value(trial_F);
+      if (trial <= value - 1e-4 * t * decrement) {
+        beta += t * step;
+        F = trial_F;
+        value = trial;
+        accepted = true;
+        break;
+      }
+    }
+    if (!accepted) {  // no decrease left at working precision: as good as it gets
+      out.converged = true;
+      break;
+    }
+    last_step = t * step.norm();
+    certify();
+  }
+  out.iterations = it;
+  out.value = value;
+  out.gradient_norm = grad.norm();
+  // Attained: the iterates settled (a final step negligible next to beta). Along a direction
+  // where the infimum lies at infinity (separable cross-entropy) Newton keeps taking O(1) steps.
+  out.attained = out.converged && last_step <= 1e-6 * (1.0 + beta.norm());
+  return out;
+}
+
+}  // namespace
+
+InducedResult induced_minimum(ConstRowMatrixRef B, const Loss& loss, ConstRowMatrixRef Y,
+                              const double* weights, const InducedOptions& options) {
+  const RangeBasis basis(B);
+  const Objective phi(loss, Y, weights);
+
+  std::vector<double> cuts = options.cuts;
+  cuts.push_back(options.rank_tol);
+  std::sort(cuts.begin(), cuts.end(), std::greater<double>());
+  cuts.erase(std::unique(cuts.begin(), cuts.end()), cuts.end());
+
+  InducedResult result;
+  result.singular_values = basis.s;
+  // Largest cut first: each span contains the previous one, so its optimum warm-starts the next.
+  Vector beta(0), main_beta(0);
+  for (double cut : cuts) {
+    const Index r = basis.rank_at(cut);
+    Vector start = Vector::Zero(r);
+    start.head(std::min(r, beta.size())) = beta.head(std::min(r, beta.size()));
+    beta = start;
+    InducedSolve solve = newton(phi, basis.U, r, cut, options, beta);
+    if (cut == options.rank_tol) {
+      result.main = solve;
+      main_beta = beta;
+    }
+    result.profile.push_back(solve);
+  }
+  result.alpha = basis.coefficients(main_beta, B.cols());
+  const Vector F = basis.U.leftCols(main_beta.size()) * main_beta;
+  result.fitted = Eigen::Map<const RowMatrix>(F.data(), Y.rows(), Y.cols());
+  return result;
+}
+
+}  // namespace gradbasis
