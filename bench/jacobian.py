@@ -61,8 +61,17 @@ never asserted.
 
 from __future__ import annotations
 
+import argparse
+import gc
+import json
 import os
+import platform
 import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
 
 N_THREADS = 2
 
@@ -84,16 +93,7 @@ def _pin_threads(n_threads: int, torch_thp: bool) -> list[int] | None:
 
 PINNED_CPUS = _pin_threads(N_THREADS, torch_thp="--torch-default-alloc" not in sys.argv)
 
-import argparse  # noqa: E402
-import gc  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any, Callable  # noqa: E402
-
+# numpy, torch and jax read the thread settings above when imported.
 import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)

@@ -2,8 +2,31 @@
 
 #include <cstring>
 
+#if defined(__x86_64__) && defined(__SSE2__)
+#include <immintrin.h>
+#define GRADBASIS_STREAM_STORES 1
+#endif
+
 namespace gradbasis {
 namespace {
+
+// Jacobians are written once and not read back soon, and they are often far larger than the
+// caches: non-temporal stores skip the read-for-ownership of every destination line.
+inline void store_stream(double* dst, double value) {
+#ifdef GRADBASIS_STREAM_STORES
+  long long bits;
+  std::memcpy(&bits, &value, sizeof bits);
+  _mm_stream_si64(reinterpret_cast<long long*>(dst), bits);
+#else
+  *dst = value;
+#endif
+}
+
+inline void stream_fence() {
+#ifdef GRADBASIS_STREAM_STORES
+  _mm_sfence();
+#endif
+}
 
 ConstColMap weight(const Graph& g, const Node& n, const double* theta) {
   return ConstColMap(theta + n.weight_offset, n.dim, g.node(n.src).dim);
@@ -217,12 +240,14 @@ void block_write_jacobian(const Graph& g, Workspace& ws, Index B, double* J_bloc
         double* dst = row + n.weight_offset;
         for (Index b = 0; b < d_in; ++b, dst += d_out) {
           const double xb = x[b];
-          for (Index a = 0; a < d_out; ++a) dst[a] = xb * delta[a];
+          for (Index a = 0; a < d_out; ++a) store_stream(dst + a, xb * delta[a]);
         }
-        if (n.bias_offset >= 0) std::memcpy(row + n.bias_offset, delta, sizeof(double) * static_cast<size_t>(d_out));
+        if (n.bias_offset >= 0)
+          for (Index a = 0; a < d_out; ++a) store_stream(row + n.bias_offset + a, delta[a]);
       }
     }
   }
+  stream_fence();
 }
 
 }  // namespace gradbasis

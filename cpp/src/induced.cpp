@@ -61,6 +61,8 @@ class Objective {
   Objective(const Loss& loss, ConstRowMatrixRef Y, const double* w)
       : loss_(loss), Y_(Y), w_(w), m_(Y.rows()), d_(Y.cols()) {}
 
+  LossKind loss_kind() const { return loss_.kind; }
+
   double value(const Vector& F) const {
     double v = 0.0;
     for (Index i = 0; i < m_; ++i) v += w_[i] * loss_.value(F.data() + i * d_, Y_.row(i).data(), d_);
@@ -81,6 +83,16 @@ class Objective {
       HQ.middleRows(i * d_, d_).noalias() = w_[i] * h * Q.middleRows(i * d_, d_);
     }
   }
+  // u_i <- w_i clip(u_i / w_i): the nearest-ish point of the conjugates' domain.
+  void clip_to_domain(Vector& u) const {
+    Vector s(d_);
+    for (Index i = 0; i < m_; ++i) {
+      s = u.segment(i * d_, d_) / w_[i];
+      loss_.clip_to_domain(s.data(), Y_.row(i).data(), d_);
+      u.segment(i * d_, d_) = w_[i] * s;
+    }
+  }
+
   // -sum_i w_i l*(u_i / w_i): the weak-duality lower bound for u orthogonal to the span
   // (-inf when u is outside the conjugates' domain). u = 0 is always feasible.
   double dual(const Vector& u) const {
@@ -104,6 +116,15 @@ class Objective {
 
 // Damped Newton with Armijo backtracking on phi(beta) = Phi(Q beta), Q = U_r. Stops when the
 // duality gap is closed to tol, when no step decreases phi at working precision, or at max_iter.
+//
+// Dual point: u = g - H Q z with g = grad Phi(F), H its (block-diagonal) Hessian and
+// z = (Q^T H Q)^{-1} Q^T g: the gradient predicted after one more Newton step. Per-sample sums
+// are kept (1^T H_i = 0 for cross-entropy) and each entry moves in proportion to its own
+// curvature, so a probability that has underflowed to 0 or a hinge sample past the margin
+// stays where it is and u stays in the conjugates' domain (a plain projection g - Q Q^T g
+// would push such entries outside). The ridge's remainder is then projected out exactly.
+// When the infimum is approached only at infinity no such u is feasible and the bound falls
+// back to u = 0; a tight bound there needs a dual solve.
 InducedSolve newton(const Objective& phi, const ColMatrix& U, Index r, double cut, const InducedOptions& opt,
                     Vector& beta) {
   const Index n = U.rows();
@@ -111,44 +132,54 @@ InducedSolve newton(const Objective& phi, const ColMatrix& U, Index r, double cu
   InducedSolve out;
   out.cut = cut;
   out.rank = r;
-  Vector F = Q * beta, g(n), grad(r), step(r), trial_F(n), u(n);
+  Vector F = Q * beta, g(n), grad(r), z(r), trial_F(n), u(n);
   ColMatrix HQ(n, r), H(r, r);
+  Eigen::LLT<ColMatrix> llt;
   double value = phi.value(F);
-  double last_step = 0.0;
-  const double trivial_lower = phi.dual(Vector::Zero(n));
-  // The dual point: grad Phi with its component in the span removed (exactly orthogonal to it).
+  const double trivial_lower = phi.dual(Vector::Zero(n));  // u = 0 is always feasible
   auto certify = [&]() {
     phi.gradient(F, g);
     grad.noalias() = Q.transpose() * g;
-    u = g;
-    u.noalias() -= Q * grad;
-    // Near the domain's boundary (e.g. separable data, where some probabilities underflow)
-    // the projection can push u outside; u = 0 still gives a valid, if weaker, bound.
-    out.lower = std::max(phi.dual(u), trivial_lower);
-  };
-  certify();
-  int it = 0;
-  for (; it < opt.max_iter; ++it) {
-    if (value - out.lower <= opt.tol * std::max(1.0, std::abs(value))) {
-      out.converged = true;
-      break;
-    }
     phi.hessian_times(F, Q, HQ);
     H.noalias() = Q.transpose() * HQ;
     // A relative ridge keeps the solve defined where Phi is flat along the span (e.g. the
     // per-sample constant shifts that cross-entropy ignores, or hinge samples past the margin).
     const double ridge = 1e-13 * std::max(H.diagonal().maxCoeff(), std::numeric_limits<double>::min());
     H.diagonal().array() += ridge;
-    step = -H.llt().solve(grad);
-    const double decrement = -grad.dot(step);
+    llt.compute(H);
+    z = llt.solve(grad);
+    u = g;
+    u.noalias() -= HQ * z;
+    // The ridge leaves Q^T u = ridge * z. When that is above rounding (it matters when beta is
+    // huge) remove it exactly; should this push entries near the domain's edge outside,
+    // alternate clipping into the domain with the projection a few times. u = 0 is the last resort.
+    double lower = -std::numeric_limits<double>::infinity();
+    const double rounding = 64.0 * std::numeric_limits<double>::epsilon() * u.norm();
+    if ((Q.transpose() * u).norm() <= rounding) lower = phi.dual(u);
+    for (int k = 0; k < 64 && !std::isfinite(lower); ++k) {
+      if (k > 0) phi.clip_to_domain(u);
+      u.noalias() -= Q * (Q.transpose() * u);
+      lower = phi.dual(u);
+    }
+    out.lower = std::max(lower, trivial_lower);
+  };
+  int it = 0;
+  for (;; ++it) {
+    certify();
+    if (value - out.lower <= opt.tol * std::max(1.0, std::abs(value))) {
+      out.converged = true;
+      break;
+    }
+    if (it >= opt.max_iter || r == 0) break;
+    const double decrement = grad.dot(z);
     bool accepted = false;
     double t = 1.0;
     for (int k = 0; k < 60 && decrement > 0.0; ++k, t *= 0.5) {
       trial_F = F;
-      trial_F.noalias() += t * (Q * step);
+      trial_F.noalias() -= t * (Q * z);
       const double trial = phi.value(trial_F);
       if (trial <= value - 1e-4 * t * decrement) {
-        beta += t * step;
+        beta -= t * z;
         F = trial_F;
         value = trial;
         accepted = true;
@@ -156,18 +187,22 @@ InducedSolve newton(const Objective& phi, const ColMatrix& U, Index r, double cu
       }
     }
     if (!accepted) {  // no decrease left at working precision: as good as it gets
+      certify();
       out.converged = true;
       break;
     }
-    last_step = t * step.norm();
-    certify();
   }
   out.iterations = it;
   out.value = value;
   out.gradient_norm = grad.norm();
-  // Attained: the iterates settled (a final step negligible next to beta). Along a direction
-  // where the infimum lies at infinity (separable cross-entropy) Newton keeps taking O(1) steps.
-  out.attained = out.converged && last_step <= 1e-6 * (1.0 + beta.norm());
+  // Attained: squared and smoothed-hinge objectives always attain their infimum (each term
+  // reaches its minimum at a finite argument, so no ray leads to a lower value at infinity).
+  // Cross-entropy terms only approach 0: along a separating direction the Newton decrement
+  // stays comparable to the value itself (for log(1 + e^-t) they are equal), while at an
+  // attained minimum it is negligible next to it. A value of exactly 0 is underflow.
+  const double decrement = grad.dot(z);
+  const bool settles = phi.loss_kind() != LossKind::CrossEntropy || (value > 0.0 && decrement <= 1e-6 * value);
+  out.attained = out.converged && settles;
   return out;
 }
 

@@ -145,11 +145,12 @@ double Loss::conjugate(const double* s, const double* y, Index d) const {
     }
     case LossKind::CrossEntropy: {
       // l(q) = lse(q) - <y,q> for a probability vector y, so l*(s) = negentropy(s + y)
-      // on the simplex and +inf off it (entries within the slack of 0 count as 0).
+      // on the simplex and +inf off it. Entries must be >= 0 exactly; only the sum, which no
+      // floating-point vector meets exactly, gets a rounding-level slack.
       double total = 0.0, v = 0.0;
       for (Index k = 0; k < d; ++k) {
         const double pk = s[k] + y[k];
-        if (pk < -kConjugateSlack) return kInf;
+        if (pk < 0.0) return kInf;
         total += pk;
         if (pk > 0.0) v += pk * std::log(pk);
       }
@@ -159,12 +160,34 @@ double Loss::conjugate(const double* s, const double* y, Index d) const {
       // l(q) = phi(y q) with y^2 = 1, so l*(s) = phi*(y s); phi*(r) = +inf for r > 0 and
       // r + (1 - 1/p)|r| (|r|/p)^(1/(p-1)) for r <= 0.
       const double r = y[0] * s[0];
-      if (r > kConjugateSlack) return kInf;
-      const double a = std::max(-r, 0.0);
+      if (r > 0.0) return kInf;
+      const double a = -r;
       return r + (1.0 - 1.0 / p) * a * std::pow(a / p, 1.0 / (p - 1.0));
     }
   }
   return kInf;
+}
+
+void Loss::clip_to_domain(double* s, const double* y, Index d) const {
+  switch (kind) {
+    case LossKind::Squared: break;
+    case LossKind::CrossEntropy: {
+      Index top = 0;
+      double added = 0.0;
+      for (Index k = 0; k < d; ++k) {
+        if (s[k] + y[k] < 0.0) {
+          added += -(s[k] + y[k]);
+          s[k] = -y[k];
+        }
+        if (s[k] + y[k] > s[top] + y[top]) top = k;
+      }
+      s[top] -= added;
+      break;
+    }
+    case LossKind::SmoothedHinge:
+      if (y[0] * s[0] > 0.0) s[0] = 0.0;
+      break;
+  }
 }
 
 }  // namespace gradbasis

@@ -25,6 +25,8 @@ from .errors import (
     ShapeError,
     UnknownNameError,
 )
+from .assumptions import Assumption1Result, Assumption2Result, Lemma2Result, assumption1, assumption2, lemma2
+from .critical_points import PointClass, classify_point
 from .induced import InducedResult, ProfileEntry, induced_minimum
 from .losses import CrossEntropyLoss, Loss, SmoothedHingeLoss, SquaredLoss, get_loss
 from .models import (
@@ -38,6 +40,11 @@ from .models import (
     SkipMLP,
 )
 from .objective import Objective
+from .optimize import MinimizeResult, minimize
+from .overparameterized import IndistinctSamplesError, OverparameterizedReport, overparameterized_init
+from .representation import RepresentationBound, representation_bound
+from .theorem1 import Theorem1Result, theorem1
+from .verdict import Verdict
 
 __version__ = "0.1.0"
 
@@ -45,6 +52,24 @@ __version__ = "0.1.0"
 WITH_OPENMP: bool = bool(_core.with_openmp)
 
 __all__ = [
+    "IndistinctSamplesError",
+    "MinimizeResult",
+    "OverparameterizedReport",
+    "minimize",
+    "overparameterized_init",
+    "Assumption1Result",
+    "Assumption2Result",
+    "Lemma2Result",
+    "PointClass",
+    "RepresentationBound",
+    "Theorem1Result",
+    "Verdict",
+    "assumption1",
+    "assumption2",
+    "classify_point",
+    "lemma2",
+    "representation_bound",
+    "theorem1",
     "ACTIVATIONS",
     "Activation",
     "BasisModel",

@@ -8,7 +8,6 @@
 //
 // Certificates: `value` is Phi at the returned point (an upper bound on the infimum over
 // the span); `lower` is the weak-duality bound -sum_i w_i l*(u_i / w_i) at the dual point
-// u = (I - U_r U_r^T) grad Phi, which satisfies U_r^T u = 0 to rounding.
 #pragma once
 
 #include <vector>

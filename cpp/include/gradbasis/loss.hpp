@@ -17,11 +17,13 @@ struct Loss {
   void gradient(const double* q, const double* y, Index d, double* out) const;
   void hessian(const double* q, const double* y, Index d, double* out) const;
   void hessian_vector(const double* q, const double* y, Index d, const double* v, double* out) const;
-  // +inf outside the conjugate's domain: for cross-entropy s + y in the probability simplex,
-  // for the smoothed hinge y s <= 0. Domain tests allow an absolute slack of kConjugateSlack
-  // (rounding in a projected dual point); a point inside the slack is evaluated as if on the
-  // boundary, which moves the value by at most about kConjugateSlack * (1 + |log kConjugateSlack|).
+  // +inf outside the conjugate's domain: for cross-entropy s + y in the probability simplex
+  // (entries >= 0 exactly, sum 1 within kConjugateSlack), for the smoothed hinge y s <= 0.
   double conjugate(const double* s, const double* y, Index d) const;
+
+  // Moves s to a nearby point of the conjugate's domain (cross-entropy: s + y clipped to >= 0,
+  // the excess taken off the largest entry; hinge: y s clipped to <= 0; squared: unchanged).
+  void clip_to_domain(double* s, const double* y, Index d) const;
 
   static constexpr double kConjugateSlack = 1e-12;
 };

@@ -1,0 +1,98 @@
+"""What kind of point is theta: critical, approximately critical, saddle, kink?"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
+
+from ._validation import as_theta
+from .objective import Objective
+from .verdict import jsonable, table
+
+__all__ = ["PointClass", "classify_point", "hessian_extremes"]
+
+#: Below this many parameters the Hessian is formed column by column and diagonalised exactly.
+DENSE_HESSIAN_LIMIT = 400
+
+
+@dataclass(frozen=True)
+class PointClass:
+    """Classification of theta for L, with the numbers behind it.
+
+    ``kind`` is one of: "non-differentiable" (a kinked unit sits exactly at 0: theta in Omega),
+    "local-minimum candidate" (critical, no negative curvature: second-order necessary
+    conditions hold), "saddle" (critical with negative curvature), "approximate critical point"
+    (small gradient; curvature reported), "not critical".
+    """
+
+    kind: str
+    gradient_norm: float
+    kink_margin: float
+    min_eigenvalue: float
+    max_eigenvalue: float
+    grad_tol: float
+    approx_tol: float
+    curvature_tol: float
+    eigen_method: str
+    differentiable: bool
+    critical: bool
+    negative_curvature: bool
+
+    def to_dict(self) -> dict:
+        return jsonable(dict(vars(self)))
+
+    def __str__(self) -> str:
+        return table(f"point classification: {self.kind}", [(k, v) for k, v in vars(self).items() if k != "kind"])
+
+
+def hessian_extremes(obj: Objective, theta: np.ndarray, *, seed: int = 0) -> tuple[float, float, str]:
+    """Smallest and largest Hessian eigenvalues: exact (dense, from num_params HVPs) for small
+    models, otherwise Lanczos (ARPACK eigsh) on exact Hessian-vector products."""
+    n = obj.model.num_params
+    if n <= DENSE_HESSIAN_LIMIT:
+        H = np.stack([obj.hessian_vector(theta, e) for e in np.eye(n)])
+        eig = np.linalg.eigvalsh((H + H.T) / 2)
+        return float(eig[0]), float(eig[-1]), "dense"
+    op = LinearOperator((n, n), matvec=lambda v: obj.hessian_vector(theta, np.ravel(v)), dtype=np.float64)
+    v0 = np.random.default_rng(seed).normal(size=n)
+    extremes = []
+    for which in ("SA", "LA"):
+        try:
+            extremes.append(float(eigsh(op, k=1, which=which, v0=v0, tol=1e-10, maxiter=20 * n)[0][0]))
+        except ArpackNoConvergence as exc:  # keep the best Ritz value found
+            extremes.append(float(exc.eigenvalues[0]) if len(exc.eigenvalues) else float("nan"))
+    return extremes[0], extremes[1], "lanczos"
+
+
+def classify_point(
+    obj: Objective,
+    theta: object,
+    *,
+    grad_tol: float = 1e-6,
+    approx_tol: float = 1e-3,
+    curvature_tol: float = 1e-8,
+) -> PointClass:
+    """Classify theta from ||grad L||, the kink margin and the extreme Hessian eigenvalues.
+
+    Critical means ||grad L|| <= grad_tol; approximately critical, <= approx_tol. Negative
+    curvature means lambda_min < -curvature_tol * max(1, |lambda_max|) (relative, so rounding
+    in an exact Hessian of size ~1e-16 * |lambda_max| never counts).
+    """
+    theta = as_theta(theta, obj.model.num_params)
+    gnorm = float(np.linalg.norm(obj.gradient(theta)))
+    margin = obj.model.kink_margin(theta, obj.X)
+    lo, hi, method = hessian_extremes(obj, theta)
+    negative = lo < -curvature_tol * max(1.0, abs(hi))
+    differentiable = margin > 0.0
+    critical = gnorm <= grad_tol
+    if not differentiable:
+        kind = "non-differentiable"
+    elif critical:
+        kind = "saddle" if negative else "local-minimum candidate"
+    elif gnorm <= approx_tol:
+        kind = "approximate critical point"
+    else:
+        kind = "not critical"
+    return PointClass(kind, gnorm, margin, lo, hi, grad_tol, approx_tol, curvature_tol, method, differentiable, critical, negative)
