@@ -139,6 +139,10 @@ InducedSolve newton(const Objective& phi, const ColMatrix& U, Index r, double cu
   const double trivial_lower = phi.dual(Vector::Zero(n));  // u = 0 is always feasible
   auto certify = [&]() {
     phi.gradient(F, g);
+    if (r == 0) {  // the span is {0}: every u is orthogonal to it, and g is in the domain
+      out.lower = std::max(phi.dual(g), trivial_lower);
+      return;
+    }
     grad.noalias() = Q.transpose() * g;
     phi.hessian_times(F, Q, HQ);
     H.noalias() = Q.transpose() * HQ;

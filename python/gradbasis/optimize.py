@@ -29,6 +29,8 @@ METHODS = ("lbfgs", "newton-cg", "trust-krylov", "trust-ncg", "lbfgs+newton")
 # over at 1e-1 converged to 1e-8 in every case; at 1e-2 or later, L-BFGS sometimes crawled
 # into a plateau (loss 0.27 instead of 0) that Newton started from would have avoided.
 _HANDOVER = 1e-1
+# Iterations Newton gets per stage of "lbfgs+newton" (it converges in tens when it can).
+_NEWTON_ITERATIONS = 200
 
 
 @dataclass(frozen=True)
@@ -243,15 +245,19 @@ def minimize(
 
     start = time.perf_counter()
     if method == "lbfgs+newton":
-        stages = [("lbfgs", _HANDOVER), ("trust-ncg", None)]
+        # Newton gets a bounded number of iterations: where it stalls (far from a minimum, or
+        # on a kink) L-BFGS takes over again, then Newton polishes once more.
+        newton_cap = min(int(max_iter), _NEWTON_ITERATIONS)
+        stages = [("lbfgs", _HANDOVER, int(max_iter)), ("trust-ncg", None, newton_cap),
+                  ("lbfgs", None, int(max_iter)), ("trust-ncg", None, newton_cap)]
     else:
-        stages = [(method, None)]
+        stages = [(method, None, int(max_iter))]
     bar = _progress_bar(progress, len(stages) * int(max_iter), method)
     counted = _Counted(obj, gtol, bar)
     messages = []
     try:
         g0 = float(np.linalg.norm(counted.value_and_gradient(theta)[1]))
-        for stage, handover in stages:
+        for stage, handover, stage_iter in stages:
             stop_at = gtol if handover is None else max(gtol, handover * g0)
             # Skip a stage whose target already holds: scipy would take a step anyway
             # (or, for the trust-region methods, refuse to start).
@@ -260,7 +266,7 @@ def minimize(
                 if stop_at <= gtol:
                     break
                 continue
-            theta, msg = _run_stage(counted, theta, stage, stop_at, int(max_iter))
+            theta, msg = _run_stage(counted, theta, stage, stop_at, stage_iter)
             messages.append(f"{stage}: {msg}")
     finally:
         if bar is not None:

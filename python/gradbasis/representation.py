@@ -42,32 +42,42 @@ class RepresentationBound:
         return table("Example 3 (learned-representation bound)", [(k, v) for k, v in vars(self).items() if k != "induced"])
 
 
-def feature_basis(obj: Objective, theta: np.ndarray) -> np.ndarray:
-    """The Jacobian columns of the parameters f is linear in (where g(theta) = theta)."""
-    model = obj.model
+def output_block_mask(model) -> np.ndarray:
+    """True on the parameters f is linear in (where g(theta) = theta): the output layer."""
     mask = np.zeros(model.num_params, dtype=bool)
     for spec in model.param_specs:
         if spec.name in model._homogeneous:
             mask[spec.offset : spec.offset + spec.size] = True
-    return model.jacobian(theta, obj.X)[:, mask]
+    return mask
 
 
 def representation_bound(obj: Objective, theta: object, *, rtol: float = 1e-8, grad_tol: float = 1e-6) -> RepresentationBound:
-    """Check L(theta) <= inf over linear models on the learned representations (+ tol).
+    """Check L(theta) <= inf over linear models on the learned representations.
 
-    ``holds`` when L(theta) <= bound_value + tol (tol = rtol * max(1, |L|)); at a point that is
-    not critical (||grad L|| > grad_tol) a failure is ``does not apply``, at a critical one
-    ``violated``.
+    The features are the Jacobian columns of the output-layer parameters. Verdicts, with
+    tol = rtol * max(1, |L|):
+      * holds — L(theta) <= bound_value + tol;
+      * consistent — ||grad L|| <= grad_tol and the excess is within the first-order bound
+        ||grad_out L|| * ||alpha* - theta_out|| (the output layer is only nearly optimal);
+      * does not apply — not a critical point;
+      * violated — a critical point whose excess no bound explains.
     """
     theta = as_theta(theta, obj.model.num_params)
     L, grad = obj.value_and_gradient(theta)
-    basis = feature_basis(obj, theta)
+    mask = output_block_mask(obj.model)
+    basis = obj.model.jacobian(theta, obj.X)[:, mask]
     res = induced_minimum(basis, obj.loss, obj.Y, obj.weights)
     tol = rtol * max(1.0, abs(L))
-    if L <= res.value + tol:
+    excess = L - res.value
+    first_order = float(np.linalg.norm(grad[mask]) * np.linalg.norm(res.alpha - theta[mask]))
+    if excess <= tol:
         verdict, reason = Verdict.HOLDS, f"L(theta) <= linear-model infimum (<= {res.value:.6g}) within {tol:.3g}"
     elif np.linalg.norm(grad) > grad_tol:
         verdict, reason = Verdict.DOES_NOT_APPLY, f"not a critical point (||grad L|| = {np.linalg.norm(grad):.3g})"
+    elif excess <= first_order + tol:
+        verdict, reason = Verdict.CONSISTENT, (
+            f"L(theta) exceeds the linear-model value by {excess:.3g}, within the first-order bound {first_order:.3g}"
+        )
     else:
-        verdict, reason = Verdict.VIOLATED, f"L(theta) exceeds the linear-model infimum by {L - res.value:.3g} at a critical point"
+        verdict, reason = Verdict.VIOLATED, f"L(theta) exceeds the linear-model infimum by {excess:.3g} at a critical point"
     return RepresentationBound(verdict, reason, L, res.value, res.lower, basis.shape[1], res.rank, tol, res)

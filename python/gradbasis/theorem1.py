@@ -22,7 +22,8 @@ class Theorem1Result:
     """Theorem 1 at one point: L(theta) against the certified interval [lower, value] of the
     gradient basis model's infimum, with the first-order bound that explains any gap.
 
-    ``tol`` is the absolute tolerance used (``rtol * max(1, |L|)``). ``first_order_bound`` is
+    ``lower``/``value`` bound the infimum over the judged span (see :func:`theorem1`); ``tol`` is
+    the absolute tolerance used (``rtol * max(1, |L|)``). ``first_order_bound`` is
     ||grad L|| * ||alpha* - g(theta)||: by convexity L(theta) - Phi(J alpha*) can never exceed
     it, whatever theta is.
     """
@@ -44,6 +45,8 @@ class Theorem1Result:
     attained: bool
     tol: float
     grad_tol: float
+    resolution: float               # singular values below this are not judged (see theorem1)
+    full_rank: int                  # rank of J at rank_tol
     profile: tuple = field(repr=False)
     seconds: dict = field(repr=False)
     induced: InducedResult = field(repr=False)
@@ -66,8 +69,10 @@ class Theorem1Result:
             ("||alpha* - g||", self.alpha_distance),
             ("first-order bound", self.first_order_bound),
             ("kink margin", self.kink_margin),
-            ("rank J (of m*d_y x dtheta)", f"{self.rank} of {self.num_outputs} x {self.num_params}"),
+            ("rank J judged (of m*d_y x dtheta)", f"{self.rank} of {self.num_outputs} x {self.num_params}"),
             ("relative rank cut", self.rank_tol),
+            ("gradient resolution (sigma)", self.resolution),
+            ("rank J at the relative cut", self.full_rank),
             ("infimum attained", self.attained),
         ]
         text = table("Theorem 1 (gradient basis model)", rows)
@@ -85,6 +90,24 @@ def _responsible_directions(profile: Sequence, loss_value: float, tol: float) ->
     if ordered and ordered[0].value < loss_value - tol:
         return f"directions with sigma/sigma_max > {ordered[0].cut:.0e}"
     return "no single band"
+
+
+def gradient_resolution(obj: Objective, theta: np.ndarray, gradient_norm: float, tol: float) -> float:
+    """Smallest singular value of J that a gradient of this size lets us judge.
+
+    Along a unit output direction v_j with singular value sigma_j the residual dual u has
+    component at most ||grad L|| / sigma_j, so moving there can lower Phi by up to about
+    (||grad L|| / sigma_j)^2 / (2 h), h the typical curvature of Phi per output coordinate.
+    Keeping that below tol needs sigma_j >= ||grad L|| / sqrt(2 h tol). At an exact critical
+    point this is 0 and the whole span is judged.
+    """
+    if gradient_norm == 0.0:
+        return 0.0
+    f = obj.model.forward(theta, obj.X)
+    H = obj.loss.hessian(f, obj.Y)
+    curvature = float(np.mean(obj.weights * np.trace(H, axis1=1, axis2=2) / H.shape[1]))
+    curvature = max(curvature, np.finfo(float).tiny)
+    return gradient_norm / np.sqrt(2.0 * curvature * tol)
 
 
 def theorem1(
@@ -123,21 +146,29 @@ def theorem1(
     J = model.jacobian(theta, obj.X) if jacobian is None else jacobian
     seconds["jacobian"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    res = induced_minimum(J, obj.loss, obj.Y, obj.weights, rank_tol=rank_tol, cuts=cuts)
-    seconds["induced"] = time.perf_counter() - t0
-    dist = float(np.linalg.norm(res.alpha - model.homogeneity(theta)))
-    bound = gnorm * dist
     tol = rtol * max(1.0, abs(loss_value))
+    full = induced_minimum(J, obj.loss, obj.Y, obj.weights, rank_tol=rank_tol, cuts=cuts)
+    resolution = gradient_resolution(obj, theta, gnorm, tol) if gnorm <= grad_tol else 0.0
+    res = full
+    if resolution > 0.0 and full.singular_values.size and resolution > full.rank_tol * full.singular_values[0]:
+        # Judge the resolved directions plus f_X(theta) itself (= J g, so inf <= L still holds).
+        U, s, _ = np.linalg.svd(J, full_matrices=False)
+        keep = s > resolution
+        basis = np.hstack([U[:, keep] * s[keep], model.forward(theta, obj.X).reshape(-1, 1)])
+        res = induced_minimum(basis, obj.loss, obj.Y, obj.weights, cuts=())
+    seconds["induced"] = time.perf_counter() - t0
+    dist = float(np.linalg.norm(full.alpha - model.homogeneity(theta)))
+    bound = gnorm * dist
     gap = loss_value - res.lower
 
-    if res.lower > loss_value + tol:
+    if full.lower > loss_value + tol:
         verdict, reason = Verdict.VIOLATED, (
-            f"the certified infimum exceeds L(theta) by {res.lower - loss_value:.3g}, but alpha = g(theta) reaches "
+            f"the certified infimum exceeds L(theta) by {full.lower - loss_value:.3g}, but alpha = g(theta) reaches "
             "L(theta): Assumption 2 (f = J g) fails or g lies outside the numerical span"
         )
-    elif loss_value - res.value > bound + tol + 1e-12 * bound:
+    elif loss_value - full.value > bound + tol + 1e-12 * bound:
         verdict, reason = Verdict.VIOLATED, (
-            f"L(theta) - value = {loss_value - res.value:.3g} exceeds the convexity bound {bound:.3g}: the loss is "
+            f"L(theta) - value = {loss_value - full.value:.3g} exceeds the convexity bound {bound:.3g}: the loss is "
             "not convex or the Jacobian is wrong"
         )
     elif margin == 0.0:
@@ -150,9 +181,10 @@ def theorem1(
             f"{loss_value - res.value:.3g} below L)"
         )
     else:
-        band = _responsible_directions(res.profile, loss_value, tol)
+        band = _responsible_directions(full.profile, loss_value, tol)
         verdict, reason = Verdict.CONSISTENT, (
-            f"approximate critical point: gap {gap:.3g} within the first-order bound {bound:.3g}; {band}"
+            f"approximate critical point: L - value = {loss_value - res.value:.3g} within the first-order bound "
+            f"{bound:.3g} (certified interval [{res.lower:.6g}, {res.value:.6g}]); {band}"
         )
     return Theorem1Result(
         verdict=verdict,
@@ -166,13 +198,15 @@ def theorem1(
         first_order_bound=bound,
         kink_margin=margin,
         rank=res.rank,
-        rank_tol=res.rank_tol,
+        rank_tol=full.rank_tol,
         num_params=model.num_params,
         num_outputs=J.shape[0],
         attained=res.attained,
         tol=tol,
         grad_tol=grad_tol,
-        profile=res.profile,
+        resolution=resolution,
+        full_rank=full.rank,
+        profile=full.profile,
         seconds=seconds,
         induced=res,
     )

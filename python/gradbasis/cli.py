@@ -1,0 +1,154 @@
+"""The ``gradbasis`` command: ``gradbasis certify`` trains a model to a critical point and
+certifies Theorem 1 there, printing the tables and writing a JSON report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .assumptions import assumption2, lemma2
+from .critical_points import classify_point
+from .datasets import load_data_file, load_iris
+from .errors import GradbasisError
+from .losses import get_loss
+from .models import MLP, BasisModel, Model, ResNet, SkipMLP
+from .objective import Objective
+from .optimize import minimize
+from .theorem1 import theorem1
+from .verdict import jsonable, table
+
+MODELS = ("mlp", "skip", "resnet", "basis", "linear")
+
+
+def build_model(kind: str, d_x: int, d_y: int, widths: list[int], activation: str) -> Model:
+    """The architecture named on the command line (widths = hidden layer sizes)."""
+    if kind == "mlp":
+        return MLP([d_x, *widths, d_y], activation)
+    if kind == "linear":
+        return MLP([d_x, *widths, d_y], "identity")
+    if kind == "skip":
+        return SkipMLP([d_x, *widths, d_y], skip_from=range(len(widths)), activation=activation)
+    if kind == "resnet":
+        return ResNet(d_x, d_y, MLP([d_x, *widths, d_x], activation))
+    if kind == "basis":
+        return BasisModel(d_x, d_y)
+    raise GradbasisError(f"unknown model {kind!r}; choose from {', '.join(MODELS)}")
+
+
+def write_json_atomically(path: Path, payload: dict) -> None:
+    """Write to a temporary file beside the target, then rename: never a half-written report."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(jsonable(payload), fh, indent=2)
+        fh.write("\n")
+    os.replace(tmp, path)
+
+
+def certify(args: argparse.Namespace) -> int:
+    stages: dict[str, float] = {}
+    t0 = time.perf_counter()
+    data = load_data_file(args.data) if args.data else load_iris()
+    loss = get_loss(args.loss)
+    Y = data.targets_for(loss.name)
+    if args.max_samples and len(data.X) > args.max_samples:
+        keep = np.random.default_rng(args.seed).choice(len(data.X), args.max_samples, replace=False)
+        X, Y = data.X[np.sort(keep)], Y[np.sort(keep)]
+    else:
+        X = data.X
+    model = build_model(args.model, X.shape[1], Y.shape[1], args.widths, args.activation)
+    obj = Objective(model, loss, X, Y)
+    stages["load"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    fit = minimize(obj, model.init(seed=args.seed), method=args.method, gtol=args.gtol, max_iter=args.max_iter,
+                   progress=not args.quiet)
+    stages["train"] = time.perf_counter() - t0
+    theta = fit.theta
+
+    t0 = time.perf_counter()
+    point = classify_point(obj, theta, grad_tol=args.grad_tol)
+    stages["classify"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    a2, l2 = assumption2(model, theta, X), lemma2(obj, theta)
+    stages["assumption2+lemma2"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    thm = theorem1(obj, theta, rtol=args.rtol, grad_tol=args.grad_tol)
+    stages["theorem1"] = time.perf_counter() - t0
+
+    setting = [
+        ("data", f"{data.name}: m = {X.shape[0]}, d_x = {X.shape[1]}, d_y = {Y.shape[1]}"),
+        ("model", repr(model)),
+        ("loss", loss.name),
+        ("training", f"{fit.method}: {fit.iterations} iterations, ||grad L|| = {fit.gradient_norm:.3g} ({fit.message})"),
+    ]
+    if not args.quiet:
+        print(table(f"gradbasis {__version__} certify", setting))
+        print()
+        print(point)
+        print()
+        print(thm)
+        print()
+        print(table("checks and timings (s)", [("Assumption 2", str(a2.verdict)), ("Lemma 2", str(l2.verdict)),
+                                              *((f"time {k}", round(v, 4)) for k, v in stages.items())]))
+    report = {
+        "gradbasis": __version__,
+        "setting": dict(setting),
+        "seed": args.seed,
+        "training": {k: v for k, v in vars(fit).items() if k != "theta"},
+        "point": point.to_dict(),
+        "assumption2": a2.to_dict(),
+        "lemma2": l2.to_dict(),
+        "theorem1": thm.to_dict(),
+        "seconds": stages,
+        "theta": theta.tolist(),
+    }
+    out = Path(args.output)
+    write_json_atomically(out, report)
+    print(f"verdict: {thm.verdict} -- report written to {out}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="gradbasis", description="How good is this minimum? (Kawaguchi, Huang & Kaelbling 2019)")
+    p.add_argument("--version", action="version", version=f"gradbasis {__version__}")
+    sub = p.add_subparsers(dest="command")
+    c = sub.add_parser("certify", help="train to a critical point and certify Theorem 1 (default: MLP on Iris)")
+    c.add_argument("--model", choices=MODELS, default="mlp")
+    c.add_argument("--widths", type=int, nargs="*", default=[8], help="hidden layer sizes (default: 8)")
+    c.add_argument("--activation", default="tanh")
+    c.add_argument("--loss", default="squared", help="squared, cross_entropy or smoothed_hinge")
+    c.add_argument("--data", help=".npz (X, y or Y) or .csv (label last); default: the built-in Iris data")
+    c.add_argument("--max-samples", type=int, default=0, help="use a random subset of this many samples")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--method", default="lbfgs+newton")
+    c.add_argument("--gtol", type=float, default=1e-10, help="stop training at this gradient norm")
+    c.add_argument("--max-iter", type=int, default=5000)
+    c.add_argument("--grad-tol", type=float, default=1e-6, help="gradient norm counted as critical")
+    c.add_argument("--rtol", type=float, default=1e-8, help="relative tolerance of the Theorem 1 verdict")
+    c.add_argument("--output", default="gradbasis-report.json")
+    c.add_argument("--quiet", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(sys.argv[1:] if argv is None else argv)
+    if args.command is None:
+        args = parser().parse_args(["certify", *(sys.argv[1:] if argv is None else argv)])
+    try:
+        return certify(args)
+    except GradbasisError as exc:
+        print(f"gradbasis: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

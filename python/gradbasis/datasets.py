@@ -1,0 +1,116 @@
+"""Data for the command line: the built-in Iris set and user files (.npz, .csv)."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from ._validation import as_float_array, check_finite
+from .errors import GradbasisError, InvalidLabelError, ShapeError
+
+__all__ = ["Dataset", "load_iris", "load_data_file", "encode_labels"]
+
+
+class DataFileError(GradbasisError, ValueError):
+    """A data file cannot be read as samples and labels."""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Inputs X (m, d_x), integer class labels (m,) or real targets, and a description."""
+
+    X: np.ndarray
+    labels: np.ndarray          # class index per sample (classification) ...
+    targets: np.ndarray | None  # ... or real-valued targets (m, d_y) (regression), else None
+    classes: tuple[str, ...]
+    name: str
+
+    def targets_for(self, loss_name: str) -> np.ndarray:
+        """Targets in the form the loss needs: one-hot rows (squared, cross-entropy) or
+        +-1 (smoothed hinge, two classes only); real targets as given for the squared loss."""
+        if self.targets is not None:
+            if loss_name != "squared":
+                raise InvalidLabelError(f"{self.name} has real-valued targets; only the squared loss fits them")
+            return self.targets
+        return encode_labels(self.labels, len(self.classes), loss_name)
+
+
+def encode_labels(labels: np.ndarray, num_classes: int, loss_name: str) -> np.ndarray:
+    if loss_name == "smoothed_hinge":
+        if num_classes != 2:
+            raise InvalidLabelError(
+                f"the smoothed hinge loss is binary (d_y = 1) but the data have {num_classes} classes; "
+                "use --loss cross_entropy or squared, or a two-class data file"
+            )
+        return np.where(labels == 1, 1.0, -1.0).reshape(-1, 1)
+    return np.eye(num_classes)[labels]
+
+
+def standardize(X: np.ndarray) -> np.ndarray:
+    """Zero mean, unit variance per column (constant columns are only centred)."""
+    sd = X.std(axis=0)
+    return (X - X.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
+
+
+def load_iris(*, standardized: bool = True) -> Dataset:
+    """Fisher's Iris: 150 samples, 4 features, 3 classes (shipped with the package)."""
+    text = resources.files("gradbasis").joinpath("data/iris.csv").read_text()
+    rows = list(csv.reader(text.splitlines()))[1:]
+    X = np.array([[float(v) for v in r[:4]] for r in rows])
+    classes = tuple(sorted({r[4] for r in rows}))
+    labels = np.array([classes.index(r[4]) for r in rows])
+    return Dataset(standardize(X) if standardized else X, labels, None, classes, "iris")
+
+
+def load_data_file(path: str | Path) -> Dataset:
+    """A user's data: ``.npz`` with arrays ``X`` and either ``y`` (class labels) or ``Y``
+    (real targets, or one-hot rows); or ``.csv`` with a header, features first and the class
+    label (any strings or integers) in the last column. Features are used as given."""
+    path = Path(path)
+    if not path.exists():
+        raise DataFileError(f"data file {str(path)!r} does not exist")
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        with np.load(path, allow_pickle=False) as f:
+            if "X" not in f:
+                raise DataFileError(f"{path} has no array named 'X' (found {sorted(f.files)})")
+            X = as_float_array(f["X"], "X")
+            if "y" in f:
+                return _classification(X, np.asarray(f["y"]).ravel(), path.name)
+            if "Y" in f:
+                Y = as_float_array(f["Y"], "Y")
+                Y = Y.reshape(-1, 1) if Y.ndim == 1 else Y
+                _check_rows(X, Y, path.name)
+                check_finite(Y, "Y")
+                return Dataset(X, np.zeros(len(X), dtype=int), Y, (), path.name)
+            raise DataFileError(f"{path} needs labels 'y' or targets 'Y' beside 'X' (found {sorted(f.files)})")
+    if suffix == ".csv":
+        with path.open(newline="") as fh:
+            rows = [r for r in csv.reader(fh) if r]
+        if len(rows) < 2 or len(rows[0]) < 2:
+            raise DataFileError(f"{path} needs a header row and at least one sample with a feature and a label")
+        try:
+            X = np.array([[float(v) for v in r[:-1]] for r in rows[1:]])
+        except ValueError as exc:
+            raise DataFileError(f"{path}: every column but the last must be numeric ({exc})") from None
+        return _classification(X, np.array([r[-1].strip() for r in rows[1:]]), path.name)
+    raise DataFileError(f"unsupported data file {path.name!r}: use .npz (X, y or Y) or .csv (label last)")
+
+
+def _check_rows(X: np.ndarray, other: np.ndarray, name: str) -> None:
+    if X.ndim != 2 or len(X) == 0 or len(other) != len(X):
+        raise ShapeError(f"{name}: X must be (m, d_x) with one label/target row per sample; got {X.shape} and {other.shape}")
+
+
+def _classification(X: np.ndarray, raw: np.ndarray, name: str) -> Dataset:
+    _check_rows(X, raw, name)
+    check_finite(X, "X")
+    classes = tuple(str(c) for c in np.unique(raw))
+    if len(classes) < 2:
+        raise InvalidLabelError(f"{name} has a single class {classes}; nothing to classify")
+    labels = np.searchsorted(np.unique(raw), raw)
+    return Dataset(X, labels, None, classes, name)
