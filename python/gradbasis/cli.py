@@ -123,7 +123,7 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command")
     c = sub.add_parser("certify", help="train to a critical point and certify Theorem 1 (default: MLP on Iris)")
     c.add_argument("--model", choices=MODELS, default="mlp")
-    c.add_argument("--widths", type=int, nargs="*", default=[8], help="hidden layer sizes (default: 8)")
+    c.add_argument("--widths", type=int, nargs="*", default=[2], help="hidden layer sizes (default: 2)")
     c.add_argument("--activation", default="tanh")
     c.add_argument("--loss", default="squared", help="squared, cross_entropy or smoothed_hinge")
     c.add_argument("--data", help=".npz (X, y or Y) or .csv (label last); default: the built-in Iris data")
