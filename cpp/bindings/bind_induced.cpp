@@ -25,13 +25,13 @@ void bind_induced(py::module_& m) {
   m.def(
       "induced_minimum",
       [](ConstRowMatrixRef B, const Loss& loss, ConstRowMatrixRef Y, ConstVectorRef w, double rank_tol,
-         std::vector<double> cuts, double tol, int max_iter, int n_threads) {
-        InducedOptions options{rank_tol, std::move(cuts), tol, max_iter, n_threads};
+         std::vector<double> cuts, double tol, int max_iter) {
+        InducedOptions options{rank_tol, std::move(cuts), tol, max_iter};
         py::gil_scoped_release release;
         return induced_minimum(B, loss, Y, w.data(), options);
       },
       py::arg("B").noconvert(), py::arg("loss"), py::arg("Y").noconvert(), py::arg("weights").noconvert(),
-      py::arg("rank_tol"), py::arg("cuts"), py::arg("tol"), py::arg("max_iter"), py::arg("n_threads"),
+      py::arg("rank_tol"), py::arg("cuts"), py::arg("tol"), py::arg("max_iter"),
       "Minimise sum_i w_i l((B a)_i, y_i) over the numerical span of B (see induced.hpp).");
 }
 

@@ -54,3 +54,24 @@ class Graph:
     def objective_hvp(
         self, loss: Loss, theta: Array, X: Array, Y: Array, weights: Array, v: Array, out: Array, n_threads: int
     ) -> None: ...
+
+class InducedSolve:
+    cut: float
+    rank: int
+    value: float
+    lower: float
+    iterations: int
+    gradient_norm: float
+    converged: bool
+    attained: bool
+
+class InducedResult:
+    main: InducedSolve
+    profile: list[InducedSolve]
+    alpha: Array
+    fitted: Array
+    singular_values: Array
+
+def induced_minimum(
+    B: Array, loss: Loss, Y: Array, weights: Array, rank_tol: float, cuts: list[float], tol: float, max_iter: int
+) -> InducedResult: ...

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import _core
-from ._validation import as_float_array, as_threads, as_weights, check_finite
+from ._validation import as_float_array, as_weights, check_finite
 from .errors import ShapeError
 from .losses import Loss, get_loss
 
@@ -115,7 +115,6 @@ def induced_minimum(
     cuts: Sequence[float] = DEFAULT_CUTS,
     tol: float = 1e-12,
     max_iter: int = 200,
-    n_threads: int | None = None,
 ) -> InducedResult:
     """Minimise sum_i lambda_i l((B a)_i, y_i) over a for a basis matrix B.
 
@@ -150,7 +149,7 @@ def induced_minimum(
         raise ValueError(f"tol must lie in (0, 1); got {tol!r}")
     if int(max_iter) < 1:
         raise ValueError(f"max_iter must be positive; got {max_iter!r}")
-    raw = _core.induced_minimum(B, loss._core, Y, w, rank_tol, cut_list, float(tol), int(max_iter), as_threads(n_threads))
+    raw = _core.induced_minimum(B, loss._core, Y, w, rank_tol, cut_list, float(tol), int(max_iter))
     main = raw.main
     profile = tuple(
         ProfileEntry(p.cut, int(p.rank), p.value, p.lower, int(p.iterations), bool(p.attained)) for p in raw.profile

@@ -22,7 +22,6 @@ struct InducedOptions {
   std::vector<double> cuts;   // further relative cuts for the profile
   double tol = 1e-12;         // Newton stops when decrement / 2 <= tol * max(1, |Phi|)
   int max_iter = 200;         // Newton iterations per cut
-  int n_threads = 0;
 };
 
 struct InducedSolve {
