@@ -50,20 +50,22 @@ def trained(case: str, loss: str, seed: int = 0):
     return obj, fit
 
 
-# The settings whose training reaches ||grad L|| <= 1e-8 from one of three starts. Small
-# softplus networks (all losses), tanh with the hinge and the skip net with the squared loss
-# stall on plateaus at ||grad L|| ~ 1e-3..1e-5 instead; there theorem1 says "does not apply".
+# (case, loss, seed) settings whose training reaches ||grad L|| <= 1e-8 from one of three
+# starts. Small softplus networks (all losses, data seeds 0-2) and the skip net with the
+# squared loss keep creeping at ||grad L|| ~ 1e-3..1e-5 for thousands of iterations instead
+# (their infimum seems to lie at infinity); there theorem1 says "does not apply".
 SMOOTH_MINIMA = [
-    ("mlp-tanh", "squared"), ("mlp-tanh", "cross_entropy"), ("mlp-relu", "smoothed_hinge"),
-    ("deep-linear", "squared"), ("deep-linear", "cross_entropy"), ("deep-linear", "smoothed_hinge"),
-    ("skip", "cross_entropy"), ("skip", "smoothed_hinge"),
-    ("resnet", "squared"), ("resnet", "cross_entropy"), ("resnet", "smoothed_hinge"),
+    ("mlp-tanh", "squared", 0), ("mlp-tanh", "cross_entropy", 0), ("mlp-tanh", "smoothed_hinge", 1),
+    ("mlp-relu", "smoothed_hinge", 0),
+    ("deep-linear", "squared", 0), ("deep-linear", "cross_entropy", 0), ("deep-linear", "smoothed_hinge", 0),
+    ("skip", "cross_entropy", 0), ("skip", "smoothed_hinge", 0),
+    ("resnet", "squared", 0), ("resnet", "cross_entropy", 0), ("resnet", "smoothed_hinge", 0),
 ]
 
 
-@pytest.mark.parametrize("case,loss", SMOOTH_MINIMA)
-def test_theorem1_holds_at_trained_critical_points(case, loss):
-    obj, fit = trained(case, loss)
+@pytest.mark.parametrize("case,loss,seed", SMOOTH_MINIMA)
+def test_theorem1_holds_at_trained_critical_points(case, loss, seed):
+    obj, fit = trained(case, loss, seed)
     assert fit.gradient_norm <= 1e-8, fit.message
     result = gb.theorem1(obj, fit.theta)
     assert result.kink_margin > 0
