@@ -191,7 +191,6 @@ InducedSolve newton(const Objective& phi, const ColMatrix& U, Index r, double cu
       }
     }
     if (!accepted) {  // no decrease left at working precision: as good as it gets
-      certify();
       out.converged = true;
       break;
     }

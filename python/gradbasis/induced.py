@@ -49,8 +49,10 @@ class InducedResult:
     directions with sigma <= rank_tol * sigma_max are left out); ``profile`` repeats the
     solve at other cuts. ``attained`` is False when the infimum is only approached as
     ||alpha|| grows without bound (e.g. separable cross-entropy): then ``value`` is the best
-    value reached and ``lower`` still holds. For cross-entropy the conjugate's domain test
-    allows an absolute slack of 1e-9 (rounding in u), so ``lower`` is exact to that order.
+    value reached and ``lower`` still holds (it may then be the trivial bound from u = 0).
+    The dual point is checked against the conjugates' domains exactly, except the
+    cross-entropy sum constraint (sum_k s_k = 0), which no floating-point vector meets
+    exactly and which is allowed a slack of 1e-12.
     """
 
     value: float
