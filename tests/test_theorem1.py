@@ -204,3 +204,34 @@ def test_reports_are_json_ready():
     text = json.dumps(result.to_dict())
     assert '"verdict": "holds"' in text
     assert "Theorem 1" in str(result) and "profile" in str(result)
+
+
+def test_lanczos_and_dense_hessian_extremes_agree(monkeypatch):
+    """Above DENSE_HESSIAN_LIMIT parameters classify_point uses Lanczos on exact HVPs."""
+    from gradbasis import critical_points
+
+    obj, fit = trained("resnet", "squared")
+    dense = gb.classify_point(obj, fit.theta)
+    monkeypatch.setattr(critical_points, "DENSE_HESSIAN_LIMIT", 0)
+    lanczos = gb.classify_point(obj, fit.theta)
+    assert dense.eigen_method == "dense" and lanczos.eigen_method == "lanczos"
+    scale = abs(dense.max_eigenvalue)
+    assert lanczos.max_eigenvalue == pytest.approx(dense.max_eigenvalue, rel=1e-8)
+    assert lanczos.min_eigenvalue == pytest.approx(dense.min_eigenvalue, abs=1e-8 * scale)
+    assert lanczos.kind == dense.kind
+
+
+def test_theorem1_holds_for_a_softplus_network_fitting_a_teacher():
+    """Softplus networks on random targets creep with growing weights (see SMOOTH_MINIMA); on
+    soft labels from a softplus teacher training reaches a critical point and Theorem 1 holds."""
+    rng = np.random.default_rng(0)
+    model = gb.MLP([3, 3, 3], "softplus")
+    X = rng.normal(size=(M, 3))
+    F = model.forward(model.init(seed=7) + 0.3 * rng.normal(size=model.num_params), X)
+    Y = np.exp(F) / np.exp(F).sum(axis=1, keepdims=True)
+    obj = gb.Objective(model, "cross_entropy", X, Y)
+    fit = gb.minimize(obj, model.init(seed=0), method="lbfgs+newton", gtol=1e-10, max_iter=1000)
+    assert fit.gradient_norm <= 1e-8
+    result = gb.theorem1(obj, fit.theta)
+    assert result.verdict == gb.Verdict.HOLDS, str(result)
+    assert result.lower >= result.loss_value - result.tol
