@@ -375,13 +375,13 @@ def test_cross_entropy_soft_labels(seed):
     opt, _, gn = oracle_convex("cross_entropy", B, Y, w)
     assert gn < 1e-7  # the oracle is converged: value error ~ gn^2 / (2 * curvature) < 1e-11
     check_basic_contract(res, B, Y, w, "cross_entropy")
-    np.testing.assert_allclose(res.value, opt, rtol=0, atol=1e-8)  # brief: 1e-8 absolute
+    np.testing.assert_allclose(res.value, opt, rtol=0, atol=1e-8)  # 1e-8 absolute, as the issue asks
     assert res.value >= opt - 1e-10  # nobody beats the true minimum (beyond rounding)
     assert res.attained
     # a certified lower bound may exceed the value only by the rounding of evaluating it (~m * eps)
     assert res.lower <= res.value + CERT_SLACK
     assert res.lower <= opt + CERT_SLACK
-    assert res.value - res.lower <= 1e-8  # brief: near-tight certificate at an attained optimum
+    assert res.value - res.lower <= 1e-8  # near-tight certificate at an attained optimum
 
 
 def test_cross_entropy_separable_not_attained():
@@ -408,7 +408,7 @@ def test_cross_entropy_separable_not_attained():
     assert res.value >= 0.0  # nonnegative loss
     assert res.lower <= res.value + CERT_SLACK  # an inverted interval [lower, value] is never right
     assert res.lower <= CERT_SLACK  # the infimum is exactly 0: a valid lower bound cannot exceed it
-    assert res.lower >= -1e-3  # and the certificate should not be vacuous (brief: near 0)
+    assert res.lower >= -1e-3  # and the certificate should not be vacuous (near 0)
     # alpha is large here (the iterates head to infinity): allow rounding in B @ alpha
     at_alpha = phi("cross_entropy", (B @ res.alpha).reshape(m, d), Y, w)
     np.testing.assert_allclose(res.value, at_alpha, rtol=1e-8, atol=1e-15)
@@ -428,7 +428,7 @@ def test_smoothed_hinge_non_separable(power):
     assert gn < 1e-7
     assert opt > 0.1
     check_basic_contract(res, B, Y, w, "hinge", power)
-    np.testing.assert_allclose(res.value, opt, rtol=0, atol=1e-8)  # brief: 1e-8 absolute
+    np.testing.assert_allclose(res.value, opt, rtol=0, atol=1e-8)  # 1e-8 absolute, as the issue asks
     assert res.value >= opt - 1e-10
     assert res.attained
     assert res.lower <= res.value + CERT_SLACK
@@ -452,7 +452,7 @@ def test_smoothed_hinge_attained_with_samples_past_the_margin(seed, power):
     opt, F, gn = oracle_convex("hinge", B, Y, w, power)
     assert gn < 1e-7
     assert np.any(Y * F > 1 + 1e-3)  # the situation under test: samples past the margin
-    np.testing.assert_allclose(res.value, opt, rtol=0, atol=1e-8)  # brief: 1e-8 absolute
+    np.testing.assert_allclose(res.value, opt, rtol=0, atol=1e-8)  # 1e-8 absolute, as the issue asks
     assert res.attained
     assert res.lower <= opt + CERT_SLACK
     assert res.value - res.lower <= 1e-8
@@ -474,7 +474,7 @@ def test_column_scaling_invariance(kind):
     scaled = gb.induced_minimum(B * D, loss, Y, w)
     opt = oracle(kind, B, Y, w)  # oracle on the unscaled B: the exact answer for both
     assert scaled.rank == p  # sigma_min/sigma_max ~ 1e-13 > default rank_tol ~ 9e-15
-    # brief: orthonormal coordinates of range(B) make the value insensitive to column scaling
+    # orthonormal coordinates of range(B) make the value insensitive to column scaling
     np.testing.assert_allclose(scaled.value, base.value, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(scaled.value, opt, rtol=1e-9, atol=1e-12)
     assert scaled.lower <= opt + 1e-9 * (1 + abs(opt))

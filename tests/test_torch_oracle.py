@@ -44,7 +44,7 @@ M = 7  # number of samples (odd on purpose: uneven thread partitions)
 #   layer Jacobians, activation derivatives such as gelu' = Phi + x*phi), so we
 #   allow rtol 1e-10 with absolute floor 1e-12 * max(1, |J|max).
 # objective gradient / Hessian-vector: sums over samples of products of the
-#   above; rtol 1e-9 (as in the brief), absolute floor 1e-11 * scale.
+#   above; rtol 1e-9, absolute floor 1e-11 * scale.
 # loss methods: closed-form scalar functions (softmax, powers); rtol 1e-11,
 #   absolute floor 1e-13 * scale.
 # --------------------------------------------------------------------------
