@@ -41,7 +41,7 @@ class MinimizeResult:
     optimiser returns, so they describe the returned point exactly; ``converged`` is
     ``gradient_norm <= gtol``. ``evaluations`` counts value-and-gradient sweeps (the final
     check included), ``hessian_vector_products`` the exact Hessian-vector products.
-    ``message`` is the optimiser's own last word (for "lbfgs+newton", both stages').
+    ``message`` is the optimiser's own last word (for "lbfgs+newton", every stage's).
     """
 
     theta: np.ndarray = field(repr=False)
