@@ -44,11 +44,7 @@ class RepresentationBound:
 
 def output_block_mask(model) -> np.ndarray:
     """True on the parameters f is linear in (where g(theta) = theta): the output layer."""
-    mask = np.zeros(model.num_params, dtype=bool)
-    for spec in model.param_specs:
-        if spec.name in model._homogeneous:
-            mask[spec.offset : spec.offset + spec.size] = True
-    return mask
+    return model.homogeneity(np.ones(model.num_params)) != 0
 
 
 def representation_bound(obj: Objective, theta: object, *, rtol: float = 1e-8, grad_tol: float = 1e-6) -> RepresentationBound:
