@@ -23,6 +23,32 @@ void bind_graph(py::module_& m) {
       .def_property_readonly("output_dim", &Graph::output_dim)
       .def_property_readonly("num_params", &Graph::num_params)
       .def_property_readonly("has_kinks", &Graph::has_kinks)
+      .def_property_readonly("output", &Graph::output)
+      .def(
+          "node_info",
+          [](const Graph& g, int k) {
+            if (k < 0 || k >= g.num_nodes()) throw py::index_error("no such node");
+            const Node& n = g.node(k);
+            py::dict d;
+            d["kind"] = static_cast<int>(n.kind);
+            d["dim"] = n.dim;
+            d["src"] = n.src;
+            d["src2"] = n.src2;
+            d["weight_offset"] = n.weight_offset;
+            d["bias_offset"] = n.bias_offset;
+            d["activation"] = static_cast<int>(n.activation.kind);
+            d["negative_slope"] = n.activation.negative_slope;
+            return d;
+          },
+          py::arg("k"), "The node's kind (0 input, 1 dense, 2 activation, 3 sum), sizes, sources and offsets.")
+      .def(
+          "node_values",
+          [](const Graph& g, ConstVectorRef theta, ConstRowMatrixRef X, int node, RowMatrixRef out, int n_threads) {
+            py::gil_scoped_release release;
+            node_values(g, theta.data(), X, node, out, n_threads);
+          },
+          py::arg("theta").noconvert(), py::arg("X").noconvert(), py::arg("node"), py::arg("out").noconvert(),
+          py::arg("n_threads"))
       .def(
           "forward",
           [](const Graph& g, ConstVectorRef theta, ConstRowMatrixRef X, RowMatrixRef out, int n_threads) {

@@ -15,5 +15,6 @@ namespace gradbasis::bindings {
 void bind_graph(py::module_& m);
 void bind_loss(py::module_& m);
 void bind_induced(py::module_& m);
+void bind_nullspace(py::module_& m);
 
 }  // namespace gradbasis::bindings

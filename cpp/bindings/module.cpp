@@ -10,4 +10,5 @@ PYBIND11_MODULE(_core, m) {
   gradbasis::bindings::bind_graph(m);
   gradbasis::bindings::bind_loss(m);
   gradbasis::bindings::bind_induced(m);
+  gradbasis::bindings::bind_nullspace(m);
 }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <stdexcept>
 #include <vector>
 
 #include <Eigen/StdVector>
@@ -101,6 +102,15 @@ void forward(const Graph& g, const double* theta, ConstRowMatrixRef X, RowMatrix
   for_each_block(g, X.rows(), 1, 0u, n_threads, [&](Workspace& ws, Index i0, Index B) {
     block_forward(g, theta, X.row(i0).data(), B, ws, 0);
     out.middleRows(i0, B) = ws.value(g.output(), B);
+  });
+}
+
+void node_values(const Graph& g, const double* theta, ConstRowMatrixRef X, int node, RowMatrixRef out,
+                 int n_threads) {
+  if (node < 0 || node >= g.num_nodes()) throw std::out_of_range("node_values: no such node");
+  for_each_block(g, X.rows(), 1, 0u, n_threads, [&](Workspace& ws, Index i0, Index B) {
+    block_forward(g, theta, X.row(i0).data(), B, ws, 0);
+    out.middleRows(i0, B) = ws.value(node, B);
   });
 }
 

@@ -19,6 +19,7 @@ from .errors import (
     DTypeError,
     GradbasisError,
     InvalidLabelError,
+    InvalidOptionError,
     InvalidWeightsError,
     MemoryBudgetError,
     NonFiniteError,
@@ -44,6 +45,12 @@ from .optimize import MinimizeResult, minimize
 from .overparameterized import IndistinctSamplesError, OverparameterizedReport, overparameterized_init
 from .representation import RepresentationBound, representation_bound
 from .theorem1 import Theorem1Result, theorem1
+from .linear_units import LinearUnitSets, in_theta_nt, linear_unit_sets
+from .perturbation import PerturbationSet, perturbation_directions
+from .perturbable import PerturbableBasis, perturbable_basis
+from .theorem2 import Lemma1Result, Lemma3Result, Theorem2Result, lemma1, lemma3, theorem2
+from .theorem3 import Theorem3Result, residual_features, theorem3
+from .theorem4 import Theorem4Result, hidden_features, theorem4
 from .verdict import Verdict
 
 __version__ = "0.1.0"
@@ -52,6 +59,25 @@ __version__ = "0.1.0"
 WITH_OPENMP: bool = bool(_core.with_openmp)
 
 __all__ = [
+    "Lemma1Result",
+    "Lemma3Result",
+    "LinearUnitSets",
+    "PerturbableBasis",
+    "PerturbationSet",
+    "Theorem2Result",
+    "Theorem3Result",
+    "Theorem4Result",
+    "hidden_features",
+    "in_theta_nt",
+    "lemma1",
+    "lemma3",
+    "linear_unit_sets",
+    "perturbable_basis",
+    "perturbation_directions",
+    "residual_features",
+    "theorem2",
+    "theorem3",
+    "theorem4",
     "IndistinctSamplesError",
     "MinimizeResult",
     "OverparameterizedReport",
@@ -78,6 +104,7 @@ __all__ = [
     "GradbasisError",
     "InducedResult",
     "InvalidLabelError",
+    "InvalidOptionError",
     "InvalidWeightsError",
     "Loss",
     "MLP",

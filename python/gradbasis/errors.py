@@ -16,6 +16,7 @@ __all__ = [
     "InvalidLabelError",
     "UnknownNameError",
     "MemoryBudgetError",
+    "InvalidOptionError",
 ]
 
 
@@ -49,3 +50,7 @@ class UnknownNameError(GradbasisError, ValueError):
 
 class MemoryBudgetError(GradbasisError, MemoryError):
     """A requested array would not fit in the memory available."""
+
+
+class InvalidOptionError(GradbasisError, ValueError):
+    """An option is outside its valid range (e.g. a step eps <= 0, a tolerance not in (0, 1))."""

@@ -16,6 +16,9 @@ int resolve_threads(int n_threads);
 bool built_with_openmp();
 
 void forward(const Graph& g, const double* theta, ConstRowMatrixRef X, RowMatrixRef out, int n_threads);
+// Values of one node (e.g. a layer's input h^(l-1)) for every sample: out is m x dim(node).
+void node_values(const Graph& g, const double* theta, ConstRowMatrixRef X, int node, RowMatrixRef out,
+                 int n_threads);
 // J is (m * d_y) x num_params row-major with leading dimension num_params.
 void jacobian(const Graph& g, const double* theta, ConstRowMatrixRef X, double* J, int n_threads);
 void jvp(const Graph& g, const double* theta, ConstRowMatrixRef X, const double* v, RowMatrixRef out,

@@ -1,7 +1,7 @@
 """Models: every architecture of the paper, one C++ engine underneath."""
 
 from .activations import ACTIVATIONS, Activation
-from .base import Model, ParamSpec
+from .base import DenseLayer, Model, ParamSpec
 from .basis import BasisModel
 from .mlp import MLP, SkipMLP
 from .resnet import PreActResidualStack, ResNet
@@ -10,6 +10,7 @@ __all__ = [
     "ACTIVATIONS",
     "Activation",
     "BasisModel",
+    "DenseLayer",
     "MLP",
     "Model",
     "ParamSpec",

@@ -33,6 +33,23 @@ class ParamSpec:
         return int(np.prod(self.shape))
 
 
+@dataclass(frozen=True)
+class DenseLayer:
+    """One dense node of the graph: value = W @ value(input_node) (+ b).
+
+    ``weight``/``bias`` are the parameter blocks (``bias`` None without one); ``node`` and
+    ``input_node`` index the graph, so :meth:`Model.node_values` gives the layer's output
+    (pre-activation) and its input h for every sample.
+    """
+
+    node: int
+    input_node: int
+    in_dim: int
+    out_dim: int
+    weight: ParamSpec
+    bias: ParamSpec | None
+
+
 class GraphBuilder:
     """Allocates parameter blocks in theta order and adds C++ graph nodes.
 
@@ -113,6 +130,37 @@ class Model:
     def param_specs(self) -> tuple[ParamSpec, ...]:
         """The parameter blocks in theta order."""
         return self._specs
+
+    def dense_layers(self) -> tuple[DenseLayer, ...]:
+        """Every dense layer in evaluation order (inputs before outputs)."""
+        by_offset = {s.offset: s for s in self._specs}
+        layers = []
+        for k in range(self._graph.num_nodes):
+            info = self._graph.node_info(k)
+            if info["kind"] != 1:
+                continue
+            src = info["src"]
+            layers.append(
+                DenseLayer(
+                    node=k,
+                    input_node=src,
+                    in_dim=int(self._graph.node_info(src)["dim"]),
+                    out_dim=int(info["dim"]),
+                    weight=by_offset[info["weight_offset"]],
+                    bias=by_offset[info["bias_offset"]] if info["bias_offset"] >= 0 else None,
+                )
+            )
+        return tuple(layers)
+
+    def node_values(self, theta: object, X: object, node: int, *, n_threads: int | None = None) -> np.ndarray:
+        """Values of graph node ``node`` for every sample, shape (m, dim): e.g. a layer's input
+        h^(l-1)(x_i) (``DenseLayer.input_node``) or its pre-activation (``DenseLayer.node``)."""
+        theta, X, threads = self._inputs(theta, X, n_threads)
+        if isinstance(node, bool) or not isinstance(node, (int, np.integer)) or not 0 <= node < self._graph.num_nodes:
+            raise ValueError(f"node must be an index in 0..{self._graph.num_nodes - 1}; got {node!r}")
+        out = np.empty((X.shape[0], int(self._graph.node_info(int(node))["dim"])))
+        self._graph.node_values(theta, X, int(node), out, threads)
+        return out
 
     def unflatten(self, theta: object) -> dict[str, np.ndarray]:
         """Named arrays (copies) from flat theta, in theta order."""
