@@ -1,6 +1,9 @@
 #include "bindings.hpp"
 
+#include <optional>
+
 #include "gradbasis/graph.hpp"
+#include "gradbasis/gram.hpp"
 #include "gradbasis/kernels.hpp"
 
 namespace gradbasis::bindings {
@@ -85,6 +88,30 @@ void bind_graph(py::module_& m) {
           },
           py::arg("theta").noconvert(), py::arg("X").noconvert(), py::arg("U").noconvert(),
           py::arg("out").noconvert(), py::arg("n_threads"))
+      .def(
+          "gram",
+          [](const Graph& g, ConstVectorRef theta, ConstRowMatrixRef X1, std::optional<ConstRowMatrixRef> X2,
+             const std::vector<double>& weights, py::array_t<double, py::array::c_style> out, int n_threads) {
+            double* dst = out.mutable_data();
+            py::gil_scoped_release release;
+            if (X2) {
+              const ConstRowMatrixRef& x2 = *X2;
+              gram(g, theta.data(), X1, &x2, weights, dst, n_threads);
+            } else {
+              gram(g, theta.data(), X1, nullptr, weights, dst, n_threads);
+            }
+          },
+          py::arg("theta").noconvert(), py::arg("X1").noconvert(), py::arg("X2").noconvert(), py::arg("weights"),
+          py::arg("out").noconvert(), py::arg("n_threads"))
+      .def(
+          "gram_diagonal",
+          [](const Graph& g, ConstVectorRef theta, ConstRowMatrixRef X, const std::vector<double>& weights,
+             VectorRef out, int n_threads) {
+            py::gil_scoped_release release;
+            gram_diagonal(g, theta.data(), X, weights, out.data(), n_threads);
+          },
+          py::arg("theta").noconvert(), py::arg("X").noconvert(), py::arg("weights"), py::arg("out").noconvert(),
+          py::arg("n_threads"))
       .def(
           "kink_margin",
           [](const Graph& g, ConstVectorRef theta, ConstRowMatrixRef X, int n_threads) {

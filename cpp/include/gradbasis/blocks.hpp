@@ -1,0 +1,41 @@
+// Sample blocking shared by the whole-data kernels (kernels.cpp, gram.cpp).
+#pragma once
+
+#include <algorithm>
+
+#include "gradbasis/engine.hpp"
+#include "gradbasis/graph.hpp"
+#include "gradbasis/types.hpp"
+
+namespace gradbasis {
+
+int resolve_threads(int n_threads);
+
+namespace detail {
+
+// Samples per block: large enough for GEMM efficiency, small enough for cache.
+constexpr Index kBlock = 64;
+// Reductions use at most this many partial sums (memory: kMaxChunks * num_params doubles).
+constexpr Index kMaxChunks = 16;
+
+inline Index num_blocks(Index m) { return (m + kBlock - 1) / kBlock; }
+
+// Runs body(ws, i0, B) over every block of samples, one workspace per thread.
+template <class Body>
+inline void for_each_block(const Graph& g, Index m, Index rows_per_sample, unsigned needs, int n_threads,
+                    Body body) {
+  const Index blocks = num_blocks(m);
+  const int threads = static_cast<int>(std::min<Index>(resolve_threads(n_threads), std::max<Index>(blocks, 1)));
+#pragma omp parallel num_threads(threads)
+  {
+    Workspace ws(g, std::min(kBlock, m), rows_per_sample, needs);
+#pragma omp for schedule(static)
+    for (Index b = 0; b < blocks; ++b) {
+      const Index i0 = b * kBlock;
+      body(ws, i0, std::min(kBlock, m - i0));
+    }
+  }
+}
+
+}  // namespace detail
+}  // namespace gradbasis
