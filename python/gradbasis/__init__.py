@@ -45,6 +45,7 @@ from .optimize import MinimizeResult, minimize
 from .overparameterized import IndistinctSamplesError, OverparameterizedReport, overparameterized_init
 from .representation import RepresentationBound, representation_bound
 from .theorem1 import Theorem1Result, theorem1
+from .strategies import STRATEGIES, MemoryEstimate, choose_strategy, gradient_basis_minimum, memory_estimate
 from .linear_units import LinearUnitSets, in_theta_nt, linear_unit_sets
 from .perturbation import PerturbationSet, perturbation_directions
 from .perturbable import PerturbableBasis, perturbable_basis
@@ -59,6 +60,11 @@ __version__ = "0.1.0"
 WITH_OPENMP: bool = bool(_core.with_openmp)
 
 __all__ = [
+    "STRATEGIES",
+    "MemoryEstimate",
+    "choose_strategy",
+    "gradient_basis_minimum",
+    "memory_estimate",
     "Lemma1Result",
     "Lemma3Result",
     "LinearUnitSets",

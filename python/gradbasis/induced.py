@@ -18,7 +18,7 @@ import numpy as np
 
 from . import _core
 from ._validation import as_float_array, as_weights, check_finite
-from .errors import ShapeError
+from .errors import InvalidOptionError, ShapeError
 from .losses import Loss, get_loss
 
 __all__ = ["InducedResult", "ProfileEntry", "induced_minimum", "DEFAULT_CUTS"]
@@ -68,6 +68,8 @@ class InducedResult:
     singular_values: np.ndarray = field(repr=False)
     profile: tuple[ProfileEntry, ...]
     loss: str
+    strategy: str = "dense"
+    details: dict = field(default_factory=dict, repr=False)
 
     @property
     def gap(self) -> float:
@@ -86,6 +88,8 @@ class InducedResult:
             "iterations": self.iterations,
             "gradient_norm": self.gradient_norm,
             "loss": self.loss,
+            "strategy": self.strategy,
+            "details": dict(self.details),
             "sigma_max": float(self.singular_values[0]) if self.singular_values.size else 0.0,
             "profile": [vars(p) for p in self.profile],
         }
@@ -146,11 +150,11 @@ def induced_minimum(
     cut_list = [float(c) for c in cuts]
     for name, c in [("rank_tol", rank_tol), *(("cuts", c) for c in cut_list)]:
         if not (0.0 <= c < 1.0):
-            raise ValueError(f"{name} must be a relative cut in [0, 1); got {c!r}")
+            raise InvalidOptionError(f"{name} must be a relative cut in [0, 1); got {c!r}")
     if not (0.0 < tol < 1.0):
-        raise ValueError(f"tol must lie in (0, 1); got {tol!r}")
+        raise InvalidOptionError(f"tol must lie in (0, 1); got {tol!r}")
     if int(max_iter) < 1:
-        raise ValueError(f"max_iter must be positive; got {max_iter!r}")
+        raise InvalidOptionError(f"max_iter must be positive; got {max_iter!r}")
     raw = _core.induced_minimum(B, loss._core, Y, w, rank_tol, cut_list, float(tol), int(max_iter))
     main = raw.main
     profile = tuple(

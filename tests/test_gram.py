@@ -1,0 +1,123 @@
+"""Structured Gram matrices against J J^T, and the three strategies for the induced model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import ZOO, random_point
+
+import gradbasis as gb
+from gradbasis.strategies import choose_strategy, gradient_basis_minimum, memory_estimate
+
+
+@pytest.mark.parametrize("name", sorted(ZOO))
+def test_gram_equals_jacobian_product(name, rng):
+    model = ZOO[name]
+    theta, X = random_point(model, rng, m=70)  # 70 samples: several tiles and a ragged last one
+    X2 = rng.normal(size=(33, model.input_dim))
+    J, J2 = model.jacobian(theta, X), model.jacobian(theta, X2)
+    ref = J @ J.T
+    scale = np.abs(ref).max()
+    K = model.gram(theta, X)
+    assert np.abs(K - ref).max() <= 1e-10 * scale
+    assert np.array_equal(K, K.T)
+    assert np.abs(model.gram(theta, X, X2) - J @ J2.T).max() <= 1e-10 * scale
+    assert np.abs(model.gram_diagonal(theta, X) - np.diag(ref)).max() <= 1e-10 * scale
+    assert model.gram_trace(theta, X) == pytest.approx(np.trace(ref), rel=1e-12)
+
+
+def test_weighted_gram(rng):
+    model = ZOO["mlp-tanh"]
+    theta, X = random_point(model, rng, m=20)
+    weights = {"W1": 2.0, "b2": 0.0, "W3": 0.5}
+    c = np.ones(model.num_params)
+    for s in model.param_specs:
+        c[s.offset : s.offset + s.size] = weights.get(s.name, 1.0)
+    J = model.jacobian(theta, X)
+    ref = (J * c) @ J.T
+    assert np.abs(model.gram(theta, X, weights=weights) - ref).max() <= 1e-12 * np.abs(ref).max()
+    assert model.gram_trace(theta, X, weights=weights) == pytest.approx(np.trace(ref), rel=1e-12)
+
+
+def test_gram_is_identical_for_every_thread_count(rng):
+    model = gb.MLP([5, 40, 30, 3], "gelu")
+    theta, X = random_point(model, rng, m=300)
+    K1 = model.gram(theta, X, n_threads=1)
+    assert np.array_equal(K1, model.gram(theta, X, n_threads=2))
+    assert np.array_equal(K1, model.gram(theta, X))
+
+
+def test_gram_bad_input(rng):
+    model = ZOO["mlp-relu"]
+    theta, X = random_point(model, rng, m=10)
+    with pytest.raises(gb.UnknownNameError):
+        model.gram(theta, X, weights={"W9": 1.0})
+    with pytest.raises(gb.InvalidOptionError):
+        model.gram(theta, X, weights={"W1": -1.0})
+    with pytest.raises(gb.ShapeError):
+        model.gram(theta, X, rng.normal(size=(4, model.input_dim + 1)))
+    with pytest.raises(gb.ShapeError):
+        model.gram(theta, X, out=np.empty((3, 3)))
+    with pytest.raises(gb.MemoryBudgetError, match="Gram matrix 30 x 30"):
+        model.gram(theta, X, memory_budget=1000)
+    out = np.empty((30, 30))
+    assert model.gram(theta, X, out=out) is out
+
+
+# ----------------------------------------------------------------------------- strategies
+def problem(loss, seed=0, m=40):
+    rng = np.random.default_rng(seed)
+    d_y = 1 if loss == "smoothed_hinge" else 3
+    model = gb.MLP([4, 6, d_y], "tanh")
+    X = rng.normal(size=(m, 4))
+    Y = {
+        "squared": rng.normal(size=(m, d_y)),
+        "cross_entropy": rng.dirichlet(np.ones(d_y), m),
+        "smoothed_hinge": rng.choice([-1.0, 1.0], (m, 1)),
+    }[loss]
+    loss_obj = gb.SmoothedHingeLoss(3) if loss == "smoothed_hinge" else loss
+    return gb.Objective(model, loss_obj, X, Y), model.init(seed)
+
+
+@pytest.mark.parametrize("loss", ["squared", "cross_entropy", "smoothed_hinge"])
+def test_three_strategies_agree(loss):
+    obj, theta = problem(loss)
+    gram = gradient_basis_minimum(obj, theta, strategy="gram")
+    dense_at_cut = gradient_basis_minimum(obj, theta, strategy="dense", rank_tol=gram.rank_tol)
+    tol = 1e-9 * max(1.0, abs(dense_at_cut.value))
+    assert gram.strategy == "gram" and gram.rank == dense_at_cut.rank
+    assert abs(gram.value - dense_at_cut.value) <= tol and abs(gram.lower - dense_at_cut.lower) <= tol
+    # alpha comes back in theta coordinates: J alpha reproduces the fitted outputs
+    np.testing.assert_allclose(obj.model.jvp(theta, obj.X, gram.alpha), gram.fitted, atol=1e-8)
+    dense = gradient_basis_minimum(obj, theta, strategy="dense")
+    free = gradient_basis_minimum(obj, theta, strategy="matrix_free")
+    assert free.strategy == "matrix_free" and free.converged
+    assert abs(free.value - dense.value) <= tol and free.lower <= free.value
+    assert free.lower >= dense.lower - 1e-8 * max(1.0, abs(dense.value))
+    assert free.details["dual_residual"] <= 1e-9 and free.details["lower_scope"].startswith("||alpha||")
+
+
+def test_auto_chooses_from_the_memory_estimate():
+    obj, theta = problem("squared")
+    est = memory_estimate(obj)
+    assert est.rows == 120 and est.params == obj.model.num_params
+    assert choose_strategy(obj)[0] == "dense"  # 51 parameters, 120 outputs: J is tall
+    budget = (est.gram + est.dense) // 2 if est.gram < est.dense else None
+    if budget is not None:
+        assert choose_strategy(obj, budget)[0] == "gram"
+    assert choose_strategy(obj, est.matrix_free)[0] == "matrix_free"
+    r = gradient_basis_minimum(obj, theta, memory_budget=est.matrix_free)
+    assert r.strategy == "matrix_free" and r.details["memory_estimate_bytes"] <= est.matrix_free
+    with pytest.raises(gb.MemoryBudgetError, match="120 x 51"):
+        gradient_basis_minimum(obj, theta, memory_budget=est.matrix_free - 1)
+    with pytest.raises(gb.MemoryBudgetError, match="'dense' does not fit"):
+        gradient_basis_minimum(obj, theta, strategy="dense", memory_budget=est.dense - 1)
+    with pytest.raises(gb.UnknownNameError):
+        gradient_basis_minimum(obj, theta, strategy="fast")
+
+
+def test_wide_jacobian_prefers_gram():
+    rng = np.random.default_rng(0)
+    model = gb.MLP([3, 64, 2], "tanh")  # 386 parameters for 20 outputs
+    obj = gb.Objective(model, "squared", rng.normal(size=(10, 3)), rng.normal(size=(10, 2)))
+    assert choose_strategy(obj)[0] == "gram"
