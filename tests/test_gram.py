@@ -121,3 +121,25 @@ def test_wide_jacobian_prefers_gram():
     model = gb.MLP([3, 64, 2], "tanh")  # 386 parameters for 20 outputs
     obj = gb.Objective(model, "squared", rng.normal(size=(10, 3)), rng.normal(size=(10, 2)))
     assert choose_strategy(obj)[0] == "gram"
+
+
+def test_theorem1_by_every_strategy_at_a_trained_point():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(30, 3))
+    Y = np.tanh(X @ rng.normal(size=(3, 2))) + 0.3 * rng.normal(size=(30, 2))
+    model = gb.MLP([3, 3, 2], "tanh")
+    obj = gb.Objective(model, "squared", X, Y)
+    res = gb.minimize(obj, model.init(0), method="lbfgs+newton", gtol=1e-10)
+    assert res.gradient_norm <= 1e-8
+    theta = res.theta
+    dense = gb.theorem1(obj, theta)
+    gram = gb.theorem1(obj, theta, strategy="gram")
+    free = gb.theorem1(obj, theta, strategy="matrix_free")
+    assert dense.verdict == gram.verdict == gb.Verdict.HOLDS
+    assert (dense.strategy, gram.strategy, free.strategy) == ("dense", "gram", "matrix_free")
+    assert abs(gram.value - dense.value) <= dense.tol
+    # The matrix-free path judges the whole span: never above L, lower bound below its value.
+    assert free.value <= free.loss_value + free.tol and free.lower <= free.value
+    assert free.verdict in (gb.Verdict.HOLDS, gb.Verdict.CONSISTENT)
+    with pytest.raises(gb.UnknownNameError):
+        gb.theorem1(obj, theta, strategy="sparse")

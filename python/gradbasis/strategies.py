@@ -128,8 +128,8 @@ def gradient_basis_minimum(
         J = obj.model.jacobian(theta, obj.X, memory_budget=est.budget)
         res = induced_minimum(J, obj.loss, obj.Y, obj.weights, rank_tol=rank_tol, cuts=cuts, tol=tol, max_iter=max_iter)
     elif strategy == "gram":
-        res, more = _gram_solve(obj, theta, est.budget, rank_tol, cuts, tol, max_iter)
-        details.update(more)
+        res = gram_solve(obj, theta, est.budget, rank_tol, cuts, tol, max_iter)[0]
+        details.update(res.details)
     else:
         res, more = _matrix_free_solve(obj, theta, tol, max_iter)
         details.update(more)
@@ -156,21 +156,40 @@ def output_basis_from_gram(K: np.ndarray, rank_tol: float | None) -> tuple[np.nd
     return U[:, keep], sigma[keep], cut
 
 
-def _gram_solve(obj, theta, budget, rank_tol, cuts, tol, max_iter):
+def gram_solve(
+    obj: Objective, theta: np.ndarray, budget: int | None, rank_tol, cuts, tol: float, max_iter: int, *, with_output: bool = False
+):
+    """The Gram strategy: (result with alpha in theta coordinates, U, sigma) where U diag(sigma)
+    is the orthogonal output basis of the judged span. ``with_output`` adds f_X(theta) = J g(theta)
+    as a column (exact, and in range(J) by Assumption 2) so that the span contains it even when
+    the Gram cut leaves out directions it uses."""
     model = obj.model
     K = model.gram(theta, obj.X, memory_budget=budget)
+    n = K.shape[0]
     U, sigma, cut = output_basis_from_gram(K, rank_tol)
     del K
-    if sigma.size == 0:  # J = 0: the span is {0}
-        U, sigma = np.zeros((K.shape[0], 1)), np.ones(1)
-    res = induced_minimum(U * sigma, obj.loss, obj.Y, obj.weights, rank_tol=0.0, cuts=[c for c in cuts if c > cut], tol=tol, max_iter=max_iter)
-    beta = (U @ (res.alpha / sigma)).reshape(obj.num_samples, model.output_dim)
-    alpha = model.vjp(theta, obj.X, beta)
-    profile = res.profile + tuple(
-        ProfileEntry(c, res.rank, res.value, res.lower, 0, res.attained) for c in cuts if c <= cut
+    if sigma.size == 0:  # J = 0: the span is {0}; one zero column keeps the solver's shapes
+        U, sigma = np.zeros((n, 1)), np.zeros(1)
+    B = U * sigma
+    if with_output:
+        B = np.hstack([B, model.forward(theta, obj.X).reshape(-1, 1)])
+    res = induced_minimum(B, obj.loss, obj.Y, obj.weights, rank_tol=0.0, cuts=[c for c in cuts if c > cut], tol=tol, max_iter=max_iter)
+    a = res.alpha[: sigma.size]
+    safe = np.where(sigma > 0, sigma, 1.0)
+    beta = (U @ np.where(sigma > 0, a / safe, 0.0)).reshape(obj.num_samples, model.output_dim)
+    alpha = model.vjp(theta, obj.X, beta)  # J alpha = U diag(sigma) a: the representer form
+    if with_output:
+        alpha = alpha + res.alpha[-1] * model.homogeneity(theta)
+    profile = res.profile + tuple(ProfileEntry(c, res.rank, res.value, res.lower, 0, res.attained) for c in cuts if c <= cut)
+    out = replace(
+        res,
+        alpha=alpha,
+        rank_tol=cut,
+        singular_values=sigma[sigma > 0],
+        profile=tuple(sorted(profile, key=lambda p: -p.cut)),
+        details={"gram_sigma_cut": cut, "gram_rank": int(np.sum(sigma > 0))},
     )
-    out = replace(res, alpha=alpha, rank_tol=cut, singular_values=sigma, profile=tuple(sorted(profile, key=lambda p: -p.cut)))
-    return out, {"gram_sigma_cut": cut, "gram_rank": int(sigma.size)}
+    return out, U, sigma
 
 
 # ----------------------------------------------------------------------------- matrix-free

@@ -10,8 +10,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._validation import as_theta
+from .errors import UnknownNameError
 from .induced import DEFAULT_CUTS, InducedResult, induced_minimum
 from .objective import Objective
+from .strategies import STRATEGIES, choose_strategy, gradient_basis_minimum, gram_solve
 from .verdict import Verdict, jsonable, table
 
 __all__ = ["Theorem1Result", "theorem1"]
@@ -47,6 +49,7 @@ class Theorem1Result:
     grad_tol: float
     resolution: float               # singular values below this are not judged (see theorem1)
     full_rank: int                  # rank of J at rank_tol
+    strategy: str                   # dense, gram or matrix_free (see gradbasis.strategies)
     profile: tuple = field(repr=False)
     seconds: dict = field(repr=False)
     induced: InducedResult = field(repr=False)
@@ -74,6 +77,7 @@ class Theorem1Result:
             ("gradient resolution (sigma)", self.resolution),
             ("rank J at the relative cut", self.full_rank),
             ("infimum attained", self.attained),
+            ("strategy", self.strategy),
         ]
         text = table("Theorem 1 (gradient basis model)", rows)
         prof = [f"  {'cut':>9}  {'rank':>6}  {'value':>20}  {'lower':>20}"]
@@ -119,6 +123,8 @@ def theorem1(
     rank_tol: float | None = None,
     cuts: Sequence[float] = DEFAULT_CUTS,
     jacobian: np.ndarray | None = None,
+    strategy: str = "dense",
+    memory_budget: int | None = None,
 ) -> Theorem1Result:
     """Check Theorem 1 at theta with two-sided certificates.
 
@@ -133,6 +139,12 @@ def theorem1(
         the singular-value band responsible is named.
 
     tol = rtol * max(1, |L(theta)|). ``jacobian`` may pass a precomputed J(theta).
+
+    ``strategy`` picks how the span is handled (see :mod:`gradbasis.strategies`): "dense" (J
+    and its SVD), "gram" (K = J J^T and its eigendecomposition, never J; directions below
+    (n eps)^(1/4) sigma_max are left out), "matrix_free" (J v and J^T u only; no singular values,
+    so the whole span is judged and ``lower`` holds over coefficients no longer than the
+    optimum found), or "auto" (from a memory estimate, within ``memory_budget`` bytes).
     """
     theta = as_theta(theta, obj.model.num_params)
     model = obj.model
@@ -142,17 +154,36 @@ def theorem1(
     gnorm = float(np.linalg.norm(grad))
     margin = model.kink_margin(theta, obj.X)
     seconds["objective"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    J = model.jacobian(theta, obj.X) if jacobian is None else jacobian
-    seconds["jacobian"] = time.perf_counter() - t0
+    if jacobian is not None:
+        strategy = "dense"
+    elif strategy == "auto":
+        strategy = choose_strategy(obj, memory_budget)[0]
+    elif strategy not in STRATEGIES:
+        raise UnknownNameError(f"unknown strategy {strategy!r}; choose from {STRATEGIES}")
     t0 = time.perf_counter()
     tol = rtol * max(1.0, abs(loss_value))
-    full = induced_minimum(J, obj.loss, obj.Y, obj.weights, rank_tol=rank_tol, cuts=cuts)
+    if strategy == "dense":
+        J = model.jacobian(theta, obj.X, memory_budget=memory_budget) if jacobian is None else jacobian
+        seconds["jacobian"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        full = induced_minimum(J, obj.loss, obj.Y, obj.weights, rank_tol=rank_tol, cuts=cuts)
+        output_basis = lambda: np.linalg.svd(J, full_matrices=False)[:2]  # noqa: E731
+    elif strategy == "gram":
+        full, U_gram, s_gram = gram_solve(obj, theta, memory_budget, rank_tol, cuts, 1e-12, 200, with_output=True)
+        output_basis = lambda: (U_gram, s_gram)  # noqa: E731
+    else:
+        full = gradient_basis_minimum(obj, theta, strategy="matrix_free", memory_budget=memory_budget)
+        output_basis = None
     resolution = gradient_resolution(obj, theta, gnorm, tol) if gnorm <= grad_tol else 0.0
     res = full
-    if resolution > 0.0 and full.singular_values.size and resolution > full.rank_tol * full.singular_values[0]:
+    if (
+        output_basis is not None
+        and resolution > 0.0
+        and full.singular_values.size
+        and resolution > full.rank_tol * full.singular_values[0]
+    ):
         # Judge the resolved directions plus f_X(theta) itself (= J g, so inf <= L still holds).
-        U, s, _ = np.linalg.svd(J, full_matrices=False)
+        U, s = output_basis()
         keep = s > resolution
         basis = np.hstack([U[:, keep] * s[keep], model.forward(theta, obj.X).reshape(-1, 1)])
         res = induced_minimum(basis, obj.loss, obj.Y, obj.weights, cuts=())
@@ -200,12 +231,13 @@ def theorem1(
         rank=res.rank,
         rank_tol=full.rank_tol,
         num_params=model.num_params,
-        num_outputs=J.shape[0],
+        num_outputs=obj.num_samples * model.output_dim,
         attained=res.attained,
         tol=tol,
         grad_tol=grad_tol,
         resolution=resolution,
         full_rank=full.rank,
+        strategy=strategy,
         profile=full.profile,
         seconds=seconds,
         induced=res,
