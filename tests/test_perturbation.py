@@ -190,3 +190,16 @@ def test_perturbable_basis_rejects_bad_input(rng):
         gb.perturbable_basis(model, theta, X, np.zeros((1, model.num_params)), -1.0)
     with pytest.raises(gb.MemoryBudgetError):
         gb.perturbable_basis(model, theta, X, np.zeros((1, model.num_params)), 1e-2, memory_budget=1000)
+
+
+def test_gram_perturbable_basis_matches_dense_above_the_gram_floor(rng):
+    model, theta, X = wide_point(rng, "tanh")
+    S = gb.perturbation_directions(model, theta, X, budget=12, combinations=2)
+    gram = gb.perturbable_basis(model, theta, X, S, strategy="gram")
+    dense = gb.perturbable_basis(model, theta, X, S, rank_tol=gram.rank_tol)
+    assert (gram.dim_T, gram.dim_T_tilde) == (dense.dim_T, dense.dim_T_tilde)
+    Qg = np.linalg.svd(gram.basis, full_matrices=False)[0]
+    Qd = np.linalg.svd(dense.basis, full_matrices=False)[0][:, : gram.dim_T_tilde]
+    assert np.linalg.norm(Qg - Qd @ (Qd.T @ Qg), axis=0).max() < 1e-5
+    with pytest.raises(gb.UnknownNameError):
+        gb.perturbable_basis(model, theta, X, S, strategy="sparse")

@@ -147,3 +147,13 @@ def test_bad_theorem2_inputs_are_named():
         gb.theorem2(obj, np.zeros(3))
     with pytest.raises(gb.InvalidOptionError):
         gb.lemma3(obj, theta, np.zeros((1, 2)))  # eps missing for a plain array
+
+
+def test_theorem2_by_the_gram_path_agrees():
+    """The Gram path sees T~ down to its floor (n eps)^(1/4) sigma_max: here the first-order
+    direction (dim 2), not the one that enters at order eps^2; its infimum is already below L."""
+    obj, theta = figure3_point()
+    dense, gram = gb.theorem2(obj, theta), gb.theorem2(obj, theta, strategy="gram")
+    assert dense.dim_T_tilde == 3 and gram.dim_T_tilde == 2 and gram.dim_T == 1
+    assert gram.value < gram.gradient_basis_value - 0.1
+    assert gram.verdict == dense.verdict

@@ -29,6 +29,16 @@ class Loss:
     def __init__(self, core: _core.Loss):
         self._core = core
 
+    def __reduce__(self) -> tuple:
+        """Pickle as the class and its constructor arguments (``_constructor_arguments``, none
+        by default): loading rebuilds the C++ loss, which cannot be pickled itself."""
+        if type(self).__init__ is Loss.__init__:
+            raise TypeError(f"cannot pickle {type(self).__name__}: it holds a C++ loss; pickle a named loss class")
+        return type(self), self._constructor_arguments()
+
+    def _constructor_arguments(self) -> tuple:
+        return ()
+
     def check_targets(self, Y: object, output_dim: int | None = None, num_samples: int | None = None) -> np.ndarray:
         """Y as a (m, d_y) float64 array valid for this loss, or a clear error."""
         Y = as_float_targets(Y, output_dim, num_samples)
@@ -136,6 +146,9 @@ class SmoothedHingeLoss(Loss):
         if bad.any():
             i = int(np.argmax(bad))
             raise InvalidLabelError(f"smoothed hinge labels must be -1 or +1; Y[{i}] = {Y[i, 0]!r}")
+
+    def _constructor_arguments(self) -> tuple:
+        return (self.p,)
 
     def __repr__(self) -> str:
         return f"SmoothedHingeLoss(p={self.p:g})"

@@ -17,7 +17,7 @@ import numpy as np
 
 from ._memory import check_allocation
 from ._validation import as_samples, as_theta
-from .errors import InvalidOptionError, ShapeError
+from .errors import InvalidOptionError, ShapeError, UnknownNameError
 from .induced import default_rank_tol
 from .models.base import Model
 from .perturbation import PerturbationSet
@@ -79,6 +79,7 @@ def perturbable_basis(
     rank_tol: float | None = None,
     batch: int = 8,
     memory_budget: int | None = None,
+    strategy: str = "dense",
 ) -> PerturbableBasis:
     """Build the perturbable basis from directions S (a :class:`PerturbationSet` or an
     array (k, num_params)) at step ``eps`` (default: the set's own eps).
@@ -86,6 +87,12 @@ def perturbable_basis(
     ``rank_tol`` is the relative singular-value cut for dim T and dim T~ (default
     max(m d_y, num_params) * machine eps, as for J alone). Directions are not re-verified here:
     pass a set from :func:`perturbation_directions` or check your own.
+
+    ``strategy="gram"`` never forms a Jacobian: T~ is the range of K(theta) + sum_j K(theta + eps
+    S_j) (a sum of positive semidefinite matrices has the sum of their ranges), built with the
+    structured Gram kernel and eigendecomposed. Directions with sigma below the Gram floor
+    (n eps)^(1/4) sigma_max are left out (see :mod:`gradbasis.strategies`), so directions that
+    enter T~ only at second order in eps may be missed; ``growth`` then has one entry.
     """
     theta = as_theta(theta, model.num_params)
     X = as_samples(X, model.input_dim)
@@ -101,13 +108,17 @@ def perturbable_basis(
     eps = float(eps)
     if not (np.isfinite(eps) and eps > 0.0):
         raise InvalidOptionError(f"eps must be a positive finite step; got {eps!r}")
+    if strategy not in ("dense", "gram"):
+        raise UnknownNameError(f"perturbable_basis strategy must be 'dense' or 'gram'; got {strategy!r}")
     if isinstance(batch, bool) or int(batch) != batch or batch < 1:
         raise InvalidOptionError(f"batch must be a positive integer; got {batch!r}")
     n = X.shape[0] * model.output_dim
     P = model.num_params
-    rank_tol = default_rank_tol((n, P)) if rank_tol is None else float(rank_tol)
-    if not (0.0 <= rank_tol < 1.0):
+    if rank_tol is not None and not (0.0 <= float(rank_tol) < 1.0):
         raise InvalidOptionError(f"rank_tol must be a relative cut in [0, 1); got {rank_tol!r}")
+    if strategy == "gram":
+        return _gram_basis(model, theta, X, directions, eps, rank_tol, memory_budget)
+    rank_tol = default_rank_tol((n, P)) if rank_tol is None else float(rank_tol)
     check_allocation(
         8 * n * (min(n, P) + (int(batch) + 2) * P),
         f"the perturbable basis ({n} outputs, {P} parameters, batches of {batch} directions)",
@@ -139,4 +150,26 @@ def perturbable_basis(
         eps=eps,
         rank_tol=rank_tol,
         growth=tuple(growth),
+    )
+
+
+def _gram_basis(model, theta, X, directions, eps, rank_tol, memory_budget) -> PerturbableBasis:
+    from .strategies import output_basis_from_gram
+
+    K = model.gram(theta, X, memory_budget=memory_budget)
+    U_T, s_T, cut = output_basis_from_gram(K, rank_tol)
+    for v in directions:
+        K += model.gram(theta + eps * v, X, memory_budget=memory_budget)
+    U, s, _ = output_basis_from_gram(K, rank_tol)
+    return PerturbableBasis(
+        basis=U * s,
+        jacobian_basis=U_T * s_T,
+        singular_values=s,
+        jacobian_singular_values=s_T,
+        dim_T=int(s_T.size),
+        dim_T_tilde=int(s.size),
+        num_directions=int(directions.shape[0]),
+        eps=eps,
+        rank_tol=cut,
+        growth=(int(s.size),),
     )

@@ -197,6 +197,7 @@ def theorem2(
     check_minimum: bool = True,
     curvature_tol: float = 1e-8,
     seed: int = 0,
+    strategy: str = "dense",
 ) -> Theorem2Result:
     """Check Theorem 2 at theta with two-sided certificates.
 
@@ -206,6 +207,7 @@ def theorem2(
     apply" at kinks, at saddles (``check_minimum`` computes lambda_min of the Hessian, exactly
     below 400 parameters, by Lanczos above) and at points Lemma 3 shows are no local minimum;
     "consistent" at approximate local minima; "violated" when the numbers contradict convexity.
+    ``strategy`` ("dense" or "gram") is how the perturbable span is built (:func:`perturbable_basis`).
     """
     theta = as_theta(theta, obj.model.num_params)
     seconds: dict[str, float] = {}
@@ -218,7 +220,7 @@ def theorem2(
         )
     seconds["directions"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    pb = perturbable_basis(obj.model, theta, obj.X, S, rank_tol=rank_tol)
+    pb = perturbable_basis(obj.model, theta, obj.X, S, rank_tol=rank_tol, strategy=strategy)
     seconds["basis"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     check = check_span(obj, theta, pb.basis, rtol=rtol, grad_tol=grad_tol, rank_tol=rank_tol, cuts=cuts)

@@ -111,6 +111,7 @@ def theorem3(
     check_minimum: bool = True,
     curvature_tol: float = 1e-8,
     seed: int = 0,
+    strategy: str = "dense",
 ) -> Theorem3Result:
     """Check Theorem 3 (and Proposition 1's bound) at theta for a :class:`ResNet`.
 
@@ -129,7 +130,7 @@ def theorem3(
         S = perturbation_directions(
             model, theta, obj.X, eps=eps, kinds=kinds, budget=budget, combinations=combinations, seed=seed
         )
-    pb = perturbable_basis(model, theta, obj.X, S, rank_tol=rank_tol)
+    pb = perturbable_basis(model, theta, obj.X, S, rank_tol=rank_tol, strategy=strategy)
     seconds["basis"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     d_x, d_y, d_z = model.input_dim, model.output_dim, z.shape[1]

@@ -116,6 +116,7 @@ def theorem4(
     check_minimum: bool = True,
     curvature_tol: float = 1e-8,
     seed: int = 0,
+    strategy: str = "dense",
 ) -> Theorem4Result:
     """Check Theorem 4 at theta for an :class:`MLP` and t in 0..H.
 
@@ -137,7 +138,7 @@ def theorem4(
         S = perturbation_directions(
             model, theta, obj.X, eps=eps, kinds=kinds, budget=budget, combinations=combinations, margin=margin, seed=seed
         )
-    pb = perturbable_basis(model, theta, obj.X, S, rank_tol=rank_tol)
+    pb = perturbable_basis(model, theta, obj.X, S, rank_tol=rank_tol, strategy=strategy)
     seconds["basis"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     d_y = model.output_dim

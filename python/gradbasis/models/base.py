@@ -354,8 +354,31 @@ class Model:
     def _inputs(self, theta: object, X: object, n_threads: int | None) -> tuple[np.ndarray, np.ndarray, int]:
         return as_theta(theta, self.num_params), as_samples(X, self.input_dim), as_threads(n_threads)
 
+    # --------------------------------------------------------------- pickling
+    def __reduce__(self) -> tuple:
+        """Pickle as the class and its constructor arguments, so that loading rebuilds the C++
+        graph (which cannot be pickled) in the loading process, e.g. on a Dask worker.
+
+        Each concrete class gives its arguments through ``_constructor_arguments``; a subclass
+        that changes ``__init__`` must define it too, or pickling fails here, not at load time.
+        """
+        cls = type(self)
+        init_owner = next(c for c in cls.__mro__ if "__init__" in vars(c))
+        if "_constructor_arguments" not in vars(init_owner):
+            raise TypeError(
+                f"cannot pickle {cls.__name__}: it defines __init__ without _constructor_arguments "
+                "(return the (args, kwargs) that rebuild the model)"
+            )
+        args, kwargs = self._constructor_arguments()
+        return _rebuild_model, (cls, tuple(args), dict(kwargs))
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._describe()}; {self.num_params} parameters)"
 
     def _describe(self) -> str:
         return f"{self.input_dim} -> {self.output_dim}"
+
+
+def _rebuild_model(cls: type, args: tuple, kwargs: dict) -> Model:
+    """Unpickle a model: construct it again (see :meth:`Model.__reduce__`)."""
+    return cls(*args, **kwargs)

@@ -19,3 +19,6 @@ class BasisModel(Model):
         b = GraphBuilder(num_features)
         out = dense_layer(b, 0, output_dim, "W", None, 1.0)
         super().__init__(b, out, homogeneous=("W",))
+
+    def _constructor_arguments(self) -> tuple[tuple, dict]:
+        return (self.input_dim, self.output_dim), {}

@@ -60,6 +60,9 @@ class MLP(Model):
             b, hidden[-1], self.layer_sizes[-1], f"{prefix}W{H + 1}", f"{prefix}b{H + 1}" if self.bias else None, 1.0
         )
 
+    def _constructor_arguments(self) -> tuple[tuple, dict]:
+        return (self.layer_sizes, self.activations), {"bias": self.bias}
+
     def _describe(self) -> str:
         acts = sorted({str(a) for a in self.activations})
         return f"{list(self.layer_sizes)}, {'/'.join(acts) or 'linear'}, bias={self.bias}"
@@ -100,6 +103,9 @@ class SkipMLP(Model):
             out = b.sum(out, node)
         names = tuple(f"S{l}" for l in self.skip_from[:-1]) + (f"W{H + 1}",) + ((f"b{H + 1}",) if self.bias else ())
         super().__init__(b, out, homogeneous=names)
+
+    def _constructor_arguments(self) -> tuple[tuple, dict]:
+        return (self.layer_sizes, self.skip_from, self.activations), {"bias": self.bias}
 
     def _describe(self) -> str:
         return f"{list(self.layer_sizes)}, skip_from={list(self.skip_from)}, bias={self.bias}"

@@ -72,6 +72,9 @@ class PreActResidualStack(Model):
             "Assumption 2 applies to the ResNet that contains it"
         )
 
+    def _constructor_arguments(self) -> tuple[tuple, dict]:
+        return (self.dim, self.hidden, self.num_blocks, self.activation), {"bias": self.bias}
+
     def _describe(self) -> str:
         return f"dim={self.dim}, hidden={self.hidden}, blocks={self.num_blocks}, {self.activation}"
 
@@ -99,6 +102,9 @@ class ResNet(Model):
         z = residual.emit(b, 0, "u.")
         inner = b.sum(0, b.dense(z, input_dim, r))
         super().__init__(b, b.dense(inner, output_dim, w), homogeneous=("W",))
+
+    def _constructor_arguments(self) -> tuple[tuple, dict]:
+        return (self.input_dim, self.output_dim, self.residual), {}
 
     def _describe(self) -> str:
         return f"{self.input_dim} -> {self.output_dim}, residual={self.residual!r}"

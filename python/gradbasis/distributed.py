@@ -1,0 +1,401 @@
+"""The gradient basis model on data too large for one machine, with Dask.
+
+The sample axis is cut into chunks; every chunk (and every pair of chunks, for the Gram
+matrix) is one Dask task that runs the C++ core inside a worker. Three entry points:
+
+* :func:`distributed_jacobian` — J as a Dask array of row blocks J(X_i), rows ordered like
+  :meth:`Model.jacobian` (row ``i * d_y + k`` is output k of sample i).
+* :func:`distributed_gram` — K = J J^T as a Dask array of blocks K_ij = J(X_i) J(X_j)^T
+  computed by :meth:`Model.gram` for i <= j only; K_ji is the transpose of K_ij.
+* :func:`distributed_induced_minimum` — the infimum of the gradient basis model as an
+  :class:`InducedResult` with the same certificates (``value``, ``lower``) as
+  :func:`gradient_basis_minimum`. ``method="tsqr"`` (squared loss): a tall-skinny QR
+  (:func:`dask.array.linalg.tsqr`) of the weighted rows [diag(s) J | diag(s) y] leaves a
+  (P+1) x (P+1) factor R on which the small problem is solved exactly (the SVD of R gives the
+  rank cut, its last column the projected targets and the residual outside the span); J is
+  never gathered. ``method="gram"`` (any loss): the blocks of K are gathered into one matrix
+  on the driver, which then follows the ``gram`` strategy (eigendecomposition, solve over
+  U diag(sigma)); the coefficients are mapped back to theta coordinates by reverse sweeps on
+  the workers.
+
+Running on a cluster
+--------------------
+Connect a client before calling, or pass it::
+
+    from dask.distributed import Client
+    client = Client("tcp://scheduler:8786")   # the scheduler of a running cluster
+    X = dask.array.from_zarr("s3://bucket/X.zarr")   # loaded by the workers, chunked by rows
+    res = distributed_induced_minimum((model, "squared", X, Y), theta, client=client)
+
+Every worker needs gradbasis installed (the same version as the driver, with its compiled
+core): models and losses are pickled as their class and constructor arguments and rebuilt in
+the worker. Without a client the current default scheduler runs the tasks (the last
+``Client`` created, else local threads).
+
+What travels over the network: the model (its constructor arguments, a few bytes) and theta
+(P floats) once per worker; the chunks of X (and of Y and the weights for ``tsqr``); back to
+the driver, for ``tsqr`` only R ((P+1)^2 floats) and the fitted outputs (m d_y), for ``gram``
+every block of K (the whole K, (m d_y)^2 floats) plus P floats per chunk for the coefficients.
+A NumPy X is cut into chunks on the driver and shipped from there; pass a Dask array that the
+workers load themselves when X does not fit the driver.
+
+Memory per worker (c = samples per chunk, r = d_y, P = num_params, 8 bytes a float):
+``tsqr`` holds a weighted row block c r (P+1) and its QR factors, about 3 c r (P+1) floats,
+plus the stacked R factors at the reduction step; ``gram`` holds one block (c r)^2 and the
+layer factors of 2c samples (inputs and output cotangents of every dense layer). The driver
+holds K and its eigendecomposition (about 3 (m r)^2 floats) for ``gram``, only small factors
+for ``tsqr``. The C++ core in each task uses ``n_threads`` threads (default: every core of
+the worker's machine; set it to the cores per worker when several workers share a machine).
+
+Dask is an optional dependency: ``pip install 'gradbasis[distributed]'``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ._validation import as_samples, as_theta, as_threads, as_weights
+from .errors import InvalidOptionError, ShapeError, UnknownNameError
+from .induced import DEFAULT_CUTS, InducedResult, ProfileEntry, default_rank_tol, induced_minimum
+from .losses import Loss, get_loss
+from .models.base import Model
+from .objective import Objective
+from .strategies import output_basis_from_gram
+
+if TYPE_CHECKING:  # pragma: no cover
+    import dask.array
+
+__all__ = ["METHODS", "distributed_gram", "distributed_induced_minimum", "distributed_jacobian"]
+
+#: Methods of :func:`distributed_induced_minimum`.
+METHODS = ("tsqr", "gram")
+_BLOCK_BYTES = 64 * 2**20  # default chunking aims at blocks of about this size
+
+
+def _dask():
+    """(dask, dask.array), or an ImportError that names the extra to install."""
+    try:
+        import dask
+        import dask.array as da
+    except ImportError as exc:
+        raise ImportError(
+            "gradbasis.distributed needs Dask; install the extra with pip install 'gradbasis[distributed]' "
+            "(dask[array] and distributed)"
+        ) from exc
+    return dask, da
+
+
+# ----------------------------------------------------------------------------- inputs
+def _sample_chunks(da, X: Any, input_dim: int, chunk_size: int | None, default: int) -> dask.array.Array:
+    """X as a Dask array chunked along samples only (one chunk across the features)."""
+    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1):
+        raise InvalidOptionError(f"chunk_size must be a positive number of samples; got {chunk_size!r}")
+    if isinstance(X, da.Array):
+        if X.ndim != 2 or X.shape[1] != input_dim:
+            raise ShapeError(f"X must be 2-D (samples, {input_dim}); got shape {X.shape}")
+        if any(math.isnan(c) for c in X.chunks[0]):
+            raise ShapeError("X has chunks of unknown size; call X.compute_chunk_sizes() first")
+        return X.rechunk({0: int(chunk_size) if chunk_size is not None else X.chunks[0], 1: -1})
+    X = as_samples(X, input_dim)
+    return da.from_array(X, chunks=(int(chunk_size or default), input_dim))
+
+
+def _rows_like(da, A: Any, Xd: dask.array.Array, columns: int) -> dask.array.Array:
+    """A 2-D array (m, columns) chunked by the same samples as Xd, one chunk across."""
+    if not isinstance(A, da.Array):
+        A = np.asarray(A)
+    A = A.reshape(A.shape[0], -1) if A.ndim == 1 else A
+    if A.ndim != 2 or A.shape != (Xd.shape[0], columns):
+        raise ShapeError(f"expected shape ({Xd.shape[0]}, {columns}), one row per sample; got {A.shape}")
+    if isinstance(A, da.Array):
+        return A.rechunk((Xd.chunks[0], (columns,)))
+    return da.from_array(A, chunks=(Xd.chunks[0], (columns,)))
+
+
+def _problem(problem: Objective | tuple) -> tuple[Model, Loss, Any, Any, Any]:
+    """(model, loss, X, Y, weights) from an Objective or a tuple (model, loss, X, Y[, weights])."""
+    if isinstance(problem, Objective):
+        return problem.model, problem.loss, problem.X, problem.Y, problem.weights
+    if isinstance(problem, tuple) and len(problem) in (4, 5) and isinstance(problem[0], Model):
+        model, loss, X, Y, *weights = problem
+        return model, get_loss(loss), X, Y, weights[0] if weights else None
+    raise TypeError(
+        "the problem must be a gradbasis Objective or a tuple (model, loss, X, Y) or (model, loss, X, Y, weights); "
+        f"got {type(problem).__name__}"
+    )
+
+
+def _shared(dask, model: Model, theta: np.ndarray):
+    """The model and theta as single graph keys, so each reaches a worker once, not once per task."""
+    return dask.delayed(model, pure=True), dask.delayed(theta, pure=True)
+
+
+def _compute(dask, client, *collections):
+    """Compute on ``client`` when given, else on the default scheduler."""
+    if client is None:
+        return dask.compute(*collections)
+    return tuple(client.compute(list(collections), sync=True))
+
+
+# ----------------------------------------------------------------------------- worker tasks
+# Module-level functions: tasks are pickled by reference and run in the workers.
+def _jacobian_block(X, model, theta, n_threads):
+    return model.jacobian(theta, X, n_threads=n_threads)
+
+
+def _gram_block(model, theta, X1, X2, n_threads):
+    """K(X1, X2); the diagonal blocks (X2 None) are exactly symmetric."""
+    return model.gram(theta, X1, X2, n_threads=n_threads)
+
+
+def _weighted_rows(X, Y, w, model, theta, w_ref, n_threads):
+    """[diag(s) J | diag(s) y] for one chunk, s = sqrt(lambda_i / w_ref) repeated per output."""
+    d = model.output_dim
+    Y = get_loss("squared").check_targets(Y, d, X.shape[0])
+    s = np.repeat(np.sqrt(as_weights(w[:, 0], X.shape[0]) / w_ref), d)
+    J = model.jacobian(theta, X, n_threads=n_threads)
+    return np.hstack([s[:, None] * J, (s * Y.ravel())[:, None]])
+
+
+def _fitted_block(X, model, theta, alpha, n_threads):
+    return model.jvp(theta, X, alpha, n_threads=n_threads)
+
+
+def _coefficient_block(X, beta, model, theta, n_threads):
+    """J(X_i)^T beta_i as one row: the chunk's share of alpha = J^T beta."""
+    return model.vjp(theta, X, beta, n_threads=n_threads)[None, :]
+
+
+# ----------------------------------------------------------------------------- arrays
+def _default_jacobian_chunk(model: Model) -> int:
+    """Samples per chunk for blocks of J (with one extra column) of about _BLOCK_BYTES."""
+    cols = model.num_params + 1
+    return max(1, _BLOCK_BYTES // (8 * cols * model.output_dim), -(-2 * cols // model.output_dim))
+
+
+def _default_gram_chunk(model: Model) -> int:
+    """Samples per chunk for square blocks of K of about _BLOCK_BYTES."""
+    return max(1, math.isqrt(_BLOCK_BYTES // 8) // model.output_dim)
+
+
+def distributed_jacobian(
+    model: Model,
+    theta: object,
+    X: Any,
+    *,
+    chunk_size: int | None = None,
+    client: Any = None,
+    n_threads: int | None = None,
+) -> dask.array.Array:
+    """J = d f_X / d theta as a Dask array of row blocks, one per chunk of samples.
+
+    ``X`` is a NumPy array or a Dask array chunked along samples (its row chunks are kept
+    unless ``chunk_size``, samples per chunk, is given; the default for NumPy input makes
+    blocks of about 64 MiB). Block i has shape (m_i d_y, num_params). With ``client`` the
+    blocks are computed now and kept on its workers (``client.persist``); without, the array
+    is lazy. See the module docstring for what travels and the memory per worker.
+    """
+    dask, da = _dask()
+    theta = as_theta(theta, model.num_params)
+    threads = as_threads(n_threads) or None
+    Xd = _sample_chunks(da, X, model.input_dim, chunk_size, _default_jacobian_chunk(model))
+    m_d, t_d = _shared(dask, model, theta)
+    J = da.map_blocks(
+        _jacobian_block, Xd, m_d, t_d, threads,
+        chunks=(tuple(c * model.output_dim for c in Xd.chunks[0]), (model.num_params,)),
+        dtype=np.float64, meta=np.empty((0, 0)),
+    )
+    return J if client is None else client.persist(J)
+
+
+def _upper_gram_blocks(dask, model: Model, theta: np.ndarray, Xd, n_threads):
+    """{(i, j): delayed K_ij} for i <= j."""
+    m_d, t_d = _shared(dask, model, theta)
+    chunks = Xd.to_delayed().ravel()
+    block = dask.delayed(_gram_block, pure=True)
+    return {
+        (i, j): block(m_d, t_d, chunks[i], None if i == j else chunks[j], n_threads)
+        for i in range(len(chunks))
+        for j in range(i, len(chunks))
+    }
+
+
+def distributed_gram(
+    model: Model,
+    theta: object,
+    X: Any,
+    *,
+    client: Any = None,
+    chunk_size: int | None = None,
+    n_threads: int | None = None,
+) -> dask.array.Array:
+    """K = J(X) J(X)^T as a Dask array of blocks K_ij = ``model.gram(theta, X_i, X_j)``.
+
+    Only the blocks with i <= j are computed (one task per pair of chunks); K_ji is their
+    transpose, so K is exactly symmetric. Rows and columns are ordered like Jacobian rows.
+    ``X`` is a NumPy array or a Dask array chunked along samples (its row chunks are kept
+    unless ``chunk_size``, samples per chunk, is given; the default for NumPy input makes
+    blocks of about 64 MiB). With ``client`` the blocks are computed now and kept on its
+    workers (``client.persist``); without, the array is lazy. See the module docstring for
+    what travels and the memory per worker.
+    """
+    dask, da = _dask()
+    theta = as_theta(theta, model.num_params)
+    Xd = _sample_chunks(da, X, model.input_dim, chunk_size, _default_gram_chunk(model))
+    upper = _upper_gram_blocks(dask, model, theta, Xd, as_threads(n_threads) or None)
+    rows = [c * model.output_dim for c in Xd.chunks[0]]
+    grid: list[list[Any]] = [[None] * len(rows) for _ in rows]
+    for (i, j), blk in upper.items():
+        grid[i][j] = da.from_delayed(blk, shape=(rows[i], rows[j]), dtype=np.float64, meta=np.empty((0, 0)))
+        if i != j:
+            grid[j][i] = grid[i][j].T
+    K = da.block(grid)
+    return K if client is None else client.persist(K)
+
+
+# ----------------------------------------------------------------------------- infimum
+def distributed_induced_minimum(
+    problem: Objective | tuple,
+    theta: object,
+    *,
+    client: Any = None,
+    chunk_size: int | None = None,
+    method: str = "tsqr",
+    rank_tol: float | None = None,
+    cuts: Sequence[float] = DEFAULT_CUTS,
+    tol: float = 1e-12,
+    max_iter: int = 200,
+    n_threads: int | None = None,
+) -> InducedResult:
+    """inf_alpha sum_i lambda_i l((J(theta) alpha)_i, y_i) with the samples spread over Dask workers.
+
+    ``problem`` is an :class:`Objective` or a tuple ``(model, loss, X, Y)`` /
+    ``(model, loss, X, Y, weights)`` whose X, Y (and weights) may be Dask arrays chunked
+    along samples (default weights 1/m). Returns an :class:`InducedResult` with ``alpha`` in
+    theta coordinates, as :func:`gradient_basis_minimum` does.
+
+    ``method="tsqr"`` (squared loss only) agrees with the ``dense`` strategy: its rank cut
+    (default ``max(m d_y, P) eps``) applies to the singular values of diag(s) J with
+    s_i = sqrt(lambda_i / max lambda), which are J's own when the weights are equal (the
+    default) and are the ones reported. ``value`` is Phi at ``alpha`` evaluated on the data
+    (one forward-mode sweep per chunk); ``lower`` and ``profile`` come from the reduced
+    problem on R, whose infimum equals the full one up to the rounding of the (backward
+    stable) QR. ``method="gram"`` (any loss) agrees with the ``gram`` strategy, Gram floor
+    and all. The result's ``strategy`` is ``"distributed_tsqr"`` or ``"distributed_gram"``;
+    ``details`` gives the chunking.
+    """
+    if method not in METHODS:
+        raise UnknownNameError(f"unknown method {method!r}; choose from {METHODS}")
+    dask, da = _dask()
+    model, loss, X, Y, weights = _problem(problem)
+    theta = as_theta(theta, model.num_params)
+    threads = as_threads(n_threads) or None
+    if method == "tsqr":
+        if loss.name != "squared":
+            raise InvalidOptionError(
+                f"method='tsqr' solves the squared loss only; use method='gram' for {loss.name}"
+            )
+        Xd = _sample_chunks(da, X, model.input_dim, chunk_size, _default_jacobian_chunk(model))
+        res = _tsqr_solve(dask, da, client, model, theta, Xd, Y, weights, rank_tol, cuts, tol, max_iter, threads)
+    else:
+        Xd = _sample_chunks(da, X, model.input_dim, chunk_size, _default_gram_chunk(model))
+        res = _gram_solve(dask, da, client, model, loss, theta, Xd, Y, weights, rank_tol, cuts, tol, max_iter, threads)
+    details = dict(res.details, method=method, num_chunks=len(Xd.chunks[0]), chunk_samples=max(Xd.chunks[0]))
+    return replace(res, strategy=f"distributed_{method}", details=details)
+
+
+def _weights(dask, da, client, weights: Any, Xd) -> tuple[Any, float]:
+    """(weights as an (m, 1) array chunked like Xd, their largest value)."""
+    m = Xd.shape[0]
+    if weights is None:
+        return da.full((m, 1), 1.0 / m, chunks=(Xd.chunks[0], (1,))), 1.0 / m
+    if not isinstance(weights, da.Array):
+        w = as_weights(weights, m)
+        return _rows_like(da, w, Xd, 1), float(w.max())
+    wd = _rows_like(da, weights, Xd, 1)
+    (w_max,) = _compute(dask, client, wd.max())
+    if not (np.isfinite(w_max) and w_max > 0):
+        raise ShapeError(f"weights must be positive and finite; their largest value is {w_max!r}")
+    return wd, float(w_max)
+
+
+def _tsqr_solve(dask, da, client, model, theta, Xd, Y, weights, rank_tol, cuts, tol, max_iter, threads):
+    """Squared loss: Phi(a) = w_ref ||A a - b||^2 with A = diag(s) J, b = diag(s) y. The QR of
+    [A | b] = Q R leaves w_ref ||R[:, :P] a - R[:, P]||^2, the same function of a; its last
+    row carries the part of b outside range(A)."""
+    m, d, P = Xd.shape[0], model.output_dim, model.num_params
+    if not isinstance(Y, da.Array):
+        Y = get_loss("squared").check_targets(Y, d, m)
+    Yd = _rows_like(da, Y, Xd, d)
+    wd, w_ref = _weights(dask, da, client, weights, Xd)
+    m_d, t_d = _shared(dask, model, theta)
+    rows = da.map_blocks(
+        _weighted_rows, Xd, Yd, wd, m_d, t_d, w_ref, threads,
+        chunks=(tuple(c * d for c in Xd.chunks[0]), (P + 1,)), dtype=np.float64, meta=np.empty((0, 0)),
+    )
+    _, R = da.linalg.tsqr(rows)
+    (R,) = _compute(dask, client, R)  # only R: Q is never formed
+    rank_tol = default_rank_tol((m * d, P)) if rank_tol is None else rank_tol
+    small = induced_minimum(
+        R[:, :P], "squared", R[:, P:], np.full(R.shape[0], w_ref),
+        rank_tol=rank_tol, cuts=cuts, tol=tol, max_iter=max_iter,
+    )
+    # Phi at alpha on the data itself, and the fitted outputs J alpha.
+    F = da.map_blocks(
+        _fitted_block, Xd, m_d, t_d, dask.delayed(small.alpha, pure=True), threads,
+        chunks=(Xd.chunks[0], (d,)), dtype=np.float64, meta=np.empty((0, 0)),
+    )
+    value = (wd[:, 0] * ((F - Yd) ** 2).sum(axis=1)).sum()
+    F, value = _compute(dask, client, F, value)
+    return replace(
+        small,
+        value=float(value),
+        fitted=F,
+        details={"reduced_value": small.value, "weight_scale": w_ref},
+    )
+
+
+def _gram_solve(dask, da, client, model, loss, theta, Xd, Y, weights, rank_tol, cuts, tol, max_iter, threads):
+    """The ``gram`` strategy with K assembled from its blocks and alpha = sum_i J(X_i)^T beta_i."""
+    m, d = Xd.shape[0], model.output_dim
+    # The solve runs on the driver: Y and the weights come here (m d_y + m floats), checked first.
+    Y, w = (_compute(dask, client, A)[0] if isinstance(A, da.Array) else A for A in (Y, weights))
+    Y, w = loss.check_targets(Y, d, m), as_weights(w, m)
+    upper = _upper_gram_blocks(dask, model, theta, Xd, threads)
+    keys = list(upper)
+    blocks = _compute(dask, client, *upper.values())
+    starts = np.concatenate([[0], np.cumsum([c * d for c in Xd.chunks[0]])])
+    K = np.empty((m * d, m * d))
+    for (i, j), blk in zip(keys, blocks):
+        K[starts[i] : starts[i + 1], starts[j] : starts[j + 1]] = blk
+        K[starts[j] : starts[j + 1], starts[i] : starts[i + 1]] = blk.T
+    del blocks
+    U, sigma, cut = output_basis_from_gram(K, rank_tol)
+    del K
+    if sigma.size == 0:  # J = 0: the span is {0}; one zero column keeps the solver's shapes
+        U, sigma = np.zeros((m * d, 1)), np.zeros(1)
+    res = induced_minimum(
+        U * sigma, loss, Y, w, rank_tol=0.0, cuts=[c for c in cuts if c > cut], tol=tol, max_iter=max_iter
+    )
+    safe = np.where(sigma > 0, sigma, 1.0)
+    beta = (U @ np.where(sigma > 0, res.alpha / safe, 0.0)).reshape(m, d)
+    m_d, t_d = _shared(dask, model, theta)
+    parts = da.map_blocks(
+        _coefficient_block, Xd, da.from_array(beta, chunks=(Xd.chunks[0], (d,))), m_d, t_d, threads,
+        chunks=((1,) * len(Xd.chunks[0]), (model.num_params,)), dtype=np.float64, meta=np.empty((0, 0)),
+    )
+    (alpha,) = _compute(dask, client, parts.sum(axis=0))  # J alpha = U diag(sigma) a: the representer form
+    profile = res.profile + tuple(ProfileEntry(c, res.rank, res.value, res.lower, 0, res.attained) for c in cuts if c <= cut)
+    return replace(
+        res,
+        alpha=alpha,
+        rank_tol=cut,
+        singular_values=sigma[sigma > 0],
+        profile=tuple(sorted(profile, key=lambda p: -p.cut)),
+        details={"gram_sigma_cut": cut, "gram_rank": int(np.sum(sigma > 0))},
+    )
