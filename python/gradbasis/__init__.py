@@ -45,6 +45,7 @@ from .optimize import MinimizeResult, minimize
 from .overparameterized import IndistinctSamplesError, OverparameterizedReport, overparameterized_init
 from .representation import RepresentationBound, representation_bound
 from .theorem1 import Theorem1Result, theorem1
+from .distributed import distributed_gram, distributed_induced_minimum, distributed_jacobian
 from .strategies import STRATEGIES, MemoryEstimate, choose_strategy, gradient_basis_minimum, memory_estimate
 from .linear_units import LinearUnitSets, in_theta_nt, linear_unit_sets
 from .perturbation import PerturbationSet, perturbation_directions
@@ -60,6 +61,9 @@ __version__ = "0.1.0"
 WITH_OPENMP: bool = bool(_core.with_openmp)
 
 __all__ = [
+    "distributed_gram",
+    "distributed_induced_minimum",
+    "distributed_jacobian",
     "STRATEGIES",
     "MemoryEstimate",
     "choose_strategy",

@@ -9,43 +9,51 @@ matrix) is one Dask task that runs the C++ core inside a worker. Three entry poi
   computed by :meth:`Model.gram` for i <= j only; K_ji is the transpose of K_ij.
 * :func:`distributed_induced_minimum` — the infimum of the gradient basis model as an
   :class:`InducedResult` with the same certificates (``value``, ``lower``) as
-  :func:`gradient_basis_minimum`. ``method="tsqr"`` (squared loss): a tall-skinny QR
-  (:func:`dask.array.linalg.tsqr`) of the weighted rows [diag(s) J | diag(s) y] leaves a
-  (P+1) x (P+1) factor R on which the small problem is solved exactly (the SVD of R gives the
-  rank cut, its last column the projected targets and the residual outside the span); J is
-  never gathered. ``method="gram"`` (any loss): the blocks of K are gathered into one matrix
-  on the driver, which then follows the ``gram`` strategy (eigendecomposition, solve over
-  U diag(sigma)); the coefficients are mapped back to theta coordinates by reverse sweeps on
-  the workers.
+  :func:`gradient_basis_minimum`.
+
+  ``method="tsqr"`` (squared loss): a tall-skinny QR (:func:`dask.array.linalg.tsqr`) of
+  the rows [J | y] leaves a (P+1) x (P+1) factor R on which the small problem is solved
+  exactly: the SVD of its first P columns gives J's singular values and the rank cut, its
+  last column the projected targets and the residual outside the span. J and Q are never
+  gathered. Unequal weights lambda_i take [J | S J | S y], S = diag(sqrt(lambda_i / max
+  lambda)), 2P+1 columns, so that the span is still cut on J's own singular values.
+
+  ``method="gram"`` (any loss): the upper blocks of K are gathered into one matrix on the
+  driver, which then follows the ``gram`` strategy (eigendecomposition, solve over
+  U diag(sigma)); the coefficients go back to theta coordinates by reverse sweeps on the
+  workers.
 
 Running on a cluster
 --------------------
 Connect a client before calling, or pass it::
 
     from dask.distributed import Client
-    client = Client("tcp://scheduler:8786")   # the scheduler of a running cluster
-    X = dask.array.from_zarr("s3://bucket/X.zarr")   # loaded by the workers, chunked by rows
+    client = Client("tcp://scheduler:8786")         # the scheduler of a running cluster
+    X = dask.array.from_zarr("s3://bucket/X.zarr")  # read by the workers, chunked by rows
+    Y = dask.array.from_zarr("s3://bucket/Y.zarr")
     res = distributed_induced_minimum((model, "squared", X, Y), theta, client=client)
 
-Every worker needs gradbasis installed (the same version as the driver, with its compiled
-core): models and losses are pickled as their class and constructor arguments and rebuilt in
-the worker. Without a client the current default scheduler runs the tasks (the last
-``Client`` created, else local threads).
+Every worker needs gradbasis installed (the driver's version, with its compiled core):
+models and losses are pickled as their class and constructor arguments and rebuilt in the
+worker. Without a client the default scheduler runs the tasks (the last ``Client``
+created, else local threads).
 
 What travels over the network: the model (its constructor arguments, a few bytes) and theta
-(P floats) once per worker; the chunks of X (and of Y and the weights for ``tsqr``); back to
-the driver, for ``tsqr`` only R ((P+1)^2 floats) and the fitted outputs (m d_y), for ``gram``
-every block of K (the whole K, (m d_y)^2 floats) plus P floats per chunk for the coefficients.
-A NumPy X is cut into chunks on the driver and shipped from there; pass a Dask array that the
-workers load themselves when X does not fit the driver.
+(P floats), each once per worker; the chunks of X (and of Y and the weights for ``tsqr``).
+Back to the driver: for ``tsqr`` only R ((P+1)^2 floats) and the fitted outputs (m d_y); for
+``gram`` the upper blocks of K (half of (m d_y)^2 floats) and P floats per chunk for the
+coefficients. A NumPy X is cut into chunks on the driver and shipped from there; pass a
+Dask array that the workers read themselves when X does not fit the driver.
 
-Memory per worker (c = samples per chunk, r = d_y, P = num_params, 8 bytes a float):
-``tsqr`` holds a weighted row block c r (P+1) and its QR factors, about 3 c r (P+1) floats,
-plus the stacked R factors at the reduction step; ``gram`` holds one block (c r)^2 and the
-layer factors of 2c samples (inputs and output cotangents of every dense layer). The driver
-holds K and its eigendecomposition (about 3 (m r)^2 floats) for ``gram``, only small factors
-for ``tsqr``. The C++ core in each task uses ``n_threads`` threads (default: every core of
-the worker's machine; set it to the cores per worker when several workers share a machine).
+Memory per worker (c samples per chunk, r = d_y, P = num_params, 8 bytes a float): ``tsqr``
+holds a row block of c r (P+1) floats (c r (2P+1) with unequal weights) and its QR factors,
+about three times that, and the stacked R factors at the reduction step (chunks of at least
+2(P+1)/r samples keep that step small; the default chunking does). ``gram`` holds a block of
+(c r)^2 floats and the layer factors of 2c samples (inputs and output cotangents of every
+dense layer). The driver holds K and its eigendecomposition, about 3 (m r)^2 floats, for
+``gram``; only small factors for ``tsqr``. The C++ core in each task uses ``n_threads``
+threads (default: every core of the worker's machine; give the cores per worker when
+several workers share a machine).
 
 Dask is an optional dependency: ``pip install 'gradbasis[distributed]'``.
 """
@@ -59,13 +67,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ._memory import check_allocation
 from ._validation import as_samples, as_theta, as_threads, as_weights
-from .errors import InvalidOptionError, ShapeError, UnknownNameError
+from .errors import InvalidOptionError, InvalidWeightsError, ShapeError, UnknownNameError
 from .induced import DEFAULT_CUTS, InducedResult, ProfileEntry, default_rank_tol, induced_minimum
 from .losses import Loss, get_loss
 from .models.base import Model
 from .objective import Objective
-from .strategies import output_basis_from_gram
+from .strategies import solve_over_gram
 
 if TYPE_CHECKING:  # pragma: no cover
     import dask.array
@@ -93,7 +102,8 @@ def _dask():
 # ----------------------------------------------------------------------------- inputs
 def _sample_chunks(da, X: Any, input_dim: int, chunk_size: int | None, default: int) -> dask.array.Array:
     """X as a Dask array chunked along samples only (one chunk across the features)."""
-    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1):
+    integer = isinstance(chunk_size, (int, np.integer)) and not isinstance(chunk_size, bool)
+    if chunk_size is not None and not (integer and chunk_size >= 1):
         raise InvalidOptionError(f"chunk_size must be a positive number of samples; got {chunk_size!r}")
     if isinstance(X, da.Array):
         if X.ndim != 2 or X.shape[1] != input_dim:
@@ -153,13 +163,15 @@ def _gram_block(model, theta, X1, X2, n_threads):
     return model.gram(theta, X1, X2, n_threads=n_threads)
 
 
-def _weighted_rows(X, Y, w, model, theta, w_ref, n_threads):
-    """[diag(s) J | diag(s) y] for one chunk, s = sqrt(lambda_i / w_ref) repeated per output."""
-    d = model.output_dim
-    Y = get_loss("squared").check_targets(Y, d, X.shape[0])
-    s = np.repeat(np.sqrt(as_weights(w[:, 0], X.shape[0]) / w_ref), d)
+def _tsqr_rows(X, Y, w, model, theta, w_ref, equal, n_threads):
+    """One chunk's rows [J | y] (equal weights) or [J | S J | S y], S = diag(sqrt(lambda_i / w_ref))
+    repeated per output, ordered like Jacobian rows."""
+    Y = get_loss("squared").check_targets(Y, model.output_dim, X.shape[0]).reshape(-1, 1)
     J = model.jacobian(theta, X, n_threads=n_threads)
-    return np.hstack([s[:, None] * J, (s * Y.ravel())[:, None]])
+    if equal:
+        return np.hstack([J, Y])
+    s = np.repeat(np.sqrt(as_weights(w[:, 0], X.shape[0]) / w_ref), model.output_dim)[:, None]
+    return np.hstack([J, s * J, s * Y])
 
 
 def _fitted_block(X, model, theta, alpha, n_threads):
@@ -213,16 +225,24 @@ def distributed_jacobian(
     return J if client is None else client.persist(J)
 
 
-def _upper_gram_blocks(dask, model: Model, theta: np.ndarray, Xd, n_threads):
-    """{(i, j): delayed K_ij} for i <= j."""
+def _gram_array(dask, da, model: Model, theta: np.ndarray, Xd, n_threads) -> dask.array.Array:
+    """K over the sample chunks of Xd: one task per block, model.gram for i <= j and the
+    transpose of block (j, i) below the diagonal."""
+    from dask.highlevelgraph import HighLevelGraph
+
     m_d, t_d = _shared(dask, model, theta)
-    chunks = Xd.to_delayed().ravel()
-    block = dask.delayed(_gram_block, pure=True)
-    return {
-        (i, j): block(m_d, t_d, chunks[i], None if i == j else chunks[j], n_threads)
-        for i in range(len(chunks))
-        for j in range(i, len(chunks))
+    name = "gradbasis-gram-" + dask.base.tokenize(m_d.key, t_d.key, Xd.name, n_threads)
+    n = Xd.numblocks[0]
+    layer = {
+        (name, i, j): (_gram_block, m_d.key, t_d.key, (Xd.name, i, 0), None if i == j else (Xd.name, j, 0), n_threads)
+        if i <= j
+        else (np.transpose, (name, j, i))
+        for i in range(n)
+        for j in range(n)
     }
+    graph = HighLevelGraph.from_collections(name, layer, dependencies=[Xd, m_d, t_d])
+    rows = tuple(c * model.output_dim for c in Xd.chunks[0])
+    return da.Array(graph, name, chunks=(rows, rows), dtype=np.float64, meta=np.empty((0, 0)))
 
 
 def distributed_gram(
@@ -247,14 +267,7 @@ def distributed_gram(
     dask, da = _dask()
     theta = as_theta(theta, model.num_params)
     Xd = _sample_chunks(da, X, model.input_dim, chunk_size, _default_gram_chunk(model))
-    upper = _upper_gram_blocks(dask, model, theta, Xd, as_threads(n_threads) or None)
-    rows = [c * model.output_dim for c in Xd.chunks[0]]
-    grid: list[list[Any]] = [[None] * len(rows) for _ in rows]
-    for (i, j), blk in upper.items():
-        grid[i][j] = da.from_delayed(blk, shape=(rows[i], rows[j]), dtype=np.float64, meta=np.empty((0, 0)))
-        if i != j:
-            grid[j][i] = grid[i][j].T
-    K = da.block(grid)
+    K = _gram_array(dask, da, model, theta, Xd, as_threads(n_threads) or None)
     return K if client is None else client.persist(K)
 
 
@@ -271,6 +284,7 @@ def distributed_induced_minimum(
     tol: float = 1e-12,
     max_iter: int = 200,
     n_threads: int | None = None,
+    memory_budget: int | None = None,
 ) -> InducedResult:
     """inf_alpha sum_i lambda_i l((J(theta) alpha)_i, y_i) with the samples spread over Dask workers.
 
@@ -279,15 +293,15 @@ def distributed_induced_minimum(
     along samples (default weights 1/m). Returns an :class:`InducedResult` with ``alpha`` in
     theta coordinates, as :func:`gradient_basis_minimum` does.
 
-    ``method="tsqr"`` (squared loss only) agrees with the ``dense`` strategy: its rank cut
-    (default ``max(m d_y, P) eps``) applies to the singular values of diag(s) J with
-    s_i = sqrt(lambda_i / max lambda), which are J's own when the weights are equal (the
-    default) and are the ones reported. ``value`` is Phi at ``alpha`` evaluated on the data
-    (one forward-mode sweep per chunk); ``lower`` and ``profile`` come from the reduced
-    problem on R, whose infimum equals the full one up to the rounding of the (backward
-    stable) QR. ``method="gram"`` (any loss) agrees with the ``gram`` strategy, Gram floor
-    and all. The result's ``strategy`` is ``"distributed_tsqr"`` or ``"distributed_gram"``;
-    ``details`` gives the chunking.
+    ``method="tsqr"`` (squared loss only) agrees with the ``dense`` strategy: the same rank
+    cut (default ``max(m d_y, P) eps``) on J's singular values, the same profile. ``value`` is
+    Phi at ``alpha`` evaluated on the data (one forward-mode sweep per chunk); ``lower`` and
+    ``profile`` come from the reduced problem on R, whose infimum equals the full one up to
+    the rounding of the (backward stable) QR. ``method="gram"`` (any loss) agrees with the
+    ``gram`` strategy, Gram floor and all; before any block is computed, K and its
+    eigendecomposition are checked against ``memory_budget`` (bytes the driver may use,
+    default the memory available now). The result's ``strategy`` is ``"distributed_tsqr"``
+    or ``"distributed_gram"``; ``details`` gives the chunking.
     """
     if method not in METHODS:
         raise UnknownNameError(f"unknown method {method!r}; choose from {METHODS}")
@@ -301,63 +315,91 @@ def distributed_induced_minimum(
                 f"method='tsqr' solves the squared loss only; use method='gram' for {loss.name}"
             )
         Xd = _sample_chunks(da, X, model.input_dim, chunk_size, _default_jacobian_chunk(model))
-        res = _tsqr_solve(dask, da, client, model, theta, Xd, Y, weights, rank_tol, cuts, tol, max_iter, threads)
+        solve = _tsqr_solve
     else:
         Xd = _sample_chunks(da, X, model.input_dim, chunk_size, _default_gram_chunk(model))
-        res = _gram_solve(dask, da, client, model, loss, theta, Xd, Y, weights, rank_tol, cuts, tol, max_iter, threads)
+        n = Xd.shape[0] * model.output_dim
+        check_allocation(
+            8 * 3 * n * n, f"the Gram matrix {n} x {n} and its eigendecomposition on the driver", memory_budget,
+            "use method='tsqr' (squared loss), fewer samples, or pass a memory_budget",
+        )
+        solve = _gram_solve
+    res = solve(dask, da, client, model, loss, theta, Xd, Y, weights, rank_tol, cuts, tol, max_iter, threads)
     details = dict(res.details, method=method, num_chunks=len(Xd.chunks[0]), chunk_samples=max(Xd.chunks[0]))
     return replace(res, strategy=f"distributed_{method}", details=details)
 
 
-def _weights(dask, da, client, weights: Any, Xd) -> tuple[Any, float]:
-    """(weights as an (m, 1) array chunked like Xd, their largest value)."""
+def _weights(dask, da, client, weights: Any, Xd) -> tuple[Any, float, float]:
+    """(weights as an (m, 1) array chunked like Xd, their smallest and largest value)."""
     m = Xd.shape[0]
     if weights is None:
-        return da.full((m, 1), 1.0 / m, chunks=(Xd.chunks[0], (1,))), 1.0 / m
+        return da.full((m, 1), 1.0 / m, chunks=(Xd.chunks[0], (1,))), 1.0 / m, 1.0 / m
     if not isinstance(weights, da.Array):
         w = as_weights(weights, m)
-        return _rows_like(da, w, Xd, 1), float(w.max())
+        return _rows_like(da, w, Xd, 1), float(w.min()), float(w.max())
     wd = _rows_like(da, weights, Xd, 1)
-    (w_max,) = _compute(dask, client, wd.max())
-    if not (np.isfinite(w_max) and w_max > 0):
-        raise ShapeError(f"weights must be positive and finite; their largest value is {w_max!r}")
-    return wd, float(w_max)
+    w_min, w_max = _compute(dask, client, wd.min(), wd.max())
+    if not (0 < w_min and np.isfinite(w_max)):
+        raise InvalidWeightsError(f"weights must be positive and finite; they range over [{w_min!r}, {w_max!r}]")
+    return wd, float(w_min), float(w_max)
 
 
-def _tsqr_solve(dask, da, client, model, theta, Xd, Y, weights, rank_tol, cuts, tol, max_iter, threads):
-    """Squared loss: Phi(a) = w_ref ||A a - b||^2 with A = diag(s) J, b = diag(s) y. The QR of
-    [A | b] = Q R leaves w_ref ||R[:, :P] a - R[:, P]||^2, the same function of a; its last
-    row carries the part of b outside range(A)."""
+def _tsqr_solve(dask, da, client, model, loss, theta, Xd, Y, weights, rank_tol, cuts, tol, max_iter, threads):
+    """Squared loss from the R factor of the weighted rows; Q is never formed."""
     m, d, P = Xd.shape[0], model.output_dim, model.num_params
+    rank_tol = default_rank_tol((m * d, P)) if rank_tol is None else float(rank_tol)
+    for c in (rank_tol, *cuts):
+        if not 0.0 <= c < 1.0:
+            raise InvalidOptionError(f"rank_tol and cuts must be relative cuts in [0, 1); got {c!r}")
     if not isinstance(Y, da.Array):
-        Y = get_loss("squared").check_targets(Y, d, m)
+        Y = loss.check_targets(Y, d, m)
     Yd = _rows_like(da, Y, Xd, d)
-    wd, w_ref = _weights(dask, da, client, weights, Xd)
+    wd, w_min, w_ref = _weights(dask, da, client, weights, Xd)
+    equal = w_min == w_ref
     m_d, t_d = _shared(dask, model, theta)
     rows = da.map_blocks(
-        _weighted_rows, Xd, Yd, wd, m_d, t_d, w_ref, threads,
-        chunks=(tuple(c * d for c in Xd.chunks[0]), (P + 1,)), dtype=np.float64, meta=np.empty((0, 0)),
+        _tsqr_rows, Xd, Yd, wd, m_d, t_d, w_ref, equal, threads,
+        chunks=(tuple(c * d for c in Xd.chunks[0]), (P + 1 if equal else 2 * P + 1,)),
+        dtype=np.float64, meta=np.empty((0, 0)),
     )
-    _, R = da.linalg.tsqr(rows)
-    (R,) = _compute(dask, client, R)  # only R: Q is never formed
-    rank_tol = default_rank_tol((m * d, P)) if rank_tol is None else rank_tol
-    small = induced_minimum(
-        R[:, :P], "squared", R[:, P:], np.full(R.shape[0], w_ref),
-        rank_tol=rank_tol, cuts=cuts, tol=tol, max_iter=max_iter,
-    )
-    # Phi at alpha on the data itself, and the fitted outputs J alpha.
+    (R,) = _compute(dask, client, da.linalg.tsqr(rows)[1])
+    if equal:
+        # Phi(a) = w ||J a - y||^2 = w ||R[:, :P] a - R[:, P]||^2 for [J | y] = Q R; R's last
+        # row carries the part of y outside range(J).
+        small = induced_minimum(
+            R[:, :P], "squared", R[:, P:], np.full(R.shape[0], w_ref),
+            rank_tol=rank_tol, cuts=cuts, tol=tol, max_iter=max_iter,
+        )
+    else:
+        small = _unequal_weights_solve(R, P, w_ref, rank_tol, cuts, tol, max_iter)
+    # Phi at alpha on the data itself (one forward-mode sweep per chunk), and J alpha.
     F = da.map_blocks(
         _fitted_block, Xd, m_d, t_d, dask.delayed(small.alpha, pure=True), threads,
         chunks=(Xd.chunks[0], (d,)), dtype=np.float64, meta=np.empty((0, 0)),
     )
     value = (wd[:, 0] * ((F - Yd) ** 2).sum(axis=1)).sum()
     F, value = _compute(dask, client, F, value)
-    return replace(
-        small,
-        value=float(value),
-        fitted=F,
-        details={"reduced_value": small.value, "weight_scale": w_ref},
-    )
+    details = {"reduced_value": small.value, "qr_columns": int(R.shape[1]), "equal_weights": equal}
+    return replace(small, value=float(value), fitted=F, details=details)
+
+
+def _unequal_weights_solve(R, P, w_ref, rank_tol, cuts, tol, max_iter) -> InducedResult:
+    """[J | S J | S y] = Q R with S = diag(sqrt(lambda / w_ref)). As in the dense path the span
+    at a cut is J V_k, V_k J's leading right singular vectors (R[:, :P] is J's factor); on it
+    Phi(V_k c) = w_ref ||R[:, P:2P] V_k c - R[:, 2P]||^2, one small solve per cut."""
+    _, sigma, Vt = np.linalg.svd(R[:, :P], full_matrices=False)
+    target, weights = R[:, 2 * P :], np.full(R.shape[0], w_ref)
+    entries, main = [], None
+    for cut in sorted({rank_tol, *cuts}, reverse=True):
+        k = int(np.sum(sigma > cut * sigma[0])) if sigma.size and sigma[0] > 0 else 0
+        V = Vt[:k].T if k else np.zeros((P, 1))  # k = 0: the span {0}; one zero column
+        sol = induced_minimum(
+            R[:, P : 2 * P] @ V, "squared", target, weights, rank_tol=0.0, cuts=(), tol=tol, max_iter=max_iter
+        )
+        entries.append(ProfileEntry(cut, k, sol.value, sol.lower, sol.iterations, sol.attained))
+        if cut == rank_tol:
+            main = replace(sol, alpha=V @ sol.alpha, rank=k, rank_tol=rank_tol)
+    return replace(main, singular_values=sigma, profile=tuple(entries))
 
 
 def _gram_solve(dask, da, client, model, loss, theta, Xd, Y, weights, rank_tol, cuts, tol, max_iter, threads):
@@ -366,36 +408,22 @@ def _gram_solve(dask, da, client, model, loss, theta, Xd, Y, weights, rank_tol, 
     # The solve runs on the driver: Y and the weights come here (m d_y + m floats), checked first.
     Y, w = (_compute(dask, client, A)[0] if isinstance(A, da.Array) else A for A in (Y, weights))
     Y, w = loss.check_targets(Y, d, m), as_weights(w, m)
-    upper = _upper_gram_blocks(dask, model, theta, Xd, threads)
-    keys = list(upper)
-    blocks = _compute(dask, client, *upper.values())
-    starts = np.concatenate([[0], np.cumsum([c * d for c in Xd.chunks[0]])])
+    # Gather the upper blocks only (the lower ones are their transposes) into K on the driver.
+    grid = _gram_array(dask, da, model, theta, Xd, threads).to_delayed()
+    pairs = [(i, j) for i in range(grid.shape[0]) for j in range(i, grid.shape[0])]
+    blocks = _compute(dask, client, *(grid[i, j] for i, j in pairs))
+    at = np.concatenate([[0], np.cumsum([c * d for c in Xd.chunks[0]])])
     K = np.empty((m * d, m * d))
-    for (i, j), blk in zip(keys, blocks):
-        K[starts[i] : starts[i + 1], starts[j] : starts[j + 1]] = blk
-        K[starts[j] : starts[j + 1], starts[i] : starts[i + 1]] = blk.T
+    for (i, j), blk in zip(pairs, blocks):
+        K[at[i] : at[i + 1], at[j] : at[j + 1]] = blk
+        K[at[j] : at[j + 1], at[i] : at[i + 1]] = blk.T
     del blocks
-    U, sigma, cut = output_basis_from_gram(K, rank_tol)
+    res, _, _, beta = solve_over_gram(K, loss, Y, w, rank_tol, cuts, tol, max_iter)
     del K
-    if sigma.size == 0:  # J = 0: the span is {0}; one zero column keeps the solver's shapes
-        U, sigma = np.zeros((m * d, 1)), np.zeros(1)
-    res = induced_minimum(
-        U * sigma, loss, Y, w, rank_tol=0.0, cuts=[c for c in cuts if c > cut], tol=tol, max_iter=max_iter
-    )
-    safe = np.where(sigma > 0, sigma, 1.0)
-    beta = (U @ np.where(sigma > 0, res.alpha / safe, 0.0)).reshape(m, d)
     m_d, t_d = _shared(dask, model, theta)
     parts = da.map_blocks(
         _coefficient_block, Xd, da.from_array(beta, chunks=(Xd.chunks[0], (d,))), m_d, t_d, threads,
         chunks=((1,) * len(Xd.chunks[0]), (model.num_params,)), dtype=np.float64, meta=np.empty((0, 0)),
     )
     (alpha,) = _compute(dask, client, parts.sum(axis=0))  # J alpha = U diag(sigma) a: the representer form
-    profile = res.profile + tuple(ProfileEntry(c, res.rank, res.value, res.lower, 0, res.attained) for c in cuts if c <= cut)
-    return replace(
-        res,
-        alpha=alpha,
-        rank_tol=cut,
-        singular_values=sigma[sigma > 0],
-        profile=tuple(sorted(profile, key=lambda p: -p.cut)),
-        details={"gram_sigma_cut": cut, "gram_rank": int(np.sum(sigma > 0))},
-    )
+    return replace(res, alpha=alpha)

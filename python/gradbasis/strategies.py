@@ -156,6 +156,34 @@ def output_basis_from_gram(K: np.ndarray, rank_tol: float | None) -> tuple[np.nd
     return U[:, keep], sigma[keep], cut
 
 
+def solve_over_gram(
+    K: np.ndarray, loss, Y: np.ndarray, weights: np.ndarray, rank_tol, cuts, tol: float, max_iter: int,
+    extra: np.ndarray | None = None,
+) -> tuple[InducedResult, np.ndarray, np.ndarray, np.ndarray]:
+    """The Gram strategy after K: (result, U, sigma, beta). ``result.alpha`` is still in the
+    coordinates of [U diag(sigma), extra]; J^T beta (beta shaped like Y) is the part of the theta
+    coefficients that U diag(sigma) carries (the representer form). ``extra`` are further output
+    columns known to lie in range(J), such as f_X(theta)."""
+    n = K.shape[0]
+    U, sigma, cut = output_basis_from_gram(K, rank_tol)
+    if sigma.size == 0:  # J = 0: the span is {0}; one zero column keeps the solver's shapes
+        U, sigma = np.zeros((n, 1)), np.zeros(1)
+    B = U * sigma if extra is None else np.hstack([U * sigma, extra])
+    res = induced_minimum(B, loss, Y, weights, rank_tol=0.0, cuts=[c for c in cuts if c > cut], tol=tol, max_iter=max_iter)
+    a = res.alpha[: sigma.size]
+    safe = np.where(sigma > 0, sigma, 1.0)
+    beta = (U @ np.where(sigma > 0, a / safe, 0.0)).reshape(Y.shape)
+    profile = res.profile + tuple(ProfileEntry(c, res.rank, res.value, res.lower, 0, res.attained) for c in cuts if c <= cut)
+    res = replace(
+        res,
+        rank_tol=cut,
+        singular_values=sigma[sigma > 0],
+        profile=tuple(sorted(profile, key=lambda p: -p.cut)),
+        details={"gram_sigma_cut": cut, "gram_rank": int(np.sum(sigma > 0))},
+    )
+    return res, U, sigma, beta
+
+
 def gram_solve(
     obj: Objective, theta: np.ndarray, budget: int | None, rank_tol, cuts, tol: float, max_iter: int, *, with_output: bool = False
 ):
@@ -165,31 +193,13 @@ def gram_solve(
     the Gram cut leaves out directions it uses."""
     model = obj.model
     K = model.gram(theta, obj.X, memory_budget=budget)
-    n = K.shape[0]
-    U, sigma, cut = output_basis_from_gram(K, rank_tol)
+    f = model.forward(theta, obj.X).reshape(-1, 1) if with_output else None
+    res, U, sigma, beta = solve_over_gram(K, obj.loss, obj.Y, obj.weights, rank_tol, cuts, tol, max_iter, extra=f)
     del K
-    if sigma.size == 0:  # J = 0: the span is {0}; one zero column keeps the solver's shapes
-        U, sigma = np.zeros((n, 1)), np.zeros(1)
-    B = U * sigma
-    if with_output:
-        B = np.hstack([B, model.forward(theta, obj.X).reshape(-1, 1)])
-    res = induced_minimum(B, obj.loss, obj.Y, obj.weights, rank_tol=0.0, cuts=[c for c in cuts if c > cut], tol=tol, max_iter=max_iter)
-    a = res.alpha[: sigma.size]
-    safe = np.where(sigma > 0, sigma, 1.0)
-    beta = (U @ np.where(sigma > 0, a / safe, 0.0)).reshape(obj.num_samples, model.output_dim)
-    alpha = model.vjp(theta, obj.X, beta)  # J alpha = U diag(sigma) a: the representer form
+    alpha = model.vjp(theta, obj.X, beta)  # J alpha = U diag(sigma) a
     if with_output:
         alpha = alpha + res.alpha[-1] * model.homogeneity(theta)
-    profile = res.profile + tuple(ProfileEntry(c, res.rank, res.value, res.lower, 0, res.attained) for c in cuts if c <= cut)
-    out = replace(
-        res,
-        alpha=alpha,
-        rank_tol=cut,
-        singular_values=sigma[sigma > 0],
-        profile=tuple(sorted(profile, key=lambda p: -p.cut)),
-        details={"gram_sigma_cut": cut, "gram_rank": int(np.sum(sigma > 0))},
-    )
-    return out, U, sigma
+    return replace(res, alpha=alpha), U, sigma
 
 
 # ----------------------------------------------------------------------------- matrix-free
