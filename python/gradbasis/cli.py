@@ -136,7 +136,16 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--rtol", type=float, default=1e-8, help="relative tolerance of the Theorem 1 verdict")
     c.add_argument("--output", default="gradbasis-report.json")
     c.add_argument("--quiet", action="store_true")
+    c.set_defaults(handler=certify)
+    for register in _more_commands():
+        register(sub)
     return p
+
+
+def _more_commands() -> list:
+    """``register(subparsers)`` functions of the other commands, each in its own module; every
+    registered parser sets ``handler`` (a function of the parsed arguments returning the exit code)."""
+    return []
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -144,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         args = parser().parse_args(["certify", *(sys.argv[1:] if argv is None else argv)])
     try:
-        return certify(args)
+        return args.handler(args)
     except GradbasisError as exc:
         print(f"gradbasis: error: {exc}", file=sys.stderr)
         return 2
