@@ -1,9 +1,11 @@
-"""The ``gradbasis`` command: ``gradbasis certify`` trains a model to a critical point and
-certifies Theorem 1 there, printing the tables and writing a JSON report."""
+"""The ``gradbasis`` command: ``gradbasis certify`` trains a model to a critical point (or takes
+a saved PyTorch module's point as it is) and certifies Theorem 1 there, printing the tables and
+writing a JSON report."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -17,7 +19,7 @@ from . import __version__
 from .assumptions import assumption2, lemma2
 from .critical_points import classify_point
 from .datasets import load_data_file, load_iris
-from .errors import GradbasisError
+from .errors import GradbasisError, ShapeError
 from .losses import get_loss
 from .models import MLP, BasisModel, Model, ResNet, SkipMLP
 from .objective import Objective
@@ -53,6 +55,35 @@ def write_json_atomically(path: Path, payload: dict) -> None:
     os.replace(tmp, path)
 
 
+def torch_interop():
+    """gradbasis.torch, or an error saying how to install PyTorch."""
+    try:
+        return importlib.import_module("gradbasis.torch")
+    except ImportError as exc:
+        raise GradbasisError(
+            f"--torch needs PyTorch, which cannot be imported ({exc}): pip install torch "
+            "(or pip install \"gradbasis[torch]\")"
+        ) from None
+
+
+def imported_model(path: str, X: np.ndarray, Y: np.ndarray, data_name: str) -> tuple[Model, np.ndarray, dict]:
+    """The model and theta of a saved torch module, checked against the data's sizes."""
+    interop = torch_interop()
+    module = interop.load_module(path)
+    model, theta = interop.from_module(module)
+    if model.input_dim != X.shape[1]:
+        raise ShapeError(
+            f"the module in {path} takes inputs of size {model.input_dim}, but {data_name} has d_x = {X.shape[1]}"
+        )
+    if model.output_dim != Y.shape[1]:
+        raise ShapeError(
+            f"the module in {path} gives {model.output_dim} outputs, but the {data_name} targets have "
+            f"d_y = {Y.shape[1]}"
+        )
+    info = {"file": str(path), "max |f_torch - f| on the data": interop.output_difference(module, model, theta, X)}
+    return model, theta, info
+
+
 def certify(args: argparse.Namespace) -> int:
     stages: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -64,15 +95,32 @@ def certify(args: argparse.Namespace) -> int:
         X, Y = data.X[np.sort(keep)], Y[np.sort(keep)]
     else:
         X = data.X
-    model = build_model(args.model, X.shape[1], Y.shape[1], args.widths, args.activation)
+    torch_info: dict | None = None
+    if args.torch:
+        model, theta0, torch_info = imported_model(args.torch, X, Y, data.name)
+    else:
+        model = build_model(args.model, X.shape[1], Y.shape[1], args.widths, args.activation)
+        theta0 = model.init(seed=args.seed)
     obj = Objective(model, loss, X, Y)
     stages["load"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    fit = minimize(obj, model.init(seed=args.seed), method=args.method, gtol=args.gtol, max_iter=args.max_iter,
-                   progress=not args.quiet)
+    if args.torch and not args.train:
+        # An imported module is asked about its own point: no training, the gradient as it is.
+        theta = theta0
+        value, grad = obj.value_and_gradient(theta)
+        gnorm = float(np.linalg.norm(grad))
+        training = {"trained": False, "value": value, "gradient_norm": gnorm}
+        training_row = f"none (the imported point as it is; --train trains from it): ||grad L|| = {gnorm:.3g}"
+    else:
+        fit = minimize(obj, theta0, method=args.method, gtol=args.gtol, max_iter=args.max_iter,
+                       progress=not args.quiet)
+        theta = fit.theta
+        training = {"trained": True, **{k: v for k, v in vars(fit).items() if k != "theta"}}
+        training_row = (
+            f"{fit.method}: {fit.iterations} iterations, ||grad L|| = {fit.gradient_norm:.3g} ({fit.message})"
+        )
     stages["train"] = time.perf_counter() - t0
-    theta = fit.theta
 
     t0 = time.perf_counter()
     point = classify_point(obj, theta, grad_tol=args.grad_tol)
@@ -86,10 +134,12 @@ def certify(args: argparse.Namespace) -> int:
 
     setting = [
         ("data", f"{data.name}: m = {X.shape[0]}, d_x = {X.shape[1]}, d_y = {Y.shape[1]}"),
-        ("model", repr(model)),
+        ("model", repr(model) + (f" from {args.torch}" if args.torch else "")),
         ("loss", loss.name),
-        ("training", f"{fit.method}: {fit.iterations} iterations, ||grad L|| = {fit.gradient_norm:.3g} ({fit.message})"),
+        ("training", training_row),
     ]
+    if torch_info is not None:
+        setting.append(("max |f_torch - f|", f"{torch_info['max |f_torch - f| on the data']:.3g} on the data"))
     if not args.quiet:
         print(table(f"gradbasis {__version__} certify", setting))
         print()
@@ -103,7 +153,7 @@ def certify(args: argparse.Namespace) -> int:
         "gradbasis": __version__,
         "setting": dict(setting),
         "seed": args.seed,
-        "training": {k: v for k, v in vars(fit).items() if k != "theta"},
+        "training": training,
         "point": point.to_dict(),
         "assumption2": a2.to_dict(),
         "lemma2": l2.to_dict(),
@@ -111,6 +161,8 @@ def certify(args: argparse.Namespace) -> int:
         "seconds": stages,
         "theta": theta.tolist(),
     }
+    if torch_info is not None:
+        report["torch"] = torch_info
     out = Path(args.output)
     write_json_atomically(out, report)
     print(f"verdict: {thm.verdict} -- report written to {out}")
@@ -136,6 +188,18 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--rtol", type=float, default=1e-8, help="relative tolerance of the Theorem 1 verdict")
     c.add_argument("--output", default="gradbasis-report.json")
     c.add_argument("--quiet", action="store_true")
+    c.add_argument(
+        "--torch",
+        metavar="FILE.pt",
+        help="certify a PyTorch nn.Sequential MLP (or gradbasis.torch.ResNetModule) saved whole with "
+        "torch.save(module, FILE.pt) at its own point, without training (--model, --widths and --activation "
+        "are then ignored). Needs PyTorch. The file is unpickled (torch.load(..., weights_only=False)), which "
+        "can run arbitrary code: load only files you trust. The built-in Iris inputs are standardized (zero mean, "
+        "unit variance per feature), so train on the same inputs",
+    )
+    c.add_argument("--train", action="store_true",
+                   help="with --torch: train from the imported point before certifying (without --torch the "
+                   "model is always trained)")
     c.set_defaults(handler=certify)
     for register in _more_commands():
         register(sub)
