@@ -379,7 +379,8 @@ def test_cli_run_then_report(tmp_path, monkeypatch, capsys):
         calls.append((records, Path(output), formats))
         return [f"gap-vs-width: {Path(output) / 'gap-vs-width.svg'}"]
 
-    monkeypatch.setitem(sys.modules, "gradbasis.plots", types.SimpleNamespace(sweep_figures=sweep_figures))
+    fake = types.SimpleNamespace(sweep_figures=sweep_figures, require_matplotlib=lambda: None)
+    monkeypatch.setitem(sys.modules, "gradbasis.plots", fake)
     assert sweep_cli(monkeypatch, ["sweep", "report", str(sweep_file)]) == 0
     out = capsys.readouterr().out
     assert "sweep: 4 cells in 2 groups" in out and "gap-vs-width.svg" in out
@@ -392,7 +393,10 @@ def test_cli_run_then_report(tmp_path, monkeypatch, capsys):
     assert [f["theorem2"]["dim_T_tilde"] for f in flat] == [r["summary"]["dim_T_tilde"] for r in records]
     assert flat[0]["bounds"] == records[0]["summary"]["bounds"] and "error" not in flat[0]
 
-    monkeypatch.setitem(sys.modules, "gradbasis.plots", None)  # no plotting module: the table alone
+    import gradbasis.plots as real_plots
+
+    monkeypatch.setitem(sys.modules, "gradbasis.plots", real_plots)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # no matplotlib: the table alone
     assert sweep_cli(monkeypatch, ["sweep", "report", str(tmp_path / "c.jsonl"), "--formats", "svg"]) == 0
     out = capsys.readouterr().out
     assert "note: figures skipped" in out and "sweep: 4 cells" in out

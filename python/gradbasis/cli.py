@@ -210,14 +210,10 @@ def _more_commands() -> list:
     """``register(subparsers)`` functions of the other commands, each in its own module; every
     registered parser sets ``handler`` (a function of the parsed arguments returning the exit code).
     Imported here, not at module level, because those modules import from this one."""
+    from .cli_figures import register as figures_register
     from .cli_sweep import register as sweep_register
 
-    registers = [sweep_register]
-    try:
-        from .cli_figures import register as figures_register
-    except ImportError:  # pragma: no cover - the figures module ships with the package
-        return registers
-    return [*registers, figures_register]
+    return [sweep_register, figures_register]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -76,8 +76,10 @@ def report_command(args: argparse.Namespace) -> int:
     print(sweep.report(records))
     if args.no_figures:
         return 0
+    from .plots import require_matplotlib, sweep_figures
+
     try:
-        from .plots import sweep_figures
+        require_matplotlib()
     except ImportError as exc:
         print(f"note: figures skipped ({exc}); the table above is complete")
         return 0
