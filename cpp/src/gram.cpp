@@ -88,8 +88,11 @@ void gram(const Graph& g, const double* theta, ConstRowMatrixRef X1, const Const
   std::vector<std::pair<Index, Index>> pairs;
   for (Index a = 0; a < t1; ++a)
     for (Index b = symmetric ? a : 0; b < t2; ++b) pairs.emplace_back(a, b);
-  const int threads = static_cast<int>(std::min<Index>(resolve_threads(n_threads), static_cast<Index>(pairs.size())));
-#pragma omp parallel num_threads(std::max(threads, 1))
+  double width = 0.0;  // sum over dense nodes of (inputs + outputs): the GEMMs' inner sizes
+  for (const NodeFactors& f : F1) width += static_cast<double>(f.H.cols() + f.D.cols());
+  const int threads = detail::threads_for(n_threads, static_cast<Index>(pairs.size()),
+                                          static_cast<double>(m1 * r) * static_cast<double>(m2 * r) * width);
+#pragma omp parallel num_threads(threads)
   {
     RowMatrix acc, G, A;
 #pragma omp for schedule(dynamic, 1)

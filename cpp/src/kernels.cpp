@@ -38,7 +38,7 @@ double reduce_over_blocks(const Graph& g, Index m, unsigned needs, int n_threads
   std::vector<double, Eigen::aligned_allocator<double>> partial(
       out != nullptr ? static_cast<size_t>(chunks * stride) : 0, 0.0);
   std::vector<double> scalar(static_cast<size_t>(chunks), 0.0);
-  const int threads = static_cast<int>(std::min<Index>(resolve_threads(n_threads), chunks));
+  const int threads = detail::threads_for(n_threads, chunks, static_cast<double>(m) * static_cast<double>(P));
 #pragma omp parallel num_threads(threads)
   {
     Workspace ws(g, std::min(kBlock, m), 1, needs);
