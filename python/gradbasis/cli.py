@@ -222,6 +222,10 @@ def main(argv: list[str] | None = None) -> int:
         args = parser().parse_args(["certify", *(sys.argv[1:] if argv is None else argv)])
     try:
         return args.handler(args)
+    except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading: not an error
+        # Point stdout at /dev/null so the interpreter's final flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except GradbasisError as exc:
         print(f"gradbasis: error: {exc}", file=sys.stderr)
         return 2
