@@ -51,3 +51,21 @@ def central_difference_jacobian(f, theta: np.ndarray, h: float = 1e-6) -> np.nda
         e[j] = h
         cols.append((np.ravel(f(theta + e)) - np.ravel(f(theta - e))) / (2 * h))
     return np.stack(cols, axis=-1)
+
+
+# Hypothesis profiles for tests that do not fix their own max_examples (tests/test_fuzz.py):
+# "default" is the small run of the normal suite (test_fuzz.py derandomizes it); "fuzz" is the long run,
+# selected with HYPOTHESIS_PROFILE=fuzz python -m pytest tests/test_fuzz.py.
+import os  # noqa: E402
+
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+settings.register_profile("default", max_examples=50, deadline=None)
+settings.register_profile(
+    "fuzz",
+    max_examples=5000,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    print_blob=True,
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
