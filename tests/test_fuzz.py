@@ -173,14 +173,7 @@ def layout(arr: np.ndarray, how: str) -> object:
         return big[..., ::2]
     if how == "reversed":
         flip = (slice(None, None, -1),) * arr.ndim
-        value = arr[flip].copy()[flip]  # same values, negative strides
-        if value.flags.c_contiguous and value.size:
-            # Known bug, pinned by test_single_sample_with_a_negative_stride_is_accepted: NumPy calls
-            # such an array (every reversed axis has length 1) C-contiguous, so it is not copied and
-            # the compiled core rejects it with a TypeError. Left out here until that is fixed.
-            event("layout: negative stride on length-1 axes left out (known bug)")
-            return np.ascontiguousarray(arr)
-        return value
+        return arr[flip].copy()[flip]  # same values, negative strides
     if how == "list":
         return arr.tolist()
     return np.ascontiguousarray(arr)
@@ -479,12 +472,6 @@ def test_induced_minimum_is_bounded_and_exact_for_least_squares(data):
     slack = 1e-9 * (1.0 + phi0)
     assert np.isfinite(res.value) and not np.isnan(res.lower)
     assert -slack <= res.value <= phi0 + slack
-    if np.linalg.norm(res.alpha) > 1e8 * max(1.0, np.linalg.norm(B.f)):
-        # Known bug, pinned by test_induced_value_is_reached_where_the_infimum_is_at_infinity: with
-        # the iterate this far out, value is taken at outputs that are not in the span. Left out
-        # here until that is fixed.
-        event("induced: |alpha| > 1e8 |B|, interval not checked (known bug)")
-        return
     assert res.lower <= res.value + slack
     assert 0 <= res.rank <= min(B.f.shape)
     if loss == "squared":
@@ -513,11 +500,6 @@ def copied(a: np.ndarray) -> np.ndarray:
     return np.array(a)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="TypeError 'incompatible function arguments' from the compiled core: np.ascontiguousarray "
-    "does not copy an array whose negatively strided axes have length 1, and the binding rejects it",
-)
 @pytest.mark.parametrize(
     "call",
     [
@@ -536,12 +518,6 @@ def test_single_sample_with_a_negative_stride_is_accepted(call):
     np.testing.assert_array_equal(call(reversed_rows), call(copied))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="value 1.0591260551 is below the infimum w_1 log 2 = 1.0610401722 and below lower = "
-    "1.0610389740 (an inverted interval); the iterate ran to ||alpha|| ~ 2e12, its outputs (||F|| ~ 1.5e12) "
-    "lie 0.03 off the span, and attained is reported True",
-)
 def test_induced_value_is_reached_where_the_infimum_is_at_infinity():
     """Cross-entropy over a rank-4 basis of 3 samples. Rows 2 and 3 (sample 1's two logits) are
     equal, so sample 1 costs log 2 whatever the coefficients, and the other two samples can be

@@ -167,6 +167,12 @@ InducedSolve newton(const Objective& phi, const ColMatrix& U, Index r, double cu
     }
     out.lower = std::max(lower, trivial_lower);
   };
+  // Cross-entropy's infimum may lie at infinity (separable samples). Logits beyond this size
+  // gain nothing (e^-4096 underflows long before) but carry rounding of eps * |F| into every
+  // logit, which can push Phi below the true infimum; the iteration stops at the cap instead.
+  constexpr double kMaxLogit = 4096.0;
+  const bool capped_loss = phi.loss_kind() == LossKind::CrossEntropy;
+  bool at_cap = false;
   int it = 0;
   for (;; ++it) {
     certify();
@@ -177,10 +183,15 @@ InducedSolve newton(const Objective& phi, const ColMatrix& U, Index r, double cu
     if (it >= opt.max_iter || r == 0) break;
     const double decrement = grad.dot(z);
     bool accepted = false;
+    at_cap = false;  // only the last line search decides whether the cap stopped the iteration
     double t = 1.0;
     for (int k = 0; k < 60 && decrement > 0.0; ++k, t *= 0.5) {
       trial_F = F;
       trial_F.noalias() -= t * (Q * z);
+      if (capped_loss && trial_F.lpNorm<Eigen::Infinity>() > kMaxLogit) {
+        at_cap = true;
+        continue;  // a shorter step may still stay inside
+      }
       const double trial = phi.value(trial_F);
       if (trial <= value - 1e-4 * t * decrement) {
         beta -= t * z;
@@ -190,11 +201,14 @@ InducedSolve newton(const Objective& phi, const ColMatrix& U, Index r, double cu
         break;
       }
     }
-    if (!accepted) {  // no decrease left at working precision: as good as it gets
-      out.converged = true;
+    if (!accepted) {  // no decrease left at working precision (or only beyond the cap)
+      out.converged = !at_cap;
       break;
     }
   }
+  // Phi at outputs exactly in the span (the running F carries the steps' rounding).
+  F.noalias() = Q * beta;
+  value = phi.value(F);
   out.iterations = it;
   out.value = value;
   out.gradient_norm = grad.norm();
@@ -205,7 +219,8 @@ InducedSolve newton(const Objective& phi, const ColMatrix& U, Index r, double cu
   // attained minimum it is negligible next to it. A value of exactly 0 is underflow.
   const double decrement = grad.dot(z);
   const bool settles = phi.loss_kind() != LossKind::CrossEntropy || (value > 0.0 && decrement <= 1e-6 * value);
-  out.attained = out.converged && settles;
+  out.attained = out.converged && settles && !at_cap;
+  out.lower = std::min(out.lower, value);  // never an inverted interval: the dual bound holds below Phi(F)
   return out;
 }
 
