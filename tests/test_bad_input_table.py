@@ -233,8 +233,7 @@ row("Model.jacobian", "out read-only", lambda _: M.jacobian(THETA, X, out=np.bro
 row("Model.jacobian", "out not an array (list)", lambda _: M.jacobian(THETA, X, out=[[0.0] * 26] * 10),
     gb.ShapeError, "out must be")
 row("Model.jacobian", "memory_budget NaN", lambda _: M.jacobian(THETA, X, memory_budget=float("nan")),
-    gb.InvalidOptionError, "memory_budget",
-    now="ValueError from int(nan): 'cannot convert float NaN to integer' (not a GradbasisError, does not name memory_budget)")
+    gb.InvalidOptionError, "memory_budget")
 row("Model.jacobian", "memory_budget negative", lambda _: M.jacobian(THETA, X, memory_budget=-1),
     gb.MemoryBudgetError, "memory_budget")
 row("Model.gram", "memory_budget tiny (100 bytes)", lambda _: M.gram(THETA, X, memory_budget=100),
@@ -254,8 +253,7 @@ row("Model.gram_diagonal", "a NaN block weight", lambda _: M.gram_diagonal(THETA
 row("Model.gram_trace", "weights naming an unknown block", lambda _: M.gram_trace(THETA, X, weights={"bias": 1.0}),
     gb.UnknownNameError, "bias")
 row("Model.forward", "huge m: a broadcast X of 10^16 samples (copy of 213 PiB)",
-    lambda _: M.forward(THETA, np.broadcast_to(X[:1], (10**16, 3))), gb.MemoryBudgetError, "X",
-    now="numpy's MemoryError 'Unable to allocate 213. PiB' from the float64 copy (not a MemoryBudgetError)")
+    lambda _: M.forward(THETA, np.broadcast_to(X[:1], (10**16, 3))), gb.MemoryBudgetError, "X")
 row("Model.forward", "integer X (int64)",
     lambda _: same_as_float(lambda x: M.forward(THETA, x), np.arange(15).reshape(5, 3) % 4),
     outcome="accepted: converted to float64, same result as the float input")
@@ -263,17 +261,13 @@ row("Model.jacobian", "integer theta (int32)",
     lambda _: same_as_float(lambda t: M.jacobian(t, X), (np.arange(26) % 3).astype(np.int32)),
     outcome="accepted: converted to float64, same result as the float input")
 row("Model.forward", "n_threads = -1", lambda _: M.forward(THETA, X, n_threads=-1),
-    (gb.GradbasisError, ValueError), "n_threads",
-    now="plain ValueError 'n_threads must be a positive integer or None' (not a GradbasisError)")
+    (gb.GradbasisError, ValueError), "n_threads")
 row("Model.gram", "n_threads = 2.5", lambda _: M.gram(THETA, X, n_threads=2.5),
-    (gb.GradbasisError, ValueError), "n_threads",
-    now="plain ValueError (not a GradbasisError)")
+    (gb.GradbasisError, ValueError), "n_threads")
 row("Model.node_values", "node index out of range (99)", lambda _: M.node_values(THETA, X, 99),
-    (gb.GradbasisError, ValueError), "node",
-    now="plain ValueError 'node must be an index in 0..3; got 99' (not a GradbasisError)")
+    (gb.GradbasisError, ValueError), "node")
 row("Model.node_values", "node index True (a bool)", lambda _: M.node_values(THETA, X, True),
-    (gb.GradbasisError, ValueError), "node",
-    now="plain ValueError (not a GradbasisError)")
+    (gb.GradbasisError, ValueError), "node")
 row("Model.flatten", "a block holding NaN", lambda _: M.flatten({**M.unflatten(THETA), "b2": np.array([0.0, np.nan])}),
     gb.NonFiniteError, "holds 1 NaN")
 row("Model.flatten", "a complex block", lambda _: M.flatten({**M.unflatten(THETA), "b1": np.zeros(4, complex)}),
@@ -282,14 +276,11 @@ row("Model.flatten", "an extra block name", lambda _: M.flatten({**M.unflatten(T
     gb.ShapeError, "unknown ['W3']")
 row("Model.flatten", "a block of strings", lambda _: M.flatten({**M.unflatten(THETA), "b2": np.array(["a", "b"])}),
     gb.DTypeError, "b2 has dtype <U1")
-row("Model.init", "seed = -1", lambda _: M.init(seed=-1), (gb.GradbasisError, ValueError), "seed",
-    now="numpy's ValueError from default_rng(-1) (not a GradbasisError, does not name seed)")
+row("Model.init", "seed = -1", lambda _: M.init(seed=-1), (gb.GradbasisError, ValueError), "seed")
 row("Model.init", "a model too large for memory (10^16 parameters)", lambda _: gb.MLP([10**8, 10**8, 1], "tanh").init(),
-    gb.MemoryBudgetError, "parameters",
-    now="numpy's MemoryError 'Unable to allocate 71.1 PiB' (not a MemoryBudgetError)")
+    gb.MemoryBudgetError, "parameters")
 row("Model.homogeneity", "PreActResidualStack (no block f is linear in)", lambda _: STACK.homogeneity(STACK.init()),
-    (gb.GradbasisError, NotImplementedError), "Assumption 2",
-    now="NotImplementedError (not a GradbasisError)")
+    (gb.GradbasisError, NotImplementedError), "Assumption 2")
 
 # --- model constructors -------------------------------------------------------------------------
 row("MLP", "a negative layer size", lambda _: gb.MLP([3, -4, 2]),
@@ -298,35 +289,27 @@ row("MLP", "a float layer size", lambda _: gb.MLP([3, 4.5, 2]), gb.ShapeError, "
 row("MLP", "a bool layer size", lambda _: gb.MLP([True, 4, 2]), gb.ShapeError, "layer_sizes[0]")
 row("MLP", "layer_sizes a string", lambda _: gb.MLP("342"), gb.ShapeError, "layer_sizes must be a sequence")
 row("MLP", "activation not a string (3)", lambda _: gb.MLP([3, 4, 2], 3),
-    gb.UnknownNameError, "activation must be a name",
-    now="TypeError: 'int' object is not iterable (parse_activations takes it for a list)")
+    gb.UnknownNameError, "activation must be a name")
 row("MLP", "unreadable leaky_relu slope", lambda _: gb.MLP([3, 4, 2], "leaky_relu(abc)"),
     gb.UnknownNameError, "cannot read the slope")
 row("MLP", "3 activation names for 1 hidden layer", lambda _: gb.MLP([3, 4, 2], ["tanh"] * 3),
-    (gb.GradbasisError, ValueError), "3 activations for 1 hidden",
-    now="plain ValueError (not a GradbasisError)")
+    (gb.GradbasisError, ValueError), "3 activations for 1 hidden")
 row("MLP", "negative_slope NaN", lambda _: gb.MLP([3, 4, 2], "leaky_relu", negative_slope=float("nan")),
-    (gb.GradbasisError, ValueError), "negative_slope",
-    now="plain ValueError 'leaky_relu negative_slope must be finite' (not a GradbasisError)")
+    (gb.GradbasisError, ValueError), "negative_slope")
 row("MLP", "Activation('swish') built directly", lambda _: gb.MLP([3, 4, 2], gb.Activation("swish")),
-    gb.UnknownNameError, "swish",
-    now="KeyError: 'swish' from Activation.code")
+    gb.UnknownNameError, "swish")
 row("MLP", "Activation('leaky_relu', nan) built directly", lambda _: gb.MLP([3, 4, 2],
     gb.Activation("leaky_relu", float("nan"))).forward(THETA, X),
-    gb.InvalidOptionError, "negative_slope",
-    now="accepted: the model is built and forward returns NaN outputs for the samples with a negative pre-activation")
+    gb.InvalidOptionError, "negative_slope")
 row("SkipMLP", "skip_from = [-1]", lambda _: gb.SkipMLP([3, 4, 2], skip_from=[-1]),
-    (gb.GradbasisError, ValueError), "skip_from",
-    now="plain ValueError 'skip_from must lie in 0..1' (not a GradbasisError)")
+    (gb.GradbasisError, ValueError), "skip_from")
 row("SkipMLP", "unknown activation", lambda _: gb.SkipMLP([3, 4, 2], activation="swish"),
     gb.UnknownNameError, "swish")
 row("SkipMLP", "a zero layer size", lambda _: gb.SkipMLP([3, 0, 2]), gb.ShapeError, "layer_sizes[1]")
 row("ResNet", "residual not a model (a string)", lambda _: gb.ResNet(3, 2, "mlp"),
-    (gb.GradbasisError, TypeError), "residual must be",
-    now="plain TypeError (not a GradbasisError)")
+    (gb.GradbasisError, TypeError), "residual must be")
 row("ResNet", "residual input 4 for input_dim 3", lambda _: gb.ResNet(3, 2, gb.MLP([4, 4, 3])),
-    (gb.GradbasisError, ValueError), "input_dim",
-    now="plain ValueError 'residual takes inputs of size 4' (not a GradbasisError)")
+    (gb.GradbasisError, ValueError), "input_dim")
 row("ResNet", "output_dim 0", lambda _: gb.ResNet(3, 0, gb.MLP([3, 4, 3])),
     gb.ShapeError, "output_dim must be a positive integer")
 row("BasisModel", "num_features 0", lambda _: gb.BasisModel(0, 2),
@@ -346,8 +329,7 @@ row("get_loss", "unknown name 'huber2'", lambda _: gb.get_loss("huber2"),
     gb.UnknownNameError, "unknown loss 'huber2'")
 row("get_loss", "not a name (None)", lambda _: gb.get_loss(None), gb.UnknownNameError, "unknown loss None")
 row("SmoothedHingeLoss", "p = NaN", lambda _: gb.SmoothedHingeLoss(p=float("nan")),
-    (gb.GradbasisError, ValueError), "p >= 2",
-    now="plain ValueError (not a GradbasisError)")
+    (gb.GradbasisError, ValueError), "p >= 2")
 for method in ("value", "gradient", "hessian", "conjugate"):
     entry = f"Loss.{method}"
     fn = getattr(SQ, method)
@@ -358,13 +340,11 @@ for method in ("value", "gradient", "hessian", "conjugate"):
     row(entry, f"{qname} with 4 rows for 5 targets", lambda _, fn=fn: fn(Y[:4], Y),
     gb.ShapeError, f"{qname} has 4 rows; expected 5")
 row("Loss.value", "cross-entropy targets not summing to 1", lambda _: CE.value(Y, ONE_HOT * 0.5),
-    gb.InvalidLabelError, "sums to 0.5",
-    now="the message shows the NumPy repr: 'row 0 sums to np.float64(0.5)'")
+    gb.InvalidLabelError, "sums to 0.5")
 row("Loss.gradient", "cross-entropy with one class (d_y = 1)", lambda _: CE.gradient(Y[:, :1], ONE_HOT[:, :1]),
     gb.InvalidLabelError, "d_y >= 2")
 row("Loss.hessian", "smoothed hinge label 0", lambda _: HINGE.hessian(PM1, nan_at(PM1, (2, 0), 0.0)),
-    gb.InvalidLabelError, "Y[2] = 0.0",
-    now="the message shows the NumPy repr: 'Y[2] = np.float64(0.0)'")
+    gb.InvalidLabelError, "Y[2] = 0.0")
 row("Loss.conjugate", "smoothed hinge with 2 outputs", lambda _: HINGE.conjugate(Y, ONE_HOT),
     gb.InvalidLabelError, "one output (d_y = 1)")
 row("Loss.conjugate", "S outside the conjugate's domain",
@@ -384,8 +364,7 @@ row("Loss.check_targets", "cross-entropy targets bool", lambda _: CE.check_targe
 
 # --- Objective --------------------------------------------------------------------------------------
 row("Objective", "model not a gradbasis model", lambda _: gb.Objective("mlp", "squared", X, Y),
-    (gb.GradbasisError, TypeError), "model must be a gradbasis model",
-    now="plain TypeError (not a GradbasisError)")
+    (gb.GradbasisError, TypeError), "model must be a gradbasis model")
 row("Objective", "a user loss object", lambda _: gb.Objective(M, NonConvexLoss(), X, Y),
     gb.UnknownNameError, "unknown loss")
 add_family("Objective", samples_family(),
@@ -402,11 +381,9 @@ row("Objective", "cross-entropy with one output",
     gb.InvalidLabelError, "d_y >= 2")
 row("Objective", "smoothed hinge label 2",
     lambda _: gb.Objective(gb.MLP([3, 4, 1]), "smoothed_hinge", X, nan_at(PM1, (4, 0), 2.0)),
-    gb.InvalidLabelError, "Y[4] = 2.0",
-    now="the message shows the NumPy repr: 'Y[4] = np.float64(2.0)'")
+    gb.InvalidLabelError, "Y[4] = 2.0")
 row("Objective", "weights negative", lambda _: gb.Objective(M, "squared", X, Y, -np.ones(5)),
-    gb.InvalidWeightsError, "weights[0] = -1.0",
-    now="the message shows the NumPy repr: 'weights[0] = np.float64(-1.0)'")
+    gb.InvalidWeightsError, "weights[0] = -1.0")
 row("Objective", "weights NaN", lambda _: gb.Objective(M, "squared", X, Y, nan_at(np.ones(5), 1)),
     gb.NonFiniteError, "weights holds 1 NaN")
 row("Objective", "weights +inf", lambda _: gb.Objective(M, "squared", X, Y, nan_at(np.ones(5), 2, np.inf)),
@@ -416,8 +393,7 @@ row("Objective", "weights 2-D (5, 1)", lambda _: gb.Objective(M, "squared", X, Y
 row("Objective", "weights bool", lambda _: gb.Objective(M, "squared", X, Y, np.ones(5, bool)),
     gb.DTypeError, "weights has dtype bool")
 row("Objective", "n_threads = 0", lambda _: gb.Objective(M, "squared", X, Y, n_threads=0),
-    (gb.GradbasisError, ValueError), "n_threads",
-    now="plain ValueError (not a GradbasisError)")
+    (gb.GradbasisError, ValueError), "n_threads")
 for method in ("value", "value_and_gradient", "gradient", "residual_duals"):
     add_family(f"Objective.{method}", theta_family(),
     lambda t, method=method: getattr(OBJ, method)(t), keys=("short", "nan", "complex", "bool"))
@@ -473,8 +449,7 @@ row("gradient_basis_minimum", "memory_budget tiny, strategy dense",
     gb.MemoryBudgetError, "strategy 'dense' does not fit")
 row("gradient_basis_minimum", "memory_budget NaN",
     lambda _: gb.gradient_basis_minimum(OBJ, THETA, memory_budget=float("nan")),
-    gb.InvalidOptionError, "memory_budget",
-    now="ValueError from int(nan) (not a GradbasisError, does not name memory_budget)")
+    gb.InvalidOptionError, "memory_budget")
 add_family("gradient_basis_minimum", theta_family(),
     lambda t: gb.gradient_basis_minimum(OBJ, t), keys=("short", "nan", "complex"))
 row("gradient_basis_minimum", "rank_tol = 2, strategy dense",
@@ -482,83 +457,62 @@ row("gradient_basis_minimum", "rank_tol = 2, strategy dense",
     gb.InvalidOptionError, "rank_tol")
 row("gradient_basis_minimum", "rank_tol = 2, strategy gram",
     lambda _: gb.gradient_basis_minimum(OBJ, THETA, strategy="gram", rank_tol=2.0),
-    gb.InvalidOptionError, "rank_tol",
-    now="accepted: every direction is cut, and the infimum over the span {0} is returned as the answer")
+    gb.InvalidOptionError, "rank_tol")
 row("gradient_basis_minimum", "tol = -1, strategy matrix_free",
     lambda _: gb.gradient_basis_minimum(OBJ, THETA, strategy="matrix_free", tol=-1.0),
-    gb.InvalidOptionError, "tol",
-    now="accepted silently (the matrix-free path never validates tol, rank_tol, cuts or max_iter)")
+    gb.InvalidOptionError, "tol")
 row("gradient_basis_minimum", "a cut of NaN, strategy gram",
     lambda _: gb.gradient_basis_minimum(OBJ, THETA, strategy="gram", cuts=[float("nan")]),
-    gb.InvalidOptionError, "cuts",
-    now="accepted: the NaN cut is dropped from the profile silently")
+    gb.InvalidOptionError, "cuts")
 row("gradient_basis_minimum", "obj not an Objective", lambda _: gb.gradient_basis_minimum((M, "squared", X, Y), THETA),
-    (gb.GradbasisError, TypeError), "Objective",
-    now="AttributeError: 'tuple' object has no attribute 'model'")
+    (gb.GradbasisError, TypeError), "Objective")
 row("choose_strategy", "memory_budget 0", lambda _: gb.choose_strategy(OBJ, 0),
     gb.MemoryBudgetError, "no strategy fits")
 row("choose_strategy", "obj not an Objective", lambda _: gb.choose_strategy(M),
-    (gb.GradbasisError, TypeError), "Objective",
-    now="AttributeError: 'MLP' object has no attribute 'model'")
+    (gb.GradbasisError, TypeError), "Objective")
 row("memory_estimate", "memory_budget a string", lambda _: gb.memory_estimate(OBJ, "8GB"),
-    gb.InvalidOptionError, "memory_budget",
-    now="ValueError from int('8GB') (not a GradbasisError)")
+    gb.InvalidOptionError, "memory_budget")
 
 # --- checks of the paper ------------------------------------------------------------------------------
 row("assumption1", "a user loss that is not convex",
     lambda _: assert_violated(gb.assumption1(NonConvexLoss()), "midpoint convexity fails"),
     outcome="verdict `violated`: 'user loss is not convex/differentiable: midpoint convexity fails ...'")
-row("assumption1", "a user loss returning NaN", lambda _: gb.assumption1(NaNLoss()), gb.NonFiniteError, "NaN",
-    now="verdict `holds` ('probed at 200 random points: no violation found'): NaN comparisons are all False")
+row("assumption1", "a user loss returning NaN", lambda _: gb.assumption1(NaNLoss()), gb.NonFiniteError, "NaN")
 row("assumption1", "a user loss without gradient()", lambda _: gb.assumption1(ValueOnlyLoss()),
-    (gb.GradbasisError, TypeError), "gradient",
-    now="plain TypeError (not a GradbasisError)")
+    (gb.GradbasisError, TypeError), "gradient")
 row("assumption1", "probes = 0", lambda _: gb.assumption1(NonConvexLoss(), probes=0),
-    gb.InvalidOptionError, "probes",
-    now="numpy ValueError 'zero-size array to reduction operation maximum'")
+    gb.InvalidOptionError, "probes")
 row("assumption1", "tol = -1", lambda _: gb.assumption1(ConvexUserLoss(), tol=-1.0),
-    gb.InvalidOptionError, "tol",
-    now="accepted: a convex user loss is judged `violated` (midpoint convexity 'fails' by more than -1)")
+    gb.InvalidOptionError, "tol")
 row("assumption2", "tol NaN", lambda _: gb.assumption2(M, THETA, X, tol=float("nan")),
-    gb.InvalidOptionError, "tol",
-    now="verdict `violated` ('... > nan'): NaN comparisons are False")
+    gb.InvalidOptionError, "tol")
 add_family("assumption2", theta_family(), lambda t: gb.assumption2(M, t, X), keys=("short", "nan"))
 add_family("assumption2", samples_family(),
     lambda x: gb.assumption2(M, THETA, x), keys=("columns", "empty", "inf"))
 row("assumption2", "model not a gradbasis model", lambda _: gb.assumption2("mlp", THETA, X),
-    (gb.GradbasisError, TypeError), "model",
-    now="AttributeError: 'str' object has no attribute 'num_params'")
-row("lemma2", "tol = -1", lambda _: gb.lemma2(OBJ, THETA, tol=-1.0), gb.InvalidOptionError, "tol",
-    now="verdict `violated` for every point (relative difference > -1)")
+    (gb.GradbasisError, TypeError), "model")
+row("lemma2", "tol = -1", lambda _: gb.lemma2(OBJ, THETA, tol=-1.0), gb.InvalidOptionError, "tol")
 add_family("lemma2", theta_family(), lambda t: gb.lemma2(OBJ, t), keys=("short", "inf"))
 row("classify_point", "grad_tol NaN", lambda _: gb.classify_point(OBJ, THETA, grad_tol=float("nan")),
-    gb.InvalidOptionError, "grad_tol",
-    now="accepted: every point is classified 'not critical' or 'approximate critical point'")
+    gb.InvalidOptionError, "grad_tol")
 row("classify_point", "curvature_tol = -1", lambda _: gb.classify_point(OBJ, THETA, curvature_tol=-1.0),
-    gb.InvalidOptionError, "curvature_tol",
-    now="accepted: a positive definite Hessian then counts as negative curvature")
+    gb.InvalidOptionError, "curvature_tol")
 add_family("classify_point", theta_family(),
     lambda t: gb.classify_point(OBJ, t), keys=("short", "nan", "str"))
 row("classify_point", "obj not an Objective", lambda _: gb.classify_point(M, THETA),
-    (gb.GradbasisError, TypeError), "Objective",
-    now="AttributeError: 'MLP' object has no attribute 'model'")
-row("theorem1", "rtol = -1", lambda _: gb.theorem1(OBJ, THETA, rtol=-1.0), gb.InvalidOptionError, "rtol",
-    now="accepted: a verdict ('does not apply' here) judged with tol = -1")
+    (gb.GradbasisError, TypeError), "Objective")
+row("theorem1", "rtol = -1", lambda _: gb.theorem1(OBJ, THETA, rtol=-1.0), gb.InvalidOptionError, "rtol")
 row("theorem1", "rtol NaN", lambda _: gb.theorem1(OBJ, THETA, rtol=float("nan")),
-    gb.InvalidOptionError, "rtol",
-    now="accepted: a verdict ('does not apply' here) whose tol is NaN")
+    gb.InvalidOptionError, "rtol")
 row("theorem1", "grad_tol NaN", lambda _: gb.theorem1(OBJ, THETA, grad_tol=float("nan")),
-    gb.InvalidOptionError, "grad_tol",
-    now="accepted: ||grad L|| <= NaN is False, so every point is judged not critical")
+    gb.InvalidOptionError, "grad_tol")
 row("theorem1", "rank_tol = 1.5", lambda _: gb.theorem1(OBJ, THETA, rank_tol=1.5),
     gb.InvalidOptionError, "rank_tol must be a relative cut")
 row("theorem1", "cuts with -1", lambda _: gb.theorem1(OBJ, THETA, cuts=[-1.0]), gb.InvalidOptionError, "cuts")
 row("theorem1", "jacobian of the wrong shape", lambda _: gb.theorem1(OBJ, THETA, jacobian=J[:, :5].T),
-    gb.ShapeError, "jacobian",
-    now="ShapeError 'basis must be 2-D with m*d_y = 10 rows' (names basis, not the jacobian argument)")
+    gb.ShapeError, "jacobian")
 row("theorem1", "jacobian with NaN", lambda _: gb.theorem1(OBJ, THETA, jacobian=nan_at(J, (0, 0))),
-    gb.NonFiniteError, "jacobian",
-    now="NonFiniteError 'basis holds 1 NaN/inf value(s)' (names basis, not the jacobian argument)")
+    gb.NonFiniteError, "jacobian")
 row("theorem1", "unknown strategy", lambda _: gb.theorem1(OBJ, THETA, strategy="fast"),
     gb.UnknownNameError, "unknown strategy 'fast'")
 row("theorem1", "memory_budget tiny (dense)", lambda _: gb.theorem1(OBJ, THETA, memory_budget=16),
@@ -567,16 +521,13 @@ row("theorem1", "memory_budget tiny (auto)", lambda _: gb.theorem1(OBJ, THETA, s
     gb.MemoryBudgetError, "no strategy fits")
 add_family("theorem1", theta_family(), lambda t: gb.theorem1(OBJ, t), keys=("short", "nan", "bool"))
 row("theorem1", "a model without Assumption 2 (PreActResidualStack)",
-    lambda _: gb.theorem1(gb.Objective(STACK, "squared", X, Y[:, :1].repeat(3, 1)), STACK.init()), (gb.GradbasisError, NotImplementedError), "Assumption 2",
-    now="NotImplementedError from homogeneity() (not a GradbasisError)")
+    lambda _: gb.theorem1(gb.Objective(STACK, "squared", X, Y[:, :1].repeat(3, 1)), STACK.init()), (gb.GradbasisError, NotImplementedError), "Assumption 2")
 row("representation_bound", "rtol = -1", lambda _: gb.representation_bound(OBJ, THETA, rtol=-1.0),
-    gb.InvalidOptionError, "rtol",
-    now="accepted: a verdict with a negative tolerance")
+    gb.InvalidOptionError, "rtol")
 add_family("representation_bound", theta_family(),
     lambda t: gb.representation_bound(OBJ, t), keys=("short", "nan"))
 row("representation_bound", "PreActResidualStack model",
-    lambda _: gb.representation_bound(gb.Objective(STACK, "squared", X, Y[:, :1].repeat(3, 1)), STACK.init()), (gb.GradbasisError, NotImplementedError), "Assumption 2",
-    now="NotImplementedError from homogeneity() (not a GradbasisError)")
+    lambda _: gb.representation_bound(gb.Objective(STACK, "squared", X, Y[:, :1].repeat(3, 1)), STACK.init()), (gb.GradbasisError, NotImplementedError), "Assumption 2")
 
 # --- local minima: perturbations, perturbable basis, Theorems 2-4 --------------------------------------
 PD = gb.perturbation_directions
@@ -603,11 +554,9 @@ row("perturbation_directions", "margin NaN", lambda _: PD(M, THETA, X, margin=fl
 row("perturbation_directions", "tol = -1", lambda _: PD(M, THETA, X, tol=-1.0),
     gb.InvalidOptionError, "tol must be finite and >= 0")
 row("perturbation_directions", "null_rtol NaN", lambda _: PD(M, THETA, X, null_rtol=float("nan")),
-    gb.InvalidOptionError, "null_rtol",
-    now="plain ValueError 'null_basis: rtol must lie in [0, 1)' from the C++ core (not a GradbasisError; names the core routine, not null_rtol)")
+    gb.InvalidOptionError, "null_rtol")
 row("perturbation_directions", "null_rtol = 2", lambda _: PD(M, THETA, X, null_rtol=2.0),
-    gb.InvalidOptionError, "null_rtol",
-    now="plain ValueError 'null_basis: rtol must lie in [0, 1)' from the C++ core (not a GradbasisError)")
+    gb.InvalidOptionError, "null_rtol")
 add_family("perturbation_directions", theta_family(), lambda t: PD(M, t, X), keys=("short", "nan", "complex"))
 add_family("perturbation_directions", samples_family(),
     lambda x: PD(M, THETA, x), keys=("columns", "empty", "nan"))
@@ -616,14 +565,11 @@ row("perturbable_basis", "S of the wrong width", lambda _: PB(M, THETA, X, S_DIR
     gb.ShapeError, "S must be (k, num_params = 26)")
 row("perturbable_basis", "S 1-D", lambda _: PB(M, THETA, X, S_DIRS[0], 1e-2), gb.ShapeError, "S must be")
 row("perturbable_basis", "S with NaN", lambda _: PB(M, THETA, X, nan_at(S_DIRS, (1, 1)), 1e-2),
-    gb.NonFiniteError, "S holds",
-    now="NonFiniteError 'theta holds 1 NaN/inf value(s), the first at index (1,)' from the perturbed Jacobian (names theta, not S)")
+    gb.NonFiniteError, "S holds")
 row("perturbable_basis", "S complex", lambda _: PB(M, THETA, X, S_DIRS.astype(complex), 1e-2),
-    gb.DTypeError, "S",
-    now="numpy ComplexWarning when casting to float64 (an error under -W error; otherwise the imaginary part is dropped)")
+    gb.DTypeError, "S")
 row("perturbable_basis", "S of strings", lambda _: PB(M, THETA, X, S_DIRS.astype(str), 1e-2),
-    gb.DTypeError, "S",
-    now="accepted: numeric strings are parsed as numbers (everywhere else string arrays raise DTypeError)")
+    gb.DTypeError, "S")
 row("perturbable_basis", "eps missing for a plain array S", lambda _: PB(M, THETA, X, S_DIRS),
     gb.InvalidOptionError, "eps is required")
 row("perturbable_basis", "eps = 0", lambda _: PB(M, THETA, X, S_DIRS, 0.0),
@@ -642,15 +588,13 @@ row("perturbable_basis", "memory_budget tiny (gram)",
 add_family("perturbable_basis", samples_family(),
     lambda x: PB(M, THETA, x, S_DIRS, 1e-2), keys=("columns", "empty", "inf"))
 row("lemma1", "S2 of the wrong width", lambda _: gb.lemma1(M, THETA, X, S_DIRS, S_DIRS[:, :3], 1e-2),
-    gb.ShapeError, "num_params = 26",
-    now="numpy ValueError from np.vstack of mismatched widths (not a GradbasisError)")
+    gb.ShapeError, "num_params = 26")
 row("lemma1", "eps = 0", lambda _: gb.lemma1(M, THETA, X, S_DIRS, S_DIRS, 0.0),
     gb.InvalidOptionError, "eps must be a positive")
 row("lemma1", "rank_tol = 1", lambda _: gb.lemma1(M, THETA, X, S_DIRS, S_DIRS, 1e-2, rank_tol=1.0),
     gb.InvalidOptionError, "rank_tol")
 row("lemma1", "tol NaN", lambda _: gb.lemma1(M, THETA, X, S_DIRS, S_DIRS, 1e-2, tol=float("nan")),
-    gb.InvalidOptionError, "tol",
-    now="accepted: holds is False whatever the spans are")
+    gb.InvalidOptionError, "tol")
 row("lemma3", "S of the wrong width", lambda _: gb.lemma3(OBJ, THETA, S_DIRS[:, :4], 1e-2),
     gb.InvalidOptionError, "S must be (k, num_params = 26)")
 row("lemma3", "eps missing for a plain array S", lambda _: gb.lemma3(OBJ, THETA, S_DIRS),
@@ -658,27 +602,22 @@ row("lemma3", "eps missing for a plain array S", lambda _: gb.lemma3(OBJ, THETA,
 row("lemma3", "eps = -1", lambda _: gb.lemma3(OBJ, THETA, S_DIRS, -1.0),
     gb.InvalidOptionError, "eps must be a positive")
 row("lemma3", "S with +inf", lambda _: gb.lemma3(OBJ, THETA, nan_at(S_DIRS, (0, 2), np.inf), 1e-2),
-    gb.NonFiniteError, "S holds",
-    now="NonFiniteError 'theta holds 1 NaN/inf value(s)' from the perturbed VJP (names theta, not S)")
+    gb.NonFiniteError, "S holds")
 row("lemma3", "grad_tol = -1", lambda _: gb.lemma3(OBJ, THETA, S_DIRS, 1e-2, grad_tol=-1.0),
-    gb.InvalidOptionError, "grad_tol",
-    now="accepted: holds is False whatever the residuals are")
+    gb.InvalidOptionError, "grad_tol")
 row("theorem2", "S a plain array", lambda _: gb.theorem2(OBJ, THETA, S=S_DIRS),
-    (gb.GradbasisError, TypeError), "PerturbationSet",
-    now="plain TypeError 'S must be a PerturbationSet' (not a GradbasisError)")
+    (gb.GradbasisError, TypeError), "PerturbationSet")
 row("theorem2", "eps = 0", lambda _: gb.theorem2(OBJ, THETA, eps=0.0),
     gb.InvalidOptionError, "eps must be a positive")
 row("theorem2", "unknown kind", lambda _: gb.theorem2(OBJ, THETA, kinds=["dead"]),
     gb.UnknownNameError, "['dead']")
 row("theorem2", "unknown strategy", lambda _: gb.theorem2(OBJ, THETA, strategy="matrix_free"),
     gb.UnknownNameError, "'dense' or 'gram'")
-row("theorem2", "rtol = 0", lambda _: gb.theorem2(OBJ, THETA, rtol=0.0), gb.InvalidOptionError, "rtol",
-    now="accepted: a verdict with tolerance 0")
+row("theorem2", "rtol = 0", lambda _: gb.theorem2(OBJ, THETA, rtol=0.0), gb.InvalidOptionError, "rtol")
 add_family("theorem2", theta_family(), lambda t: gb.theorem2(OBJ, t), keys=("short", "nan"))
 OBJ_RES = gb.Objective(RESNET, "squared", X, Y)
 row("theorem3", "a model that is not a ResNet", lambda _: gb.theorem3(OBJ, THETA),
-    (gb.GradbasisError, TypeError), "ResNet",
-    now="plain TypeError (not a GradbasisError)")
+    (gb.GradbasisError, TypeError), "ResNet")
 row("theorem3", "eps NaN", lambda _: gb.theorem3(OBJ_RES, RESNET.init(), eps=float("nan")),
     gb.InvalidOptionError, "eps must be")
 add_family("theorem3", theta_family(RESNET.num_params, good=RESNET.init() + 0.1),
@@ -693,30 +632,25 @@ row("theorem4", "t = -1", lambda _: gb.theorem4(OBJ_LIN, THETA, -1),
 row("theorem4", "margin = -1", lambda _: gb.theorem4(OBJ_LIN, THETA, 0, margin=-1.0),
     gb.InvalidOptionError, "margin must be finite")
 row("theorem4", "a model that is not an MLP (ResNet)", lambda _: gb.theorem4(OBJ_RES, RESNET.init(), 0),
-    (gb.GradbasisError, TypeError), "MLP",
-    now="plain TypeError (not a GradbasisError)")
+    (gb.GradbasisError, TypeError), "MLP")
 add_family("theorem4", theta_family(), lambda t: gb.theorem4(OBJ_LIN, t, 0), keys=("short", "nan"))
 row("linear_unit_sets", "margin NaN", lambda _: gb.linear_unit_sets(RELU, THETA, X, margin=float("nan")),
     gb.InvalidOptionError, "margin must be finite")
 row("linear_unit_sets", "a SkipMLP", lambda _: gb.linear_unit_sets(gb.SkipMLP([3, 4, 2]), THETA, X),
-    (gb.GradbasisError, TypeError), "MLP",
-    now="plain TypeError (not a GradbasisError)")
+    (gb.GradbasisError, TypeError), "MLP")
 add_family("linear_unit_sets", theta_family(),
     lambda t: gb.linear_unit_sets(RELU, t, X), keys=("short", "inf"))
 add_family("linear_unit_sets", samples_family(),
     lambda x: gb.linear_unit_sets(RELU, THETA, x), keys=("columns", "empty"))
 row("in_theta_nt", "t = 2 for H = 1", lambda _: gb.in_theta_nt(RELU, THETA, X, 1, 2),
     gb.InvalidOptionError, "t must lie in 0..H = 0..1")
-row("in_theta_nt", "n = -1", lambda _: gb.in_theta_nt(RELU, THETA, X, -1, 0), gb.InvalidOptionError, "n",
-    now="accepted: returns True (every set has at least -1 units)")
+row("in_theta_nt", "n = -1", lambda _: gb.in_theta_nt(RELU, THETA, X, -1, 0), gb.InvalidOptionError, "n")
 row("hidden_features", "layer 7 of a 1-hidden-layer MLP", lambda _: gb.hidden_features(RELU, THETA, X, [7]),
-    gb.InvalidOptionError, "layers",
-    now="IndexError: tuple index out of range")
+    gb.InvalidOptionError, "layers")
 row("hidden_features", "theta with NaN", lambda _: gb.hidden_features(RELU, nan_at(THETA, 0), X, [0, 1]),
     gb.NonFiniteError, "theta holds 1 NaN")
 row("residual_features", "a model that is not a ResNet", lambda _: gb.residual_features(M, THETA, X),
-    (gb.GradbasisError, TypeError), "ResNet",
-    now="plain TypeError (not a GradbasisError)")
+    (gb.GradbasisError, TypeError), "ResNet")
 row("residual_features", "X with 2 columns for 3", lambda _: gb.residual_features(RESNET, RESNET.init(), X[:, :2]),
     gb.ShapeError, "X has 2 columns; expected 3")
 
@@ -724,17 +658,13 @@ row("residual_features", "X with 2 columns for 3", lambda _: gb.residual_feature
 row("minimize", "unknown method", lambda _: gb.minimize(OBJ, THETA, method="adam"),
     gb.UnknownNameError, "unknown method 'adam'")
 row("minimize", "gtol = 0", lambda _: gb.minimize(OBJ, THETA, gtol=0.0),
-    (gb.GradbasisError, ValueError), "gtol",
-    now="plain ValueError 'gtol must be a positive finite number' (not a GradbasisError)")
+    (gb.GradbasisError, ValueError), "gtol")
 row("minimize", "gtol NaN", lambda _: gb.minimize(OBJ, THETA, gtol=float("nan")),
-    (gb.GradbasisError, ValueError), "gtol",
-    now="plain ValueError (not a GradbasisError)")
+    (gb.GradbasisError, ValueError), "gtol")
 row("minimize", "max_iter = 0", lambda _: gb.minimize(OBJ, THETA, max_iter=0),
-    (gb.GradbasisError, ValueError), "max_iter",
-    now="plain ValueError (not a GradbasisError)")
+    (gb.GradbasisError, ValueError), "max_iter")
 row("minimize", "obj not an Objective", lambda _: gb.minimize(M, THETA),
-    (gb.GradbasisError, TypeError), "Objective",
-    now="plain TypeError (not a GradbasisError)")
+    (gb.GradbasisError, TypeError), "Objective")
 add_family("minimize", theta_family(name="theta0"),
     lambda t: gb.minimize(OBJ, t), keys=("short", "nan", "complex"))
 OI = gb.overparameterized_init
@@ -777,8 +707,7 @@ add_family("distributed_jacobian", samples_family(),
 row("distributed_gram", "chunk_size = -2", lambda _: DG(M, THETA, X, chunk_size=-2),
     gb.InvalidOptionError, "chunk_size")
 row("distributed_gram", "n_threads = 0", lambda _: DG(M, THETA, X, n_threads=0),
-    (gb.GradbasisError, ValueError), "n_threads",
-    now="plain ValueError (not a GradbasisError)")
+    (gb.GradbasisError, ValueError), "n_threads")
 add_family("distributed_gram", theta_family(), lambda t: DG(M, t, X), keys=("short", "complex"))
 add_family("distributed_gram", samples_family(), lambda x: DG(M, THETA, x), keys=("1d", "nan"))
 row("distributed_induced_minimum", "unknown method", lambda _: DIM(OBJ, THETA, method="svd"),
@@ -786,8 +715,7 @@ row("distributed_induced_minimum", "unknown method", lambda _: DIM(OBJ, THETA, m
 row("distributed_induced_minimum", "tsqr with cross-entropy", lambda _: DIM((M, "cross_entropy", X, ONE_HOT), THETA),
     gb.InvalidOptionError, "squared loss only")
 row("distributed_induced_minimum", "problem a list, not a tuple", lambda _: DIM([M, "squared", X, Y], THETA),
-    (gb.GradbasisError, TypeError), "Objective or a tuple",
-    now="plain TypeError (not a GradbasisError)")
+    (gb.GradbasisError, TypeError), "Objective or a tuple")
 row("distributed_induced_minimum", "negative weights (NumPy)", lambda _: DIM((M, "squared", X, Y, -np.ones(5)), THETA),
     gb.InvalidWeightsError, "weights must be positive")
 row("distributed_induced_minimum", "negative weights (Dask)",
@@ -831,11 +759,9 @@ row("load_data_file", ".npz X complex", lambda t: load_data_file(write_npz(t, X=
     gb.DTypeError, "X has dtype complex128")
 row("load_data_file", ".npz X an object array",
     lambda t: load_data_file(write_npz(t, X=X.astype(object), y=np.arange(5) % 2)),
-    DataFileError, "X",
-    now="numpy ValueError 'Object arrays cannot be loaded when allow_pickle=False' (not a GradbasisError)")
+    DataFileError, "X")
 row("load_data_file", "a .npz that is not a zip file", lambda t: load_data_file(write_text(t, "d.npz", "not a zip")),
-    DataFileError, "d.npz",
-    now="numpy ValueError from np.load: 'This file contains pickled (object) data ...' (not a GradbasisError, does not say the file is not a .npz archive)")
+    DataFileError, "d.npz")
 row("load_data_file", ".csv with a non-numeric feature",
     lambda t: load_data_file(write_text(t, "d.csv", "a,b,label\n1,x,0\n2,3,1\n")),
     DataFileError, "must be numeric")
@@ -843,8 +769,7 @@ row("load_data_file", ".csv with only a header", lambda t: load_data_file(write_
     DataFileError, "needs a header row and at least one sample")
 row("load_data_file", ".csv with rows of different lengths",
     lambda t: load_data_file(write_text(t, "d.csv", "a,b,label\n1,2,0\n3,1\n")),
-    DataFileError, "2 columns",
-    now="DataFileError 'every column but the last must be numeric (... inhomogeneous shape ...)': it blames the numbers, not the short row")
+    DataFileError, "2 columns")
 row("load_data_file", ".csv with NaN", lambda t: load_data_file(write_text(t, "d.csv", "a,label\n1,0\nnan,1\n")),
     gb.NonFiniteError, "X holds 1 NaN")
 row("gradbasis certify", "--data that does not exist", lambda t: certify(t, "--data", str(t / "missing.csv")),
@@ -867,14 +792,11 @@ row("gradbasis certify", "--data with NaN",
     lambda t: certify(t, "--data", str(write_text(t, "d.csv", "a,label\n1,0\nnan,1\n"))),
     CommandFailed, "exit status 2: gradbasis: error: X holds 1 NaN")
 row("gradbasis certify", "--gtol -1", lambda t: certify(t, "--gtol", "-1"),
-    CommandFailed, "exit status 2: gradbasis: error: gtol",
-    now="traceback: ValueError 'gtol must be a positive finite number' escapes main()")
+    CommandFailed, "exit status 2: gradbasis: error: gtol")
 row("gradbasis certify", "--max-samples -1", lambda t: certify(t, "--max-samples", "-1"),
-    CommandFailed, "exit status 2: gradbasis: error: max-samples",
-    now="traceback: numpy ValueError 'negative dimensions are not allowed' escapes main()")
+    CommandFailed, "exit status 2: gradbasis: error: max-samples")
 row("gradbasis certify", "--rtol -1", lambda t: certify(t, "--rtol", "-1", "--max-samples", "20", "--max-iter", "5"),
-    CommandFailed, "exit status 2: gradbasis: error: rtol",
-    now="trains, then reports a verdict judged with a negative tolerance (exit status 0)")
+    CommandFailed, "exit status 2: gradbasis: error: rtol")
 
 
 # ----------------------------------------------------------------------------- rows of test_bad_input.py

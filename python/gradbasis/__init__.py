@@ -18,6 +18,7 @@ except ImportError as exc:  # pragma: no cover - only without a build
 from .errors import (
     DTypeError,
     GradbasisError,
+    InvalidArgumentError,
     InvalidLabelError,
     InvalidOptionError,
     InvalidWeightsError,
@@ -25,6 +26,7 @@ from .errors import (
     NonFiniteError,
     ShapeError,
     UnknownNameError,
+    UnsupportedModelError,
 )
 from .assumptions import Assumption1Result, Assumption2Result, Lemma2Result, assumption1, assumption2, lemma2
 from .critical_points import PointClass, classify_point
@@ -113,6 +115,7 @@ __all__ = [
     "DTypeError",
     "GradbasisError",
     "InducedResult",
+    "InvalidArgumentError",
     "InvalidLabelError",
     "InvalidOptionError",
     "InvalidWeightsError",
@@ -130,6 +133,7 @@ __all__ = [
     "SmoothedHingeLoss",
     "SquaredLoss",
     "UnknownNameError",
+    "UnsupportedModelError",
     "WITH_OPENMP",
     "__version__",
     "get_loss",

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
 from pathlib import Path
 
-from .errors import MemoryBudgetError
+from ._options import show
+from .errors import InvalidOptionError, MemoryBudgetError
 
 _GIB = 1024**3
 
@@ -35,16 +38,38 @@ def available_memory() -> int:
 
 
 def format_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
+    units = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
+    for unit in units:
+        if abs(n) < 1024 or unit == units[-1]:
             return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
         n /= 1024
-    return f"{n:.1f} TiB"  # pragma: no cover
+    return f"{n:.1f} EiB"  # pragma: no cover
+
+
+def budget_bytes(memory_budget: object) -> int | None:
+    """``memory_budget`` as whole bytes (None: the memory available at each allocation).
+
+    A budget that is not a finite number is an InvalidOptionError; a negative one is left to
+    the allocation checks, which report it as a MemoryBudgetError (nothing fits in it).
+    """
+    if memory_budget is None:
+        return None
+    if (
+        isinstance(memory_budget, bool)
+        or not isinstance(memory_budget, numbers.Real)
+        or not math.isfinite(float(memory_budget))
+    ):
+        raise InvalidOptionError(
+            f"memory_budget must be a finite number of bytes, or None for the memory available now; "
+            f"got {show(memory_budget)}"
+        )
+    return int(memory_budget)
 
 
 def check_allocation(nbytes: int, what: str, budget: int | None, alternatives: str) -> None:
     """Raise MemoryBudgetError when ``nbytes`` exceeds ``budget`` (default: available memory)."""
-    limit = available_memory() if budget is None else int(budget)
+    budget = budget_bytes(budget)
+    limit = available_memory() if budget is None else budget
     if nbytes > limit:
         source = "available memory" if budget is None else "memory_budget"
         raise MemoryBudgetError(

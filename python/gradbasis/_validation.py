@@ -10,20 +10,48 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import DTypeError, InvalidWeightsError, NonFiniteError, ShapeError
+from ._memory import check_allocation
+from ._options import show
+from .errors import DTypeError, InvalidOptionError, InvalidWeightsError, NonFiniteError, ShapeError
 
 _CONVERTIBLE_KINDS = "fiu"
+# Copies larger than this are checked against the memory available before they are made
+# (a broadcast view can stand for far more data than exists).
+_CHECKED_COPY_BYTES = 64 * 1024**2
+
+
+def _usable_as_is(arr: np.ndarray) -> bool:
+    """Whether the core can read ``arr`` without a copy: native float64, aligned, C order, and no
+    negative stride (NumPy calls an array C-contiguous when its reversed axes have length 1)."""
+    return (
+        arr.dtype == np.float64
+        and arr.dtype.isnative
+        and arr.flags.c_contiguous
+        and arr.flags.aligned
+        and all(s >= 0 for s in arr.strides)
+    )
 
 
 def as_float_array(value: object, name: str) -> np.ndarray:
-    """``value`` as a C-contiguous float64 array (copied only when needed)."""
+    """``value`` as a C-contiguous float64 array of the same shape (copied only when needed;
+    a 0-d value stays 0-d so that shape checks see it)."""
     arr = np.asarray(value)
     if arr.dtype.kind not in _CONVERTIBLE_KINDS:
         raise DTypeError(
             f"{name} has dtype {arr.dtype}; expected real numbers (float64, or a float/int "
             "dtype that converts to it)"
         )
-    return np.ascontiguousarray(arr, dtype=np.float64)
+    if _usable_as_is(arr):
+        return arr
+    nbytes = 8 * arr.size
+    if nbytes > _CHECKED_COPY_BYTES:
+        check_allocation(
+            nbytes,
+            f"a float64 copy of {name} (shape {arr.shape})",
+            None,
+            f"pass {name} as a C-contiguous float64 array, or fewer samples per call",
+        )
+    return np.array(arr, dtype=np.float64, order="C", copy=True)
 
 
 def check_finite(arr: np.ndarray, name: str) -> None:
@@ -75,7 +103,7 @@ def as_weights(weights: object | None, num_samples: int) -> np.ndarray:
     check_finite(arr, "weights")
     if (arr <= 0).any():
         i = int(np.argmax(arr <= 0))
-        raise InvalidWeightsError(f"weights must be positive; weights[{i}] = {arr[i]!r}")
+        raise InvalidWeightsError(f"weights must be positive; weights[{i}] = {float(arr[i])}")
     return arr
 
 
@@ -83,6 +111,6 @@ def as_threads(n_threads: int | None) -> int:
     """``None`` means every available thread (0 for the core)."""
     if n_threads is None:
         return 0
-    if isinstance(n_threads, bool) or not isinstance(n_threads, (int, np.integer)) or n_threads < 1:
-        raise ValueError(f"n_threads must be a positive integer or None; got {n_threads!r}")
+    if isinstance(n_threads, (bool, np.bool_)) or not isinstance(n_threads, (int, np.integer)) or n_threads < 1:
+        raise InvalidOptionError(f"n_threads must be a positive integer or None (every thread); got {show(n_threads)}")
     return int(n_threads)

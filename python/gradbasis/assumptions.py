@@ -6,10 +6,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._options import check_seed, positive_int, positive_number
 from ._validation import as_samples, as_theta
+from .errors import InvalidArgumentError, NonFiniteError, ShapeError
 from .losses import Loss
-from .models.base import Model
-from .objective import Objective
+from .models.base import Model, check_model
+from .objective import Objective, check_objective
 from .verdict import Verdict, jsonable, table
 
 __all__ = ["Assumption1Result", "Assumption2Result", "Lemma2Result", "assumption1", "assumption2", "lemma2"]
@@ -42,12 +44,19 @@ def assumption1(
     midpoint convexity l((a+b)/2) <= (l(a)+l(b))/2 + tol * scale, and the gradient against
     central differences (step 1e-6, relative error <= 1e-5). Probing can refute convexity, never
     prove it: a passing user loss gets ``holds`` with the reason saying it was probed.
+    ``probes`` is a positive integer and ``tol`` (relative) a finite number > 0. A user loss
+    that returns NaN or infinity at a probe raises NonFiniteError: nothing can be judged from it.
     """
+    probes = positive_int(probes, "probes")
+    tol = positive_number(tol, "tol")
+    seed = check_seed(seed)
     if isinstance(loss, Loss):
         return Assumption1Result(Verdict.HOLDS, f"{loss.name} is convex and differentiable by construction")
     for attr in ("value", "gradient"):
         if not callable(getattr(loss, attr, None)):
-            raise TypeError(f"a user loss needs callable value(Q, Y) and gradient(Q, Y); {type(loss).__name__} lacks {attr}")
+            raise InvalidArgumentError(
+                f"a user loss needs callable value(Q, Y) and gradient(Q, Y); {type(loss).__name__} lacks {attr}"
+            )
     rng = np.random.default_rng(seed)
     Y = np.asarray(targets, dtype=float) if targets is not None else rng.normal(size=(probes, output_dim))
     if Y.ndim == 1:
@@ -56,11 +65,13 @@ def assumption1(
     d = Y.shape[1]
     A = 3 * rng.normal(size=(probes, d))
     B = 3 * rng.normal(size=(probes, d))
-    value = lambda Q: np.asarray(loss.value(Q, Y), dtype=float).reshape(-1)  # noqa: E731
+    def value(Q: np.ndarray) -> np.ndarray:
+        return _finite_probe(loss.value(Q, Y), "value", (probes,))
+
     la, lb, lm = value(A), value(B), value((A + B) / 2)
     scale = 1.0 + np.abs(np.r_[la, lb]).max()
     midpoint = float((lm - (la + lb) / 2).max() / scale)
-    grad = np.asarray(loss.gradient(A, Y), dtype=float).reshape(probes, d)
+    grad = _finite_probe(loss.gradient(A, Y), "gradient", (probes, d))
     fd = np.empty_like(grad)
     for k in range(d):
         e = np.zeros(d)
@@ -69,7 +80,7 @@ def assumption1(
     grad_error = float(np.abs(grad - fd).max() / (1.0 + np.abs(fd).max()))
     min_eig = float("nan")
     if callable(getattr(loss, "hessian", None)):
-        H = np.asarray(loss.hessian(A, Y), dtype=float).reshape(probes, d, d)
+        H = _finite_probe(loss.hessian(A, Y), "hessian", (probes, d, d))
         min_eig = float(np.linalg.eigvalsh((H + H.transpose(0, 2, 1)) / 2).min() / (1.0 + np.abs(H).max()))
     problems = []
     if midpoint > tol:
@@ -83,6 +94,22 @@ def assumption1(
     else:
         verdict, reason = Verdict.HOLDS, f"user loss probed at {probes} random points: no violation found"
     return Assumption1Result(verdict, reason, probes, min_eig, midpoint, grad_error)
+
+
+def _finite_probe(out: object, method: str, shape: tuple[int, ...]) -> np.ndarray:
+    """What a user loss's ``method`` returned at the probes, as float64 of ``shape``; NaN or
+    infinity would make every comparison of the probe meaningless."""
+    arr = np.asarray(out, dtype=float)
+    if arr.size != int(np.prod(shape)):
+        raise ShapeError(f"the user loss's {method}(Q, Y) returned shape {arr.shape} at {shape[0]} probes; expected {shape}")
+    arr = arr.reshape(shape)
+    if not np.isfinite(arr).all():
+        count = int(np.sum(~np.isfinite(arr)))
+        raise NonFiniteError(
+            f"the user loss's {method}(Q, Y) returned {count} NaN/inf value(s) at the probes; "
+            "a convexity check needs finite values"
+        )
+    return arr
 
 
 @dataclass(frozen=True)
@@ -104,7 +131,10 @@ class Assumption2Result:
 
 def assumption2(model: Model, theta: object, X: object, *, tol: float = 1e-10) -> Assumption2Result:
     """Check J g(theta) = f_X(theta) to relative ``tol`` with the model's g (the output-layer
-    parameters); a model without one gets a least-squares g and the residual it leaves."""
+    parameters); a model without one gets a least-squares g and the residual it leaves.
+    ``tol`` is a finite number > 0."""
+    model = check_model(model)
+    tol = positive_number(tol, "tol")
     theta = as_theta(theta, model.num_params)
     X = as_samples(X, model.input_dim)
     f = model.forward(theta, X).ravel()
@@ -138,7 +168,9 @@ class Lemma2Result:
 
 def lemma2(obj: Objective, theta: object, *, tol: float = 1e-10) -> Lemma2Result:
     """J^T u with u_i = lambda_i grad l(f(x_i)) (a VJP) against the objective's gradient (its own
-    reverse sweep). Both are exact, so they agree to rounding: ``tol`` relative to ||J^T u||."""
+    reverse sweep). Both are exact, so they agree to rounding: ``tol`` (> 0) relative to ||J^T u||."""
+    obj = check_objective(obj)
+    tol = positive_number(tol, "tol")
     theta = as_theta(theta, obj.model.num_params)
     u = obj.residual_duals(theta)
     lhs = obj.model.vjp(theta, obj.X, u)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import math
 import os
 import sys
 import tempfile
@@ -19,7 +20,7 @@ from . import __version__
 from .assumptions import assumption2, lemma2
 from .critical_points import classify_point
 from .datasets import load_data_file, load_iris
-from .errors import GradbasisError, ShapeError
+from .errors import GradbasisError, InvalidOptionError, ShapeError
 from .losses import get_loss
 from .models import MLP, BasisModel, Model, ResNet, SkipMLP
 from .objective import Objective
@@ -84,7 +85,23 @@ def imported_model(path: str, X: np.ndarray, Y: np.ndarray, data_name: str) -> t
     return model, theta, info
 
 
+def check_certify_options(args: argparse.Namespace) -> None:
+    """The numeric options of ``certify``, checked before anything is loaded or trained (an
+    InvalidOptionError, printed as ``gradbasis: error: ...`` with exit status 2)."""
+    for name, value, ok, wanted in [
+        ("gtol", args.gtol, math.isfinite(args.gtol) and args.gtol > 0, "a finite number > 0"),
+        ("grad-tol", args.grad_tol, math.isfinite(args.grad_tol) and args.grad_tol > 0, "a finite number > 0"),
+        ("rtol", args.rtol, 0 < args.rtol < 1, "a relative tolerance in (0, 1)"),
+        ("max-iter", args.max_iter, args.max_iter >= 1, "a positive integer"),
+        ("max-samples", args.max_samples, args.max_samples >= 0, "a non-negative integer (0: every sample)"),
+        ("seed", args.seed, args.seed >= 0, "a non-negative integer"),
+    ]:
+        if not ok:
+            raise InvalidOptionError(f"{name} must be {wanted}; got {value}")
+
+
 def certify(args: argparse.Namespace) -> int:
+    check_certify_options(args)
     stages: dict[str, float] = {}
     t0 = time.perf_counter()
     data = load_data_file(args.data) if args.data else load_iris()

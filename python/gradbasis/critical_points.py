@@ -7,8 +7,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 
+from ._options import nonnegative_number, positive_number
 from ._validation import as_theta
-from .objective import Objective
+from .errors import NonFiniteError
+from .objective import Objective, check_objective, finite_value_and_gradient
 from .verdict import jsonable, table
 
 __all__ = ["PointClass", "classify_point", "hessian_extremes"]
@@ -53,9 +55,17 @@ def hessian_extremes(obj: Objective, theta: np.ndarray, *, seed: int = 0) -> tup
     n = obj.model.num_params
     if n <= DENSE_HESSIAN_LIMIT:
         H = np.stack([obj.hessian_vector(theta, e) for e in np.eye(n)])
-        eig = np.linalg.eigvalsh((H + H.T) / 2)
+        _check_hessian_product(H)
+        with np.errstate(over="ignore"):
+            H = (H + H.T) / 2
+        _check_hessian_product(H)
+        eig = np.linalg.eigvalsh(H)
         return float(eig[0]), float(eig[-1]), "dense"
-    op = LinearOperator((n, n), matvec=lambda v: obj.hessian_vector(theta, np.ravel(v)), dtype=np.float64)
+
+    def matvec(v: np.ndarray) -> np.ndarray:
+        return _check_hessian_product(obj.hessian_vector(theta, np.ravel(v)))
+
+    op = LinearOperator((n, n), matvec=matvec, dtype=np.float64)
     v0 = np.random.default_rng(seed).normal(size=n)
     extremes = []
     for which in ("SA", "LA"):
@@ -64,6 +74,14 @@ def hessian_extremes(obj: Objective, theta: np.ndarray, *, seed: int = 0) -> tup
         except ArpackNoConvergence as exc:  # keep the best Ritz value found
             extremes.append(float(exc.eigenvalues[0]) if len(exc.eigenvalues) else float("nan"))
     return extremes[0], extremes[1], "lanczos"
+
+
+def _check_hessian_product(H: np.ndarray) -> np.ndarray:
+    if not np.isfinite(H).all():
+        raise NonFiniteError(
+            "the Hessian of L at theta is not finite: its entries overflow float64; rescale the data or theta"
+        )
+    return H
 
 
 def classify_point(
@@ -78,10 +96,16 @@ def classify_point(
 
     Critical means ||grad L|| <= grad_tol; approximately critical, <= approx_tol. Negative
     curvature means lambda_min < -curvature_tol * max(1, |lambda_max|) (relative, so rounding
-    in an exact Hessian of size ~1e-16 * |lambda_max| never counts).
+    in an exact Hessian of size ~1e-16 * |lambda_max| never counts). ``grad_tol`` and
+    ``approx_tol`` are finite and > 0, ``curvature_tol`` finite and >= 0. Where L(theta), its
+    gradient or its Hessian overflow float64 no class is given: NonFiniteError says so.
     """
+    obj = check_objective(obj)
     theta = as_theta(theta, obj.model.num_params)
-    gnorm = float(np.linalg.norm(obj.gradient(theta)))
+    grad_tol = positive_number(grad_tol, "grad_tol")
+    approx_tol = positive_number(approx_tol, "approx_tol")
+    curvature_tol = nonnegative_number(curvature_tol, "curvature_tol")
+    gnorm = finite_value_and_gradient(obj, theta)[2]
     margin = obj.model.kink_margin(theta, obj.X)
     lo, hi, method = hessian_extremes(obj, theta)
     negative = lo < -curvature_tol * max(1.0, abs(hi))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import zipfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -75,14 +76,20 @@ def load_data_file(path: str | Path) -> Dataset:
         raise DataFileError(f"data file {str(path)!r} does not exist")
     suffix = path.suffix.lower()
     if suffix == ".npz":
-        with np.load(path, allow_pickle=False) as f:
+        try:
+            archive = np.load(path, allow_pickle=False)
+        except (ValueError, OSError, zipfile.BadZipFile) as exc:
+            raise DataFileError(f"{path.name} is not a .npz archive that NumPy can read ({exc})") from None
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise DataFileError(f"{path.name} holds a single .npy array, not a .npz archive of named arrays X and y or Y")
+        with archive as f:
             if "X" not in f:
                 raise DataFileError(f"{path} has no array named 'X' (found {sorted(f.files)})")
-            X = as_float_array(f["X"], "X")
+            X = as_float_array(_npz_array(f, "X", path.name), "X")
             if "y" in f:
-                return _classification(X, np.asarray(f["y"]).ravel(), path.name)
+                return _classification(X, np.asarray(_npz_array(f, "y", path.name)).ravel(), path.name)
             if "Y" in f:
-                Y = as_float_array(f["Y"], "Y")
+                Y = as_float_array(_npz_array(f, "Y", path.name), "Y")
                 Y = Y.reshape(-1, 1) if Y.ndim == 1 else Y
                 _check_rows(X, Y, path.name)
                 check_finite(Y, "Y")
@@ -93,12 +100,31 @@ def load_data_file(path: str | Path) -> Dataset:
             rows = [r for r in csv.reader(fh) if r]
         if len(rows) < 2 or len(rows[0]) < 2:
             raise DataFileError(f"{path} needs a header row and at least one sample with a feature and a label")
+        width = len(rows[0])
+        for line, r in enumerate(rows[1:], start=2):
+            if len(r) != width:
+                raise DataFileError(
+                    f"{path}: row {line} has {len(r)} columns but the header has {width}; every row needs "
+                    "the same features and a label"
+                )
         try:
             X = np.array([[float(v) for v in r[:-1]] for r in rows[1:]])
         except ValueError as exc:
             raise DataFileError(f"{path}: every column but the last must be numeric ({exc})") from None
         return _classification(X, np.array([r[-1].strip() for r in rows[1:]]), path.name)
     raise DataFileError(f"unsupported data file {path.name!r}: use .npz (X, y or Y) or .csv (label last)")
+
+
+def _npz_array(archive, key: str, name: str) -> np.ndarray:
+    """One array of a .npz archive; object arrays (which need pickle) and damaged members are
+    reported as problems of the file."""
+    try:
+        return archive[key]
+    except (ValueError, OSError, zipfile.BadZipFile) as exc:
+        raise DataFileError(
+            f"{name}: array {key!r} cannot be read without pickle or is damaged ({exc}); "
+            "save plain numeric arrays with np.savez"
+        ) from None
 
 
 def _check_rows(X: np.ndarray, other: np.ndarray, name: str) -> None:

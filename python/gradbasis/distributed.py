@@ -61,6 +61,7 @@ Dask is an optional dependency: ``pip install 'gradbasis[distributed]'``.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -68,8 +69,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ._memory import check_allocation
+from ._options import open_unit_interval, positive_int, show
 from ._validation import as_samples, as_theta, as_threads, as_weights
-from .errors import InvalidOptionError, InvalidWeightsError, ShapeError, UnknownNameError
+from .errors import InvalidArgumentError, InvalidOptionError, InvalidWeightsError, ShapeError, UnknownNameError
 from .induced import DEFAULT_CUTS, InducedResult, ProfileEntry, default_rank_tol, induced_minimum
 from .losses import Loss, get_loss
 from .models.base import Model
@@ -134,7 +136,7 @@ def _problem(problem: Objective | tuple) -> tuple[Model, Loss, Any, Any, Any]:
     if isinstance(problem, tuple) and len(problem) in (4, 5) and isinstance(problem[0], Model):
         model, loss, X, Y, *weights = problem
         return model, get_loss(loss), X, Y, weights[0] if weights else None
-    raise TypeError(
+    raise InvalidArgumentError(
         "the problem must be a gradbasis Objective or a tuple (model, loss, X, Y) or (model, loss, X, Y, weights); "
         f"got {type(problem).__name__}"
     )
@@ -309,6 +311,12 @@ def distributed_induced_minimum(
     model, loss, X, Y, weights = _problem(problem)
     theta = as_theta(theta, model.num_params)
     threads = as_threads(n_threads) or None
+    cuts = list(cuts)
+    for c in ([] if rank_tol is None else [rank_tol]) + cuts:
+        if isinstance(c, bool) or not isinstance(c, numbers.Real) or not 0.0 <= float(c) < 1.0:
+            raise InvalidOptionError(f"rank_tol and cuts must be relative cuts in [0, 1); got {show(c)}")
+    tol = open_unit_interval(tol, "tol")
+    max_iter = positive_int(max_iter, "max_iter")
     if method == "tsqr":
         if loss.name != "squared":
             raise InvalidOptionError(
@@ -340,7 +348,7 @@ def _weights(dask, da, client, weights: Any, Xd) -> tuple[Any, float, float]:
     wd = _rows_like(da, weights, Xd, 1)
     w_min, w_max = _compute(dask, client, wd.min(), wd.max())
     if not (0 < w_min and np.isfinite(w_max)):
-        raise InvalidWeightsError(f"weights must be positive and finite; they range over [{w_min!r}, {w_max!r}]")
+        raise InvalidWeightsError(f"weights must be positive and finite; they range over [{float(w_min):.6g}, {float(w_max):.6g}]")
     return wd, float(w_min), float(w_max)
 
 
@@ -350,7 +358,7 @@ def _tsqr_solve(dask, da, client, model, loss, theta, Xd, Y, weights, rank_tol, 
     rank_tol = default_rank_tol((m * d, P)) if rank_tol is None else float(rank_tol)
     for c in (rank_tol, *cuts):
         if not 0.0 <= c < 1.0:
-            raise InvalidOptionError(f"rank_tol and cuts must be relative cuts in [0, 1); got {c!r}")
+            raise InvalidOptionError(f"rank_tol and cuts must be relative cuts in [0, 1); got {show(c)}")
     if not isinstance(Y, da.Array):
         Y = loss.check_targets(Y, d, m)
     Yd = _rows_like(da, Y, Xd, d)

@@ -17,6 +17,8 @@ __all__ = [
     "UnknownNameError",
     "MemoryBudgetError",
     "InvalidOptionError",
+    "InvalidArgumentError",
+    "UnsupportedModelError",
 ]
 
 
@@ -54,3 +56,13 @@ class MemoryBudgetError(GradbasisError, MemoryError):
 
 class InvalidOptionError(GradbasisError, ValueError):
     """An option is outside its valid range (e.g. a step eps <= 0, a tolerance not in (0, 1))."""
+
+
+class InvalidArgumentError(GradbasisError, TypeError):
+    """An argument of the wrong kind: a model where an Objective is expected, an MLP where a
+    ResNet is expected, a residual function that is not a gradbasis model."""
+
+
+class UnsupportedModelError(GradbasisError, NotImplementedError):
+    """The model lacks a structure the computation needs (e.g. no parameter block f is linear
+    in, so Assumption 2's g(theta) is not available)."""

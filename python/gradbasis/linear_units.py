@@ -15,8 +15,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+import numbers
+
+from ._options import nonnegative_int, show
 from ._validation import as_samples, as_theta
-from .errors import InvalidOptionError
+from .errors import InvalidArgumentError, InvalidOptionError
 from .models.mlp import MLP
 from .verdict import jsonable
 
@@ -46,9 +49,10 @@ class LinearUnitSets:
 
     def in_theta(self, n: int, t: int) -> bool:
         """theta in Theta_{n,t}: |J^(l)| >= n for every l = t+1, ..., H+1."""
-        if not 0 <= int(t) <= self.depth:
-            raise InvalidOptionError(f"t must lie in 0..H = 0..{self.depth}; got {t!r}")
-        return all(s.size >= int(n) for s in self.sets[int(t):])
+        if isinstance(t, (bool, np.bool_)) or not isinstance(t, numbers.Integral) or not 0 <= t <= self.depth:
+            raise InvalidOptionError(f"t must lie in 0..H = 0..{self.depth}; got {show(t)}")
+        n = nonnegative_int(n, "n")
+        return all(s.size >= n for s in self.sets[int(t):])
 
     def largest_t(self, n: int) -> int | None:
         """The smallest t with theta in Theta_{n,t} (most layers linear), or None."""
@@ -61,9 +65,9 @@ class LinearUnitSets:
         return jsonable({"sets": [s.tolist() for s in self.sets], "sizes": self.sizes(), "widths": self.widths, "margin": self.margin})
 
 
-def _check_mlp(model: object) -> MLP:
+def check_mlp(model: object) -> MLP:
     if not isinstance(model, MLP):
-        raise TypeError(
+        raise InvalidArgumentError(
             f"Theorem 4's linear-unit sets are defined for the fully connected network of eq. 4.3 (gradbasis.MLP); "
             f"got {type(model).__name__}"
         )
@@ -77,11 +81,11 @@ def linear_unit_sets(model: MLP, theta: object, X: object, *, margin: float = 1e
     pre-activation exceeds it, so the unit stays linear on a ball around theta. Weights are
     compared with exactly 0 in the dropping rule, as in the paper's condition 3.
     """
-    model = _check_mlp(model)
+    model = check_mlp(model)
     theta = as_theta(theta, model.num_params)
     X = as_samples(X, model.input_dim)
-    if not (np.isfinite(margin) and margin >= 0.0):
-        raise InvalidOptionError(f"margin must be finite and >= 0; got {margin!r}")
+    if isinstance(margin, bool) or not isinstance(margin, numbers.Real) or not (np.isfinite(margin) and margin >= 0.0):
+        raise InvalidOptionError(f"margin must be finite and >= 0; got {show(margin)}")
     layers = model.dense_layers()
     params = model.unflatten(theta)
     H = len(layers) - 1

@@ -7,12 +7,14 @@ l*(s, y) = sup_q <s, q> - l(q, y) used by dual lower bounds (+inf outside its do
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 
 from . import _core
+from ._options import show
 from ._validation import as_samples
-from .errors import InvalidLabelError, ShapeError, UnknownNameError
+from .errors import InvalidLabelError, InvalidOptionError, ShapeError, UnknownNameError
 
 __all__ = ["Loss", "SquaredLoss", "CrossEntropyLoss", "SmoothedHingeLoss", "get_loss"]
 
@@ -123,7 +125,7 @@ class CrossEntropyLoss(Loss):
             i = int(np.argmax(bad))
             raise InvalidLabelError(
                 f"cross-entropy targets must be probability vectors (rows summing to 1); row {i} sums to "
-                f"{sums[i]!r}. For class indices c use np.eye(num_classes)[c]"
+                f"{float(sums[i])}. For class indices c use np.eye(num_classes)[c]"
             )
 
 
@@ -133,9 +135,9 @@ class SmoothedHingeLoss(Loss):
     name = "smoothed_hinge"
 
     def __init__(self, p: float = 2.0) -> None:
+        if isinstance(p, bool) or not isinstance(p, numbers.Real) or not (math.isfinite(float(p)) and p >= 2.0):
+            raise InvalidOptionError(f"SmoothedHingeLoss needs a finite p >= 2 (differentiable twice); got p={show(p)}")
         p = float(p)
-        if not (math.isfinite(p) and p >= 2.0):
-            raise ValueError(f"SmoothedHingeLoss needs a finite p >= 2 (differentiable twice); got p={p!r}")
         self.p = p
         super().__init__(_core.Loss(2, p))
 
@@ -145,7 +147,7 @@ class SmoothedHingeLoss(Loss):
         bad = np.abs(Y[:, 0]) != 1.0
         if bad.any():
             i = int(np.argmax(bad))
-            raise InvalidLabelError(f"smoothed hinge labels must be -1 or +1; Y[{i}] = {Y[i, 0]!r}")
+            raise InvalidLabelError(f"smoothed hinge labels must be -1 or +1; Y[{i}] = {float(Y[i, 0])}")
 
     def _constructor_arguments(self) -> tuple:
         return (self.p,)

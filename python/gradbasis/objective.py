@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._numerics import safe_norm
 from ._validation import as_samples, as_theta, as_threads, as_weights
+from .errors import InvalidArgumentError, NonFiniteError
 from .losses import Loss, get_loss
 from .models.base import Model
 
-__all__ = ["Objective"]
+__all__ = ["Objective", "check_objective", "finite_value_and_gradient"]
 
 
 class Objective:
@@ -32,7 +34,7 @@ class Objective:
         n_threads: int | None = None,
     ):
         if not isinstance(model, Model):
-            raise TypeError(f"model must be a gradbasis model; got {type(model).__name__}")
+            raise InvalidArgumentError(f"model must be a gradbasis model (MLP, SkipMLP, ResNet, ...); got {type(model).__name__}")
         self.model = model
         self.loss = get_loss(loss)
         self.X = as_samples(X, model.input_dim)
@@ -50,7 +52,12 @@ class Objective:
         return float(self._graph.objective(self.loss._core, theta, self.X, self.Y, self.weights, self.n_threads))
 
     def value_and_gradient(self, theta: object) -> tuple[float, np.ndarray]:
-        """L(theta) and its gradient, in one forward and one reverse sweep."""
+        """L(theta) and its gradient, in one forward and one reverse sweep.
+
+        Where the loss overflows float64 this returns L = inf (and a gradient that may hold
+        inf or NaN), so that optimisers can reject such a step; the theorem checks refuse such
+        points with :class:`NonFiniteError` instead (:func:`finite_value_and_gradient`).
+        """
         theta = self._theta(theta)
         grad = np.empty_like(theta)
         value = self._graph.objective_gradient(
@@ -84,3 +91,34 @@ class Objective:
 
     def __repr__(self) -> str:
         return f"Objective({self.model!r}, {self.loss!r}, m={self.num_samples})"
+
+
+def check_objective(obj: object, what: str = "obj") -> Objective:
+    """``obj`` itself when it is an :class:`Objective`, else an InvalidArgumentError."""
+    if not isinstance(obj, Objective):
+        raise InvalidArgumentError(
+            f"{what} must be a gradbasis Objective(model, loss, X, Y); got {type(obj).__name__}"
+        )
+    return obj
+
+
+def finite_value_and_gradient(obj: Objective, theta: np.ndarray) -> tuple[float, np.ndarray, float]:
+    """L(theta), its gradient and the gradient's 2-norm, for a verdict.
+
+    A verdict on numbers beyond float64 would be meaningless (every comparison with inf or NaN
+    is decided by the overflow), so a loss or gradient that is not finite raises
+    NonFiniteError naming the overflow. A finite gradient whose norm alone overflows is kept:
+    its norm is +inf, which every check reads as "not critical".
+    """
+    value, grad = obj.value_and_gradient(theta)
+    if not np.isfinite(value):
+        raise NonFiniteError(
+            f"L(theta) is not finite ({value}): the outputs overflow the loss; rescale the data or theta"
+        )
+    if not np.isfinite(grad).all():
+        count = int(np.sum(~np.isfinite(grad)))
+        raise NonFiniteError(
+            f"grad L(theta) is not finite ({count} of {grad.size} entries are inf or NaN): the products of "
+            "the layers overflow; rescale the data or theta"
+        )
+    return float(value), grad, safe_norm(grad)

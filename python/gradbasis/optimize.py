@@ -16,8 +16,9 @@ from typing import Any
 import numpy as np
 import scipy.optimize
 
+from ._options import positive_int, positive_number
 from ._validation import as_theta
-from .errors import UnknownNameError
+from .errors import InvalidArgumentError, UnknownNameError
 
 __all__ = ["METHODS", "MinimizeResult", "minimize"]
 
@@ -230,17 +231,14 @@ def minimize(
     """
     needed = ("value_and_gradient", "hessian_vector")
     if not all(callable(getattr(obj, name, None)) for name in needed):
-        raise TypeError(
+        raise InvalidArgumentError(
             "obj must be a gradbasis Objective (value_and_gradient, hessian_vector); "
             f"got {type(obj).__name__}"
         )
     if method not in METHODS:
         raise UnknownNameError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
-    gtol = float(gtol)
-    if not (np.isfinite(gtol) and gtol > 0):
-        raise ValueError(f"gtol must be a positive finite number; got {gtol!r}")
-    if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
-        raise ValueError(f"max_iter must be a positive integer; got {max_iter!r}")
+    gtol = positive_number(gtol, "gtol")
+    max_iter = positive_int(max_iter, "max_iter")
     theta = as_theta(theta0, obj.model.num_params, "theta0").copy()
 
     start = time.perf_counter()

@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._memory import check_allocation
-from ._validation import as_samples, as_theta
+from ._memory import budget_bytes, check_allocation
+from ._options import positive_step, relative_cut, show
+from ._validation import as_float_array, as_samples, as_theta, check_finite
 from .errors import InvalidOptionError, ShapeError, UnknownNameError
 from .induced import default_rank_tol
-from .models.base import Model
+from .models.base import Model, check_model
 from .perturbation import PerturbationSet
 
 __all__ = ["PerturbableBasis", "perturbable_basis"]
@@ -94,28 +95,29 @@ def perturbable_basis(
     (n eps)^(1/4) sigma_max are left out (see :mod:`gradbasis.strategies`), so directions that
     enter T~ only at second order in eps may be missed; ``growth`` then has one entry.
     """
+    model = check_model(model)
     theta = as_theta(theta, model.num_params)
     X = as_samples(X, model.input_dim)
     if isinstance(S, PerturbationSet):
         directions = S.directions
         eps = S.eps if eps is None else eps
     else:
-        directions = np.asarray(S, dtype=np.float64)
+        directions = as_float_array(S, "S")
         if directions.ndim != 2 or directions.shape[1] != model.num_params:
             raise ShapeError(f"S must be (k, num_params = {model.num_params}); got shape {directions.shape}")
+        check_finite(directions, "S")
         if eps is None:
             raise InvalidOptionError("eps is required when S is a plain array")
-    eps = float(eps)
-    if not (np.isfinite(eps) and eps > 0.0):
-        raise InvalidOptionError(f"eps must be a positive finite step; got {eps!r}")
+    eps = positive_step(eps)
     if strategy not in ("dense", "gram"):
         raise UnknownNameError(f"perturbable_basis strategy must be 'dense' or 'gram'; got {strategy!r}")
-    if isinstance(batch, bool) or int(batch) != batch or batch < 1:
-        raise InvalidOptionError(f"batch must be a positive integer; got {batch!r}")
+    if isinstance(batch, (bool, np.bool_)) or not isinstance(batch, (int, np.integer)) or batch < 1:
+        raise InvalidOptionError(f"batch must be a positive integer; got {show(batch)}")
     n = X.shape[0] * model.output_dim
     P = model.num_params
-    if rank_tol is not None and not (0.0 <= float(rank_tol) < 1.0):
-        raise InvalidOptionError(f"rank_tol must be a relative cut in [0, 1); got {rank_tol!r}")
+    if rank_tol is not None:
+        rank_tol = relative_cut(rank_tol, "rank_tol")
+    memory_budget = budget_bytes(memory_budget)
     if strategy == "gram":
         return _gram_basis(model, theta, X, directions, eps, rank_tol, memory_budget)
     rank_tol = default_rank_tol((n, P)) if rank_tol is None else float(rank_tol)

@@ -20,16 +20,19 @@ cross terms (e.g. Theorem 4's chains through several layers) that single directi
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from . import _core
+from ._options import check_seed, positive_step, relative_cut, show
 from ._validation import as_samples, as_theta
 from .errors import InvalidOptionError, UnknownNameError
 from .linear_units import linear_unit_sets
-from .models.base import DenseLayer, Model
+from .models.base import DenseLayer, Model, check_model
 from .models.mlp import MLP
 from .models.resnet import ResNet
 from .verdict import jsonable
@@ -216,6 +219,16 @@ def _unit_families(model: Model, theta: np.ndarray, X: np.ndarray, dead_margin: 
     return stack(dead), stack(zero)
 
 
+def _whole(value: object) -> bool:
+    """Whether ``value`` is a whole number (an int, or a float such as 16.0), not a bool."""
+    return (
+        not isinstance(value, bool)
+        and isinstance(value, numbers.Real)
+        and math.isfinite(float(value))
+        and float(value) == int(value)
+    )
+
+
 # ----------------------------------------------------------------------------- public API
 def perturbation_directions(
     model: Model,
@@ -246,25 +259,27 @@ def perturbation_directions(
     margin : pre-activation margin for units counted linear (``output_null`` on an MLP) or
         dead (``dead_units``).
     """
+    model = check_model(model)
     theta = as_theta(theta, model.num_params)
     X = as_samples(X, model.input_dim)
-    eps = float(eps)
-    if not (np.isfinite(eps) and eps > 0.0):
-        raise InvalidOptionError(f"eps must be a positive finite step; got {eps!r}")
+    eps = positive_step(eps)
+    if null_rtol is not None:
+        null_rtol = relative_cut(null_rtol, "null_rtol")
+    seed = check_seed(seed)
     unknown = [k for k in kinds if k not in KINDS]
     if unknown or isinstance(kinds, str):
         raise UnknownNameError(f"unknown perturbation kinds {unknown or kinds!r}; choose from {KINDS}")
-    if isinstance(budget, bool) or int(budget) != budget or budget < 0:
-        raise InvalidOptionError(f"budget must be a non-negative integer; got {budget!r}")
-    if isinstance(combinations, bool) or int(combinations) != combinations or combinations < 0:
-        raise InvalidOptionError(f"combinations must be a non-negative integer; got {combinations!r}")
-    if not (np.isfinite(margin) and margin >= 0.0):
-        raise InvalidOptionError(f"margin must be finite and >= 0; got {margin!r}")
+    if not _whole(budget) or budget < 0:
+        raise InvalidOptionError(f"budget must be a non-negative integer; got {show(budget)}")
+    if not _whole(combinations) or combinations < 0:
+        raise InvalidOptionError(f"combinations must be a non-negative integer; got {show(combinations)}")
+    if isinstance(margin, bool) or not isinstance(margin, numbers.Real) or not (np.isfinite(margin) and margin >= 0.0):
+        raise InvalidOptionError(f"margin must be finite and >= 0; got {show(margin)}")
     f0 = model.forward(theta, X)
     if tol is None:
         tol = 1e-10 * max(1.0, float(np.abs(f0).max()))
-    elif not (np.isfinite(tol) and tol >= 0.0):
-        raise InvalidOptionError(f"tol must be finite and >= 0; got {tol!r}")
+    elif isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not (np.isfinite(tol) and tol >= 0.0):
+        raise InvalidOptionError(f"tol must be finite and >= 0; got {show(tol)}")
     rng = np.random.default_rng(seed)
 
     families: dict[str, np.ndarray] = {}

@@ -6,9 +6,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._numerics import safe_norm
+from ._options import open_unit_interval, positive_number
 from ._validation import as_theta
 from .induced import InducedResult, induced_minimum
-from .objective import Objective
+from .objective import Objective, check_objective, finite_value_and_gradient
 from .verdict import Verdict, jsonable, table
 
 __all__ = ["RepresentationBound", "representation_bound"]
@@ -57,19 +59,26 @@ def representation_bound(obj: Objective, theta: object, *, rtol: float = 1e-8, g
         ||grad_out L|| * ||alpha* - theta_out|| (the output layer is only nearly optimal);
       * does not apply — not a critical point;
       * violated — a critical point whose excess no bound explains.
+
+    ``rtol`` lies in (0, 1), ``grad_tol`` > 0. Where L(theta) or its gradient overflow float64
+    no verdict is given: NonFiniteError says so.
     """
+    obj = check_objective(obj)
     theta = as_theta(theta, obj.model.num_params)
-    L, grad = obj.value_and_gradient(theta)
+    rtol = open_unit_interval(rtol, "rtol")
+    grad_tol = positive_number(grad_tol, "grad_tol")
     mask = output_block_mask(obj.model)
+    L, grad, gnorm = finite_value_and_gradient(obj, theta)
     basis = obj.model.jacobian(theta, obj.X)[:, mask]
     res = induced_minimum(basis, obj.loss, obj.Y, obj.weights)
     tol = rtol * max(1.0, abs(L))
     excess = L - res.value
-    first_order = float(np.linalg.norm(grad[mask]) * np.linalg.norm(res.alpha - theta[mask]))
+    dist = safe_norm(res.alpha - theta[mask])
+    first_order = safe_norm(grad[mask]) * dist if dist > 0.0 else 0.0
     if excess <= tol:
         verdict, reason = Verdict.HOLDS, f"L(theta) <= linear-model infimum (<= {res.value:.6g}) within {tol:.3g}"
-    elif np.linalg.norm(grad) > grad_tol:
-        verdict, reason = Verdict.DOES_NOT_APPLY, f"not a critical point (||grad L|| = {np.linalg.norm(grad):.3g})"
+    elif gnorm > grad_tol:
+        verdict, reason = Verdict.DOES_NOT_APPLY, f"not a critical point (||grad L|| = {gnorm:.3g})"
     elif excess <= first_order + tol:
         verdict, reason = Verdict.CONSISTENT, (
             f"L(theta) exceeds the linear-model value by {excess:.3g}, within the first-order bound {first_order:.3g}"

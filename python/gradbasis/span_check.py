@@ -17,12 +17,29 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._numerics import safe_norm
+from ._options import nonnegative_number, open_unit_interval, positive_number, relative_cut, relative_cuts
+from .errors import NonFiniteError
 from .induced import DEFAULT_CUTS, InducedResult, induced_minimum
-from .objective import Objective
+from .objective import Objective, finite_value_and_gradient
 from .theorem1 import _responsible_directions
 from .verdict import Verdict
 
-__all__ = ["FeatureBound", "SpanCheck", "check_span", "feature_bound", "judge", "kron_features"]
+__all__ = ["FeatureBound", "SpanCheck", "check_span", "check_tolerances", "feature_bound", "judge", "kron_features"]
+
+
+def check_tolerances(
+    rtol: object, grad_tol: object, rank_tol: object, cuts: object, curvature_tol: object = 0.0
+) -> tuple[float, float, float | None, list[float], float]:
+    """The tolerances every theorem check takes: rtol in (0, 1), grad_tol > 0, rank_tol None or
+    a relative cut in [0, 1), cuts relative cuts, curvature_tol >= 0 (all finite)."""
+    return (
+        open_unit_interval(rtol, "rtol"),
+        positive_number(grad_tol, "grad_tol"),
+        None if rank_tol is None else relative_cut(rank_tol, "rank_tol"),
+        relative_cuts(cuts),
+        nonnegative_number(curvature_tol, "curvature_tol"),
+    )
 
 
 @dataclass(frozen=True)
@@ -76,13 +93,17 @@ def check_span(
     theorems' spans all do, by Assumption 2). At an approximate critical point (dual residual
     <= grad_tol) directions whose singular value is below the resolution of the residual are
     not judged, as in :func:`gradbasis.theorem1`; ``full`` keeps the answer over the whole span.
+    Where L(theta) or its gradient overflow float64 no numbers are given: NonFiniteError says so.
     """
     model = obj.model
-    L, grad = obj.value_and_gradient(theta)
+    L, grad, gnorm = finite_value_and_gradient(obj, theta)
     f = model.forward(theta, obj.X)
     u = (obj.weights[:, None] * obj.loss.gradient(f, obj.Y)).ravel()
     B = np.hstack([basis, f.reshape(-1, 1)])
-    residual = float(np.linalg.norm(basis.T @ u)) if basis.shape[1] else 0.0
+    with np.errstate(over="ignore", invalid="ignore"):
+        residual = safe_norm(basis.T @ u) if basis.shape[1] else 0.0
+    if np.isnan(residual):
+        raise NonFiniteError("the dual residual B^T u overflows float64; rescale the data or theta")
     tol = rtol * max(1.0, abs(L))
     full = induced_minimum(B, obj.loss, obj.Y, obj.weights, rank_tol=rank_tol, cuts=cuts)
     resolution = _resolution(obj, f, residual, tol) if residual <= grad_tol else 0.0
@@ -99,7 +120,7 @@ def check_span(
         value=judged.value,
         gap=float(L - judged.lower),
         tol=tol,
-        gradient_norm=float(np.linalg.norm(grad)),
+        gradient_norm=gnorm,
         dual_residual=residual,
         first_order_bound=bound,
         kink_margin=model.kink_margin(theta, obj.X),
@@ -200,5 +221,5 @@ def feature_bound(obj: Objective, theta: np.ndarray, name: str, F: np.ndarray, L
         rank=res.rank,
         meets=bool(L <= res.lower + tol),
         excess=float(L - res.value),
-        residual=float(np.linalg.norm(B.T @ u)),
+        residual=safe_norm(B.T @ u),
     )

@@ -30,11 +30,13 @@ import scipy.linalg
 import scipy.optimize
 from scipy.sparse.linalg import LinearOperator, lsqr
 
-from ._memory import available_memory, format_bytes
+from ._memory import available_memory, budget_bytes, format_bytes
+from ._numerics import safe_norm
+from ._options import open_unit_interval, positive_int, relative_cut, relative_cuts
 from ._validation import as_theta
-from .errors import InvalidOptionError, MemoryBudgetError, UnknownNameError
+from .errors import MemoryBudgetError, UnknownNameError
 from .induced import DEFAULT_CUTS, InducedResult, ProfileEntry, induced_minimum
-from .objective import Objective
+from .objective import Objective, check_objective
 
 __all__ = ["STRATEGIES", "MemoryEstimate", "memory_estimate", "choose_strategy", "gradient_basis_minimum"]
 
@@ -65,7 +67,10 @@ class MemoryEstimate:
 
 def memory_estimate(obj: Objective, memory_budget: int | None = None) -> MemoryEstimate:
     """Bytes for J and its factorisation (dense), K with its eigendecomposition and the layer
-    factors (gram), and the per-sample activations and a few vectors (matrix_free)."""
+    factors (gram), and the per-sample activations and a few vectors (matrix_free).
+    ``memory_budget`` is a finite number of bytes (None: the memory available now)."""
+    obj = check_objective(obj)
+    memory_budget = budget_bytes(memory_budget)
     model = obj.model
     n = obj.num_samples * model.output_dim
     P = model.num_params
@@ -74,12 +79,13 @@ def memory_estimate(obj: Objective, memory_budget: int | None = None) -> MemoryE
     gram = _F * (4 * n * n + model._factor_floats(obj.num_samples) + 4 * n)   # K, eigh copy + vectors
     acts = sum(l.in_dim + l.out_dim for l in model.dense_layers())
     matrix_free = _F * (4 * obj.num_samples * acts + 12 * P + 12 * n)
-    budget = available_memory() if memory_budget is None else int(memory_budget)
+    budget = available_memory() if memory_budget is None else memory_budget
     return MemoryEstimate(int(dense), int(gram), int(matrix_free), budget, n, P)
 
 
 def choose_strategy(obj: Objective, memory_budget: int | None = None) -> tuple[str, MemoryEstimate]:
     """The strategy ``auto`` runs, and the estimate it was chosen from."""
+    obj = check_objective(obj)
     est = memory_estimate(obj, memory_budget)
     order = ["dense", "gram", "matrix_free"] if est.params <= 4 * est.rows else ["gram", "dense", "matrix_free"]
     for s in order:
@@ -114,9 +120,17 @@ def gradient_basis_minimum(
     strategy, with ``strategy`` and ``details`` (iterations, residuals, the memory estimate)
     filled in. ``memory_budget`` (bytes, default the memory available now) bounds what a
     forced strategy may allocate too: an impossible request raises MemoryBudgetError.
+    Every strategy checks the same options as :func:`induced_minimum`: ``rank_tol`` and
+    ``cuts`` relative cuts in [0, 1), ``tol`` in (0, 1), ``max_iter`` a positive integer.
     """
+    obj = check_objective(obj)
     theta = as_theta(theta, obj.model.num_params)
     _check_strategy(strategy)
+    rank_tol = None if rank_tol is None else relative_cut(rank_tol, "rank_tol")
+    cuts = relative_cuts(cuts)
+    tol = open_unit_interval(tol, "tol")
+    max_iter = positive_int(max_iter, "max_iter")
+    memory_budget = budget_bytes(memory_budget)
     if strategy == "auto":
         strategy, est = choose_strategy(obj, memory_budget)
     else:
@@ -245,10 +259,22 @@ def _matrix_free_solve(obj: Objective, theta: np.ndarray, tol: float, max_iter: 
     rho = JT(U)
     conj = obj.loss.conjugate(U / w[:, None], Y)
     dual = float(-(w @ conj)) if np.all(np.isfinite(conj)) else -np.inf
-    radius = float(np.linalg.norm(alpha))
-    converged = converged or float(np.linalg.norm(rho)) <= 1e-10 * max(1.0, abs(value))
-    lower = min(dual - float(np.linalg.norm(rho)) * radius, value)
-    details.update(dual_residual=float(np.linalg.norm(rho)), radius=radius, lower_scope="||alpha|| <= radius")
+    radius = safe_norm(alpha)
+    rho_norm = safe_norm(rho)
+    converged = converged or rho_norm <= 1e-10 * max(1.0, abs(value))
+    lower = min(dual - rho_norm * radius, value) if radius > 0.0 else min(dual, value)
+    details.update(dual_residual=rho_norm, radius=radius, lower_scope="||alpha|| <= radius")
+    attained = True  # squared and smoothed hinge terms reach their minimum at finite outputs
+    if obj.loss.name == "cross_entropy":
+        # The lower bound only covers ||alpha|| <= radius, so a closed interval alone does not
+        # show the infimum is attained: along a separating direction Phi keeps falling as
+        # ||alpha|| grows while the gradient shrinks with it. As in the dense solver, the
+        # Newton decrement tells them apart: comparable to Phi itself on such a ray, negligible
+        # next to it at an attained minimum.
+        closes = converged and value - lower <= 1e-8 * max(1.0, abs(value))
+        H = obj.loss.hessian(F, Y)
+        hess = lambda v: JT(w[:, None] * np.einsum("ikl,il->ik", H, J(v)))  # noqa: E731
+        attained = closes and _newton_step_is_negligible(hess, rho, value, max_iter=min(P, 200))
     res = InducedResult(
         value=value,
         lower=lower,
@@ -256,12 +282,54 @@ def _matrix_free_solve(obj: Objective, theta: np.ndarray, tol: float, max_iter: 
         fitted=F,
         rank=-1,
         rank_tol=0.0,
-        attained=obj.loss.name != "cross_entropy" or converged,
+        attained=attained,
         converged=converged,
         iterations=int(details["iterations"]),
-        gradient_norm=float(np.linalg.norm(rho)),
+        gradient_norm=rho_norm,
         singular_values=np.zeros(0),
         profile=(),
         loss=obj.loss.name,
     )
     return res, details
+
+
+def _newton_step_is_negligible(hess, g: np.ndarray, value: float, *, max_iter: int) -> bool:
+    """Whether the Newton decrement g^T H^+ g is <= 1e-6 * value (and value > 0), estimated by
+    conjugate gradients on H z = g with a ridge of 1e-13 times the curvature along g.
+
+    CG's estimates g^T z_k increase towards the decrement, so crossing the threshold decides
+    "no" at once (on a separating ray the very first step does: the gradient points along a
+    direction whose curvature is about Phi). Otherwise CG runs until its residual is 1e-6 of
+    ||g|| (rounding stalls it not far below that when g itself is at rounding level) or for
+    ``max_iter`` iterations, and the last estimate decides. A value of exactly 0 is underflow,
+    not an attained minimum.
+    """
+    if not value > 0.0:
+        return False
+    threshold = 1e-6 * value
+    gg = float(g @ g)
+    if gg == 0.0:
+        return True
+    Hg = hess(g)
+    ridge = 1e-13 * max(float(g @ Hg) / gg, 0.0)
+    z = np.zeros_like(g)
+    r = g.copy()
+    p = g.copy()
+    rr = gg
+    Hp = Hg + ridge * p
+    for _ in range(max_iter):
+        pHp = float(p @ Hp)
+        if not pHp > 0.0:  # no curvature along p: a direction of linear decrease
+            return False
+        step = rr / pHp
+        z += step * p
+        if float(g @ z) > threshold:
+            return False
+        r -= step * Hp
+        rr_next = float(r @ r)
+        if rr_next <= 1e-12 * gg:
+            break
+        p = r + (rr_next / rr) * p
+        rr = rr_next
+        Hp = hess(p) + ridge * p
+    return float(g @ z) <= threshold

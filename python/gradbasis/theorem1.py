@@ -9,10 +9,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._validation import as_theta
-from .errors import UnknownNameError
+from ._memory import budget_bytes
+from ._numerics import safe_norm
+from ._options import open_unit_interval, positive_number, relative_cut, relative_cuts
+from ._validation import as_float_array, as_theta, check_finite
+from .errors import ShapeError, UnknownNameError
 from .induced import DEFAULT_CUTS, InducedResult, induced_minimum
-from .objective import Objective
+from .objective import Objective, check_objective, finite_value_and_gradient
 from .strategies import STRATEGIES, choose_strategy, gradient_basis_minimum, gram_solve
 from .verdict import Verdict, jsonable, table
 
@@ -114,6 +117,19 @@ def gradient_resolution(obj: Objective, theta: np.ndarray, gradient_norm: float,
     return gradient_norm / np.sqrt(2.0 * curvature * tol)
 
 
+def _checked_jacobian(jacobian: object, obj: Objective) -> np.ndarray:
+    """A precomputed J(theta): float64, (m*d_y, num_params), finite."""
+    J = as_float_array(jacobian, "jacobian")
+    shape = (obj.num_samples * obj.model.output_dim, obj.model.num_params)
+    if J.shape != shape:
+        raise ShapeError(
+            f"jacobian has shape {J.shape}; J(theta) is (m*d_y, num_params) = {shape}, rows ordered "
+            "i*d_y + k as model.jacobian gives them"
+        )
+    check_finite(J, "jacobian")
+    return J
+
+
 def theorem1(
     obj: Objective,
     theta: object,
@@ -138,7 +154,10 @@ def theorem1(
       * consistent — an approximate critical point whose gap is within the first-order bound;
         the singular-value band responsible is named.
 
-    tol = rtol * max(1, |L(theta)|). ``jacobian`` may pass a precomputed J(theta).
+    tol = rtol * max(1, |L(theta)|) with ``rtol`` in (0, 1); ``grad_tol`` > 0 is absolute;
+    ``rank_tol`` and ``cuts`` are relative singular-value cuts in [0, 1). ``jacobian`` may pass a
+    precomputed J(theta) (m*d_y x num_params, finite). Where L(theta) or its gradient overflow
+    float64 no verdict is given: NonFiniteError says so.
 
     ``strategy`` picks how the span is handled (see :mod:`gradbasis.strategies`): "dense" (J
     and its SVD), "gram" (K = J J^T and its eigendecomposition, never J; directions below
@@ -146,20 +165,28 @@ def theorem1(
     so the whole span is judged and ``lower`` holds over coefficients no longer than the
     optimum found), or "auto" (from a memory estimate, within ``memory_budget`` bytes).
     """
+    obj = check_objective(obj)
     theta = as_theta(theta, obj.model.num_params)
     model = obj.model
+    rtol = open_unit_interval(rtol, "rtol")
+    grad_tol = positive_number(grad_tol, "grad_tol")
+    rank_tol = None if rank_tol is None else relative_cut(rank_tol, "rank_tol")
+    cuts = relative_cuts(cuts)
+    memory_budget = budget_bytes(memory_budget)
+    if strategy not in STRATEGIES:
+        raise UnknownNameError(f"unknown strategy {strategy!r}; choose from {STRATEGIES}")
+    if jacobian is not None:
+        jacobian = _checked_jacobian(jacobian, obj)
+    g_theta = model.homogeneity(theta)  # Assumption 2's g: a model without one cannot be judged
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
-    loss_value, grad = obj.value_and_gradient(theta)
-    gnorm = float(np.linalg.norm(grad))
+    loss_value, grad, gnorm = finite_value_and_gradient(obj, theta)
     margin = model.kink_margin(theta, obj.X)
     seconds["objective"] = time.perf_counter() - t0
     if jacobian is not None:
         strategy = "dense"
     elif strategy == "auto":
         strategy = choose_strategy(obj, memory_budget)[0]
-    elif strategy not in STRATEGIES:
-        raise UnknownNameError(f"unknown strategy {strategy!r}; choose from {STRATEGIES}")
     t0 = time.perf_counter()
     tol = rtol * max(1.0, abs(loss_value))
     if strategy == "dense":
@@ -188,8 +215,8 @@ def theorem1(
         basis = np.hstack([U[:, keep] * s[keep], model.forward(theta, obj.X).reshape(-1, 1)])
         res = induced_minimum(basis, obj.loss, obj.Y, obj.weights, cuts=())
     seconds["induced"] = time.perf_counter() - t0
-    dist = float(np.linalg.norm(full.alpha - model.homogeneity(theta)))
-    bound = gnorm * dist
+    dist = safe_norm(full.alpha - g_theta)
+    bound = gnorm * dist if dist > 0.0 else 0.0  # an overflowing ||grad L|| (inf) times 0 is 0
     gap = loss_value - res.lower
 
     if full.lower > loss_value + tol:

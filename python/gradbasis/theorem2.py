@@ -14,15 +14,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._validation import as_theta
+from ._numerics import safe_norm
+from ._options import check_seed, open_unit_interval, positive_number, positive_step, relative_cut
+from ._validation import as_float_array, as_samples, as_theta, check_finite
 from .critical_points import hessian_extremes
-from .errors import InvalidOptionError
+from .errors import InvalidArgumentError, InvalidOptionError, ShapeError
 from .induced import DEFAULT_CUTS
-from .models.base import Model
-from .objective import Objective
+from .models.base import Model, check_model
+from .objective import Objective, check_objective, finite_value_and_gradient
 from .perturbable import PerturbableBasis, perturbable_basis
 from .perturbation import KINDS, PerturbationSet, perturbation_directions
-from .span_check import SpanCheck, check_span, judge
+from .span_check import SpanCheck, check_span, check_tolerances, judge
 from .verdict import Verdict, jsonable, table
 
 __all__ = ["Lemma1Result", "Lemma3Result", "Theorem2Result", "lemma1", "lemma3", "theorem2", "saddle_reason"]
@@ -50,26 +52,35 @@ class Lemma3Result:
 
 def _directions(obj_model: Model, S: PerturbationSet | np.ndarray, eps: float | None) -> tuple[np.ndarray, float]:
     if isinstance(S, PerturbationSet):
-        return S.directions, S.eps if eps is None else float(eps)
-    D = np.asarray(S, dtype=np.float64)
+        return S.directions, positive_step(S.eps if eps is None else eps)
+    D = as_float_array(S, "S")
     if D.ndim != 2 or D.shape[1] != obj_model.num_params:
         raise InvalidOptionError(f"S must be (k, num_params = {obj_model.num_params}); got shape {D.shape}")
+    check_finite(D, "S")
     if eps is None:
         raise InvalidOptionError("eps is required when S is a plain array")
-    return D, float(eps)
+    return D, positive_step(eps)
+
+
+def check_perturbation_set(S: object) -> PerturbationSet | None:
+    """``S`` itself when it is None or a PerturbationSet, else an InvalidArgumentError."""
+    if S is not None and not isinstance(S, PerturbationSet):
+        raise InvalidArgumentError(f"S must be a PerturbationSet from perturbation_directions; got {type(S).__name__}")
+    return S
 
 
 def lemma3(obj: Objective, theta: object, S: PerturbationSet | np.ndarray, eps: float | None = None, *, grad_tol: float = 1e-6) -> Lemma3Result:
     """Check Lemma 3 on the directions S: each residual is J(theta + eps S_j)^T u(theta), one
     reverse sweep per direction. It holds (within grad_tol) at every local minimum; a large
-    residual proves theta is not one (or eps is beyond the lemma's eps_0)."""
+    residual proves theta is not one (or eps is beyond the lemma's eps_0). ``eps`` and
+    ``grad_tol`` are finite and > 0."""
+    obj = check_objective(obj)
     theta = as_theta(theta, obj.model.num_params)
     D, eps = _directions(obj.model, S, eps)
-    if not (np.isfinite(eps) and eps > 0.0):
-        raise InvalidOptionError(f"eps must be a positive finite step; got {eps!r}")
+    grad_tol = positive_number(grad_tol, "grad_tol")
     U = obj.residual_duals(theta)
-    res = np.array([np.linalg.norm(obj.model.vjp(theta + eps * v, obj.X, U)) for v in D])
-    gnorm = float(np.linalg.norm(obj.model.vjp(theta, obj.X, U)))
+    res = np.array([safe_norm(obj.model.vjp(theta + eps * v, obj.X, U)) for v in D])
+    gnorm = safe_norm(obj.model.vjp(theta, obj.X, U))
     worst = float(res.max()) if res.size else gnorm
     return Lemma3Result(bool(max(worst, gnorm) <= grad_tol), worst, gnorm, float(grad_tol), eps, res)
 
@@ -95,6 +106,14 @@ def _orthonormal(B: np.ndarray, rank_tol: float) -> np.ndarray:
     return U[:, s > rank_tol * s[0]] if s.size and s[0] > 0 else U[:, :0]
 
 
+def _direction_array(D: object, name: str, num_params: int) -> np.ndarray:
+    arr = as_float_array(D, name)
+    if arr.ndim != 2 or arr.shape[1] != num_params:
+        raise ShapeError(f"{name} must be (k, num_params = {num_params}); got shape {arr.shape}")
+    check_finite(arr, name)
+    return arr
+
+
 def lemma1(
     model: Model,
     theta: object,
@@ -109,7 +128,15 @@ def lemma1(
     """Check Lemma 1: {f~(.; a, eps, S u S')} = {f~(.; a, eps, S) + f~(.; a', eps, S')}.
 
     Both sides are subspaces of R^{m d_y}; the check compares their dimensions at the relative
-    cut ``rank_tol`` and the sine of the largest principal angle between them."""
+    cut ``rank_tol`` (in [0, 1)) and the sine of the largest principal angle between them
+    against ``tol`` (in (0, 1))."""
+    model = check_model(model)
+    theta = as_theta(theta, model.num_params)
+    X = as_samples(X, model.input_dim)
+    S, S2 = (_direction_array(D, name, model.num_params) for D, name in ((S, "S"), (S2, "S2")))
+    eps = positive_step(eps)
+    rank_tol = relative_cut(rank_tol, "rank_tol")
+    tol = open_unit_interval(tol, "tol")
     A = perturbable_basis(model, theta, X, np.vstack([S, S2]), eps, rank_tol=rank_tol)
     B1 = perturbable_basis(model, theta, X, S, eps, rank_tol=rank_tol)
     B2 = perturbable_basis(model, theta, X, S2, eps, rank_tol=rank_tol)
@@ -208,12 +235,18 @@ def theorem2(
     below 400 parameters, by Lanczos above) and at points Lemma 3 shows are no local minimum;
     "consistent" at approximate local minima; "violated" when the numbers contradict convexity.
     ``strategy`` ("dense" or "gram") is how the perturbable span is built (:func:`perturbable_basis`).
+    Tolerances: ``rtol`` in (0, 1), ``grad_tol`` > 0, ``rank_tol`` and ``cuts`` in [0, 1),
+    ``curvature_tol`` >= 0. Where L(theta) or its gradient overflow float64 no verdict is given:
+    NonFiniteError says so.
     """
+    obj = check_objective(obj)
     theta = as_theta(theta, obj.model.num_params)
+    S = check_perturbation_set(S)
+    rtol, grad_tol, rank_tol, cuts, curvature_tol = check_tolerances(rtol, grad_tol, rank_tol, cuts, curvature_tol)
+    seed = check_seed(seed)
+    finite_value_and_gradient(obj, theta)  # before any work: no verdict on an overflowing loss
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
-    if S is not None and not isinstance(S, PerturbationSet):
-        raise TypeError(f"S must be a PerturbationSet from perturbation_directions; got {type(S).__name__}")
     if S is None:
         S = perturbation_directions(
             obj.model, theta, obj.X, eps=eps, kinds=kinds, budget=budget, combinations=combinations, seed=seed

@@ -19,13 +19,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._validation import as_theta
+from .errors import InvalidArgumentError
 from .induced import DEFAULT_CUTS
 from .models.resnet import ResNet
-from .objective import Objective
+from ._options import check_seed
+from .objective import Objective, check_objective, finite_value_and_gradient
 from .perturbable import PerturbableBasis, perturbable_basis
 from .perturbation import KINDS, PerturbationSet, perturbation_directions
-from .span_check import FeatureBound, SpanCheck, check_span, feature_bound, judge, kron_features
-from .theorem2 import saddle_reason
+from .span_check import FeatureBound, SpanCheck, check_span, check_tolerances, feature_bound, judge, kron_features
+from .theorem2 import check_perturbation_set, saddle_reason
 from .verdict import Verdict, jsonable, table
 
 __all__ = ["Theorem3Result", "residual_features", "theorem3"]
@@ -34,7 +36,7 @@ __all__ = ["Theorem3Result", "residual_features", "theorem3"]
 def residual_features(model: ResNet, theta: object, X: object) -> np.ndarray:
     """z(x_i; u) for every sample, shape (m, d_z): the input of the R layer."""
     if not isinstance(model, ResNet):
-        raise TypeError(f"Theorem 3 is about the ResNet of eq. 4.1 (gradbasis.ResNet); got {type(model).__name__}")
+        raise InvalidArgumentError(f"Theorem 3 is about the ResNet of eq. 4.1 (gradbasis.ResNet); got {type(model).__name__}")
     R = next(l for l in model.dense_layers() if l.weight.name == "R")
     return model.node_values(theta, X, R.input_node)
 
@@ -119,13 +121,16 @@ def theorem3(
     [x, z] (x) I plus the perturbable span; "does not apply" also when d_y > min(d_x, d_z) (the
     theorem's hypothesis; the numbers are still reported). tol = rtol * max(1, |L|).
     """
+    obj = check_objective(obj)
     model = obj.model
     z = residual_features(model, theta, obj.X)
     theta = as_theta(theta, model.num_params)
+    S = check_perturbation_set(S)
+    rtol, grad_tol, rank_tol, cuts, curvature_tol = check_tolerances(rtol, grad_tol, rank_tol, cuts, curvature_tol)
+    seed = check_seed(seed)
+    finite_value_and_gradient(obj, theta)  # before any work: no verdict on an overflowing loss
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
-    if S is not None and not isinstance(S, PerturbationSet):
-        raise TypeError(f"S must be a PerturbationSet from perturbation_directions; got {type(S).__name__}")
     if S is None:
         S = perturbation_directions(
             model, theta, obj.X, eps=eps, kinds=kinds, budget=budget, combinations=combinations, seed=seed

@@ -12,7 +12,7 @@ every local minimum is global (Laurent & Brecht 2018, Proposition 2).
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,13 +20,14 @@ import numpy as np
 from ._validation import as_theta
 from .errors import InvalidOptionError
 from .induced import DEFAULT_CUTS
-from .linear_units import LinearUnitSets, linear_unit_sets
+from .linear_units import LinearUnitSets, check_mlp, linear_unit_sets
 from .models.mlp import MLP
-from .objective import Objective
+from ._options import check_seed, show
+from .objective import Objective, check_objective, finite_value_and_gradient
 from .perturbable import PerturbableBasis, perturbable_basis
 from .perturbation import KINDS, PerturbationSet, perturbation_directions
-from .span_check import FeatureBound, SpanCheck, check_span, feature_bound, judge, kron_features
-from .theorem2 import saddle_reason
+from .span_check import FeatureBound, SpanCheck, check_span, check_tolerances, feature_bound, judge, kron_features
+from .theorem2 import check_perturbation_set, saddle_reason
 from .verdict import Verdict, jsonable, table
 
 __all__ = ["Theorem4Result", "hidden_features", "theorem4"]
@@ -34,8 +35,18 @@ __all__ = ["Theorem4Result", "hidden_features", "theorem4"]
 
 def hidden_features(model: MLP, theta: object, X: object, layers: Sequence[int]) -> np.ndarray:
     """[h^(l)(x_i) for l in layers] side by side, shape (m, sum d_l); h^(0) = x. A column of
-    ones is appended when the network has biases (the affine part every layer carries)."""
+    ones is appended when the network has biases (the affine part every layer carries).
+    ``layers`` are integers in 0..H."""
+    model = check_mlp(model)
     dense = model.dense_layers()
+    H = len(dense) - 1
+    given = layers
+    layers = list(layers) if isinstance(layers, Iterable) and not isinstance(layers, (str, bytes)) else None
+    if layers is None or any(
+        isinstance(l, (bool, np.bool_)) or not isinstance(l, (int, np.integer)) or not 0 <= l <= H for l in layers
+    ):
+        shown = "[" + ", ".join(show(l) for l in layers) + "]" if layers is not None else repr(given)
+        raise InvalidOptionError(f"layers must be hidden-layer indices in 0..H = 0..{H} (0 = the input x); got {shown}")
     blocks = [model.node_values(theta, X, dense[l].input_node) for l in layers]
     if model.bias:
         blocks.append(np.ones((blocks[0].shape[0] if blocks else np.asarray(X).shape[0], 1)))
@@ -124,16 +135,19 @@ def theorem4(
     Theta_{d_y,t} (the sets of locally linear units, :func:`linear_unit_sets` with ``margin``,
     are too small; the numbers are still reported). tol = rtol * max(1, |L|).
     """
+    obj = check_objective(obj)
     model = obj.model
     sets = linear_unit_sets(model, theta, obj.X, margin=margin)
     theta = as_theta(theta, model.num_params)
+    S = check_perturbation_set(S)
+    rtol, grad_tol, rank_tol, cuts, curvature_tol = check_tolerances(rtol, grad_tol, rank_tol, cuts, curvature_tol)
+    seed = check_seed(seed)
     if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or not 0 <= t <= sets.depth:
         raise InvalidOptionError(f"t must be an integer in 0..H = 0..{sets.depth}; got {t!r}")
     t = int(t)
+    finite_value_and_gradient(obj, theta)  # before any work: no verdict on an overflowing loss
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
-    if S is not None and not isinstance(S, PerturbationSet):
-        raise TypeError(f"S must be a PerturbationSet from perturbation_directions; got {type(S).__name__}")
     if S is None:
         S = perturbation_directions(
             model, theta, obj.X, eps=eps, kinds=kinds, budget=budget, combinations=combinations, margin=margin, seed=seed

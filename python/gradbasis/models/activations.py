@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import math
+import numbers
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ..errors import UnknownNameError
+from .._options import show
+from ..errors import InvalidOptionError, UnknownNameError
 
 # Codes of gradbasis::ActivationKind.
 _CODES = {
@@ -28,6 +31,16 @@ class Activation:
 
     name: str
     negative_slope: float = 0.0
+
+    def __post_init__(self) -> None:
+        # Built directly as well as by parse_activation: an unknown name or a slope that is not
+        # a finite number would otherwise reach the core (a KeyError, or NaN outputs).
+        if not isinstance(self.name, str) or self.name not in _CODES:
+            raise UnknownNameError(f"unknown activation {self.name!r}; choose from {', '.join(ACTIVATIONS)}")
+        slope = self.negative_slope
+        if isinstance(slope, bool) or not isinstance(slope, numbers.Real) or not math.isfinite(float(slope)):
+            raise InvalidOptionError(f"leaky_relu negative_slope must be a finite number; got {show(slope)}")
+        object.__setattr__(self, "negative_slope", float(slope))
 
     @property
     def code(self) -> int:
@@ -67,21 +80,20 @@ def parse_activation(spec: str | Activation, negative_slope: float = 0.01) -> Ac
         name = "leaky_relu"
     if name not in _CODES:
         raise UnknownNameError(f"unknown activation {spec!r}; choose from {', '.join(ACTIVATIONS)}")
-    slope = float(negative_slope) if name == "leaky_relu" else 0.0
-    if not math.isfinite(slope):
-        raise ValueError(f"leaky_relu negative_slope must be finite; got {negative_slope!r}")
-    return Activation(name, slope)
+    if name != "leaky_relu":
+        return Activation(name, 0.0)
+    return Activation(name, negative_slope)
 
 
 def parse_activations(
     spec: str | Activation | list | tuple, count: int, negative_slope: float = 0.01
 ) -> tuple[Activation, ...]:
     """One activation per hidden layer from one name or a sequence of ``count`` names."""
-    if isinstance(spec, (str, Activation)):
+    if isinstance(spec, (str, Activation)) or not isinstance(spec, Iterable):
         return (parse_activation(spec, negative_slope),) * count
     specs = list(spec)
     if len(specs) != count:
-        raise ValueError(
+        raise InvalidOptionError(
             f"got {len(specs)} activations for {count} hidden layers; give one name or one per layer"
         )
     return tuple(parse_activation(s, negative_slope) for s in specs)

@@ -13,8 +13,9 @@ import numpy as np
 
 from .. import _core
 from .._memory import check_allocation
+from .._options import check_seed, show
 from .._validation import as_float_array, as_samples, as_theta, as_threads, check_finite
-from ..errors import InvalidOptionError, ShapeError, UnknownNameError
+from ..errors import InvalidArgumentError, InvalidOptionError, NonFiniteError, ShapeError, UnknownNameError
 from .activations import Activation
 
 
@@ -156,8 +157,8 @@ class Model:
         """Values of graph node ``node`` for every sample, shape (m, dim): e.g. a layer's input
         h^(l-1)(x_i) (``DenseLayer.input_node``) or its pre-activation (``DenseLayer.node``)."""
         theta, X, threads = self._inputs(theta, X, n_threads)
-        if isinstance(node, bool) or not isinstance(node, (int, np.integer)) or not 0 <= node < self._graph.num_nodes:
-            raise ValueError(f"node must be an index in 0..{self._graph.num_nodes - 1}; got {node!r}")
+        if isinstance(node, (bool, np.bool_)) or not isinstance(node, (int, np.integer)) or not 0 <= node < self._graph.num_nodes:
+            raise InvalidOptionError(f"node must be an index in 0..{self._graph.num_nodes - 1}; got {show(node)}")
         out = np.empty((X.shape[0], int(self._graph.node_info(int(node))["dim"])))
         self._graph.node_values(theta, X, int(node), out, threads)
         return out
@@ -187,8 +188,15 @@ class Model:
 
     def init(self, seed: int | np.random.Generator | None = 0) -> np.ndarray:
         """Scaled random theta: weights N(0, gain^2 / fan_in) (He gain for rectifiers,
-        LeCun otherwise), biases 0. Same seed, same theta."""
-        rng = np.random.default_rng(seed)
+        LeCun otherwise), biases 0. Same seed, same theta. ``seed`` is None, an integer >= 0 or
+        a numpy.random.Generator."""
+        rng = np.random.default_rng(check_seed(seed))
+        check_allocation(
+            8 * self.num_params,
+            f"theta of {self.num_params} parameters",
+            None,
+            "use a smaller model",
+        )
         theta = np.zeros(self.num_params)
         for s in self._specs:
             if s.init_std > 0:
@@ -197,10 +205,18 @@ class Model:
 
     # ------------------------------------------------------------ computations
     def forward(self, theta: object, X: object, *, n_threads: int | None = None) -> np.ndarray:
-        """f_X(theta): outputs (m, d_y)."""
+        """f_X(theta): outputs (m, d_y). Outputs beyond float64 (finite theta and X whose
+        products overflow) raise NonFiniteError rather than coming back as inf or NaN."""
         theta, X, threads = self._inputs(theta, X, n_threads)
         out = np.empty((X.shape[0], self.output_dim))
         self._graph.forward(theta, X, out, threads)
+        if not np.isfinite(out).all():
+            bad = np.argwhere(~np.isfinite(out))
+            i, k = (int(j) for j in bad[0])
+            raise NonFiniteError(
+                f"f_X(theta) is not finite: {len(bad)} output(s) overflow float64, the first "
+                f"f(x_{i})[{k}] = {float(out[i, k])}; rescale theta or X"
+            )
         return out
 
     def jacobian(
@@ -296,7 +312,7 @@ class Model:
             raise UnknownNameError(f"gram weights name unknown parameter blocks {unknown}; blocks are {list(self._by_name)}")
         for k, v in weights.items():
             if not (isinstance(v, (int, float, np.floating, np.integer)) and np.isfinite(v) and v >= 0):
-                raise InvalidOptionError(f"gram weight for {k!r} must be a finite number >= 0; got {v!r}")
+                raise InvalidOptionError(f"gram weight for {k!r} must be a finite number >= 0; got {show(v)}")
         flat = []
         for layer in self.dense_layers():
             flat.append(float(weights.get(layer.weight.name, 1.0)))
@@ -377,6 +393,15 @@ class Model:
 
     def _describe(self) -> str:
         return f"{self.input_dim} -> {self.output_dim}"
+
+
+def check_model(model: object, what: str = "model") -> Model:
+    """``model`` itself when it is a gradbasis model, else an InvalidArgumentError."""
+    if not isinstance(model, Model):
+        raise InvalidArgumentError(
+            f"{what} must be a gradbasis model (MLP, SkipMLP, ResNet, BasisModel, ...); got {type(model).__name__}"
+        )
+    return model
 
 
 def _rebuild_model(cls: type, args: tuple, kwargs: dict) -> Model:

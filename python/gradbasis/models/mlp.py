@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+import numpy as np
+
+from ..errors import InvalidOptionError
 from .activations import Activation, parse_activations
 from .base import GraphBuilder, Model, dense_layer
 from .layout import check_layer_sizes
@@ -88,9 +91,14 @@ class SkipMLP(Model):
     ):
         self.layer_sizes = check_layer_sizes(layer_sizes)
         H = len(self.layer_sizes) - 2
-        skips = sorted({int(l) for l in skip_from})
+        if isinstance(skip_from, (str, bytes)) or not isinstance(skip_from, Iterable):
+            raise InvalidOptionError(f"skip_from must be a collection of layer indices in 0..{H}; got {skip_from!r}")
+        given = list(skip_from)
+        if any(isinstance(l, (bool, np.bool_)) or not isinstance(l, (int, np.integer)) for l in given):
+            raise InvalidOptionError(f"skip_from must hold integer layer indices in 0..{H}; got {given!r}")
+        skips = sorted({int(l) for l in given})
         if any(l < 0 or l > H for l in skips):
-            raise ValueError(f"skip_from must lie in 0..{H} (0 = the input); got {skips}")
+            raise InvalidOptionError(f"skip_from must lie in 0..{H} (0 = the input); got {skips}")
         self.skip_from = tuple(l for l in skips if l < H) + (H,)
         self.activations = parse_activations(activation, H, negative_slope)
         self.bias = bool(bias)

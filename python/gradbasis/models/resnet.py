@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Protocol
 
+from ..errors import InvalidArgumentError, ShapeError, UnsupportedModelError
 from .activations import Activation, parse_activation
 from .base import GraphBuilder, Model, dense_layer
 from .layout import check_size
@@ -67,7 +68,7 @@ class PreActResidualStack(Model):
         return h
 
     def homogeneity(self, theta: object):  # type: ignore[override]
-        raise NotImplementedError(
+        raise UnsupportedModelError(
             "a residual stack on its own is not linear in any parameter block; "
             "Assumption 2 applies to the ResNet that contains it"
         )
@@ -90,10 +91,12 @@ class ResNet(Model):
     def __init__(self, input_dim: int, output_dim: int, residual: ResidualFunction):
         input_dim = check_size(input_dim, "input_dim")
         output_dim = check_size(output_dim, "output_dim")
-        if not hasattr(residual, "emit"):
-            raise TypeError(f"residual must be an MLP or PreActResidualStack; got {type(residual).__name__}")
+        if not all(hasattr(residual, a) for a in ("emit", "input_dim", "output_dim")):
+            raise InvalidArgumentError(
+                f"residual must be an MLP or PreActResidualStack; got {type(residual).__name__}"
+            )
         if residual.input_dim != input_dim:
-            raise ValueError(f"residual takes inputs of size {residual.input_dim}; the ResNet's input_dim is {input_dim}")
+            raise ShapeError(f"residual takes inputs of size {residual.input_dim}; the ResNet's input_dim is {input_dim}")
         self.residual = residual
         d_z = residual.output_dim
         b = GraphBuilder(input_dim)
