@@ -8,7 +8,7 @@ behaviour it should have, marked xfail (strict) with what happens today.
 
 docs/bad_inputs.md is rendered from ROWS (and from the rows of tests/test_bad_input.py, listed in
 COVERED_ELSEWHERE), and a test compares the two, so the doc and the tests cannot drift.
-Regenerate the doc after changing a row: ``PYTHONPATH=python python tests/test_bad_input_table.py``.
+Regenerate the doc after changing a row: ``python tests/test_bad_input_table.py``.
 """
 
 from __future__ import annotations
@@ -915,7 +915,7 @@ def render_doc() -> str:
         "",
         f"This table has {len(ROWS) + len(COVERED_ELSEWHERE)} rows over {len(entries)} entry points. Each row is one test:",
         "`tests/test_bad_input_table.py` (generated from its `ROWS`; regenerate this file with",
-        "`PYTHONPATH=python python tests/test_bad_input_table.py`) or `tests/test_bad_input.py`.",
+        "`python tests/test_bad_input_table.py`) or `tests/test_bad_input.py`.",
         f"{len(open_rows)} rows are **open**: the library does not yet give the error in the table; the",
         "last column says what it does instead, and the row's test is marked xfail (strict) until it does.",
         "",
@@ -945,7 +945,7 @@ def render_doc() -> str:
 def test_doc_is_rendered_from_the_rows() -> None:
     assert DOC.read_text() == render_doc(), (
         "docs/bad_inputs.md differs from the rows; regenerate it with "
-        "PYTHONPATH=python python tests/test_bad_input_table.py"
+        "python tests/test_bad_input_table.py"
     )
 
 

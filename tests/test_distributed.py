@@ -31,7 +31,7 @@ def client():
     # No dashboard: it needs bokeh and a free port, neither of which the tests are about. One
     # OpenMP thread per worker, as many as the worker has: more would oversubscribe the cores.
     with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, env={"OMP_NUM_THREADS": "1"}
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", env={"OMP_NUM_THREADS": "1"}
     ) as cluster, distributed.Client(cluster) as c:
         yield c
 

@@ -271,7 +271,7 @@ def test_worker_processes_and_a_dask_cluster_give_the_same_records(baseline, tmp
     pooled = sweep.run(tiny(), output=tmp_path / "pool.jsonl", jobs=2, progress=False)
     assert strip_timings(pooled) == expected
     with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
     ) as cluster:
         on_dask = sweep.run(tiny(), output=tmp_path / "dask.jsonl", scheduler=cluster.scheduler_address, progress=False)
     assert strip_timings(on_dask) == expected
