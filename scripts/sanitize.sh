@@ -12,8 +12,9 @@
 #
 # The build and the environment live outside the source tree and never touch build/ or a
 # developer's environment: $GRADBASIS_SANITIZE_PREFIX (default /tmp/gradbasis-sanitize) holds
-# <mode>-venv, <mode>-build and <mode>-pytest.log. Set GRADBASIS_SANITIZE_REUSE=1 to skip the
-# rebuild and only rerun the tests. Exit status: pytest's, or nonzero when a sanitizer aborts.
+# <mode>-venv, <mode>-build, <mode>-pytest.log and any sanitizer report (<mode>-report.<pid>).
+# Set GRADBASIS_SANITIZE_REUSE=1 to skip the build and only rerun the tests. Exit status:
+# pytest's, or nonzero when a sanitizer reported anything. See docs/reliability.md.
 set -euo pipefail
 
 mode="${1:-address}"
@@ -78,7 +79,10 @@ fi
 # take its report down with pytest's captured output.
 report="$prefix/$mode-report"
 rm -f "$report".*
-export LD_PRELOAD="$runtime"
+# libstdc++ is preloaded with it: the interpreter does not link it, so the runtime would find
+# no real __cxa_throw to forward to and stop at the first C++ exception any extension throws
+# ("CHECK failed: ... real___cxa_throw != 0", first seen in matplotlib's ft2font).
+export LD_PRELOAD="$runtime $(gcc -print-file-name=libstdc++.so)"
 export ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:abort_on_error=1:check_initialization_order=1:strict_init_order=1:log_path=$report"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$report"
 # TSan sees only what is instrumented or intercepted: OpenBLAS's own thread pool synchronises

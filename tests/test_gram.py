@@ -143,3 +143,21 @@ def test_theorem1_by_every_strategy_at_a_trained_point():
     assert free.verdict in (gb.Verdict.HOLDS, gb.Verdict.CONSISTENT)
     with pytest.raises(gb.UnknownNameError):
         gb.theorem1(obj, theta, strategy="sparse")
+
+
+def test_gram_theorem1_agrees_with_dense_at_an_exact_global_minimum():
+    """A deep linear net at the least-squares optimum: f_X(theta) appended to the Gram basis must
+    not count its rounding-level part outside range(J) as one more direction (which once gave a
+    value below the global minimum over all affine maps)."""
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(200, 4))
+    Y = X @ rng.normal(size=(4, 3)) + 0.3 * rng.normal(size=(200, 3))
+    coef = np.linalg.lstsq(np.hstack([X, np.ones((200, 1))]), Y, rcond=None)[0]
+    W1 = rng.normal(size=(12, 4)) / 2.0
+    model = gb.MLP([4, 12, 3], "identity")
+    theta = model.flatten({"W1": W1, "b1": np.zeros(12), "W2": coef[:4].T @ np.linalg.pinv(W1), "b2": coef[4]})
+    obj = gb.Objective(model, "squared", X, Y)
+    dense, gram = gb.theorem1(obj, theta), gb.theorem1(obj, theta, strategy="gram")
+    assert dense.verdict == gram.verdict == gb.Verdict.HOLDS
+    assert gram.rank == dense.rank == 15  # 3 outputs x (4 inputs + 1)
+    assert gram.value >= gram.loss_value - gram.tol

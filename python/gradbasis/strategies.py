@@ -35,7 +35,7 @@ from ._numerics import safe_norm
 from ._options import open_unit_interval, positive_int, relative_cut, relative_cuts
 from ._validation import as_theta
 from .errors import MemoryBudgetError, UnknownNameError
-from .induced import DEFAULT_CUTS, InducedResult, ProfileEntry, induced_minimum
+from .induced import DEFAULT_CUTS, InducedResult, ProfileEntry, default_rank_tol, induced_minimum
 from .objective import Objective, check_objective
 
 __all__ = ["STRATEGIES", "MemoryEstimate", "memory_estimate", "choose_strategy", "gradient_basis_minimum"]
@@ -183,7 +183,10 @@ def solve_over_gram(
     if sigma.size == 0:  # J = 0: the span is {0}; one zero column keeps the solver's shapes
         U, sigma = np.zeros((n, 1)), np.zeros(1)
     B = U * sigma if extra is None else np.hstack([U * sigma, extra])
-    res = induced_minimum(B, loss, Y, weights, rank_tol=0.0, cuts=[c for c in cuts if c > cut], tol=tol, max_iter=max_iter)
+    # U diag(sigma) is already cut; an extra column is judged at the usual rounding cut, so only
+    # its rounding-level part outside range(J) is left out (a cut of 0 would count it as a direction).
+    inner_tol = 0.0 if extra is None else default_rank_tol(B.shape)
+    res = induced_minimum(B, loss, Y, weights, rank_tol=inner_tol, cuts=[c for c in cuts if c > cut], tol=tol, max_iter=max_iter)
     a = res.alpha[: sigma.size]
     safe = np.where(sigma > 0, sigma, 1.0)
     beta = (U @ np.where(sigma > 0, a / safe, 0.0)).reshape(Y.shape)
