@@ -373,8 +373,9 @@ def target_lines(rows, cap_s: float) -> list[str]:
                 continue
             ratio, rel = known[0] / r["best_s"], known[1]
             met = "met" if ratio >= 5 else ("not met" if rel == "=" else "not shown")
+            verdict = f" (target >= 5x: {met})" if kind == "gb_auto" else " (not auto's choice: no target)"
             lines.append(f"- case B squared, {name}: {r['best_s']:.3g} s; torch.func + lstsq {base_text}: ratio "
-                         f"{'' if rel == '=' else rel + ' '}{ratio:.1f}x (target >= 5x for auto: {met})")
+                         f"{'' if rel == '=' else rel + ' '}{ratio:.1f}x{verdict}")
     return lines or ["- (case B squared not in this run)"]
 
 

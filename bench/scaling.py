@@ -17,8 +17,9 @@ increment of the peak over the resident size just before the timed call. The lib
 ``memory_estimate`` (and for ``gram``, K plus its layer factors) is recorded beside it.
 
 A series stops when a point is stopped at ``--cap`` seconds, when the next point's estimated
-memory exceeds MemAvailable, or when the trend of the last two points puts the next one above
-the cap or the series above ``--series-budget`` seconds (reported as "not run: ..."). The
+memory exceeds MemAvailable, or when the trend of the last two points (slope clamped to [1, 3]:
+no method here grows faster than cubically) puts the next one above the cap or the series above
+``--series-budget`` seconds (reported as "not run: ..."). The
 fitted exponent is the least-squares slope of log(time) and log(memory increment) against
 log(m) or log(w) over the measured points with time >= 0.01 s (memory: increment >= 10 MB); in
 parentheses the slope between the last two such points (closest to the asymptotic rate).
@@ -134,7 +135,7 @@ def run_series(series: str, axis: str, values: tuple[int, ...], args, workdir: P
         done = [p for p in points if p["status"] == "ok"]
         if len(done) >= 2:
             k = np.log(done[-1]["best_s"] / done[-2]["best_s"]) / np.log(done[-1][axis] / done[-2][axis])
-            projected = done[-1]["best_s"] * (v / done[-1][axis]) ** max(k, 1.0)
+            projected = done[-1]["best_s"] * (v / done[-1][axis]) ** min(max(k, 1.0), 3.0)  # no method here is worse than cubic
             if projected > args.cap or spent + projected > args.series_budget:
                 note = (f"not run at {axis}={v}: trend of the last two points gives ~{projected:.0f} s "
                         f"(cap {args.cap:.0f} s, series budget {args.series_budget:.0f} s, spent {spent:.0f} s)")
