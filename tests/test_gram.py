@@ -83,13 +83,15 @@ def problem(loss, seed=0, m=40):
 def test_three_strategies_agree(loss):
     obj, theta = problem(loss)
     gram = gradient_basis_minimum(obj, theta, strategy="gram")
-    dense_at_cut = gradient_basis_minimum(obj, theta, strategy="dense", rank_tol=gram.rank_tol)
-    tol = 1e-9 * max(1.0, abs(dense_at_cut.value))
-    assert gram.strategy == "gram" and gram.rank == dense_at_cut.rank
-    assert abs(gram.value - dense_at_cut.value) <= tol and abs(gram.lower - dense_at_cut.lower) <= tol
+    dense = gradient_basis_minimum(obj, theta, strategy="dense")
+    tol = 1e-9 * max(1.0, abs(dense.value))
+    # J has full column rank here (sigma_min / sigma_max >= 1.4e-4): the pivoted factor keeps
+    # every direction, so both solve over the same span
+    assert gram.strategy == "gram" and gram.rank == dense.rank == obj.model.num_params
+    assert gram.details["factorization"] == "pivoted_cholesky"
+    assert abs(gram.value - dense.value) <= tol and abs(gram.lower - dense.lower) <= tol
     # alpha comes back in theta coordinates: J alpha reproduces the fitted outputs
     np.testing.assert_allclose(obj.model.jvp(theta, obj.X, gram.alpha), gram.fitted, atol=1e-8)
-    dense = gradient_basis_minimum(obj, theta, strategy="dense")
     free = gradient_basis_minimum(obj, theta, strategy="matrix_free")
     assert free.strategy == "matrix_free" and free.converged
     assert abs(free.value - dense.value) <= tol and free.lower <= free.value
@@ -161,3 +163,73 @@ def test_gram_theorem1_agrees_with_dense_at_an_exact_global_minimum():
     assert dense.verdict == gram.verdict == gb.Verdict.HOLDS
     assert gram.rank == dense.rank == 15  # 3 outputs x (4 inputs + 1)
     assert gram.value >= gram.loss_value - gram.tol
+
+
+def duplicated_problem(loss, weights=False, seed=1):
+    """Every input twice and more parameters than outputs: rank J = half the rows, with a gap
+    down to rounding, so every strategy's span is well determined."""
+    rng = np.random.default_rng(seed)
+    d_y = 1 if loss == "smoothed_hinge" else 3
+    model = gb.MLP([4, 12, d_y], "tanh")  # 60 + 13 d_y parameters
+    X = np.vstack([rng.normal(size=(10, 4))] * 2)
+    Y = {
+        "squared": rng.normal(size=(20, d_y)),
+        "cross_entropy": rng.dirichlet(np.ones(d_y), 20),
+        "smoothed_hinge": rng.choice([-1.0, 1.0], (20, 1)),
+    }[loss]
+    w = rng.uniform(0.5, 2.0, 20) if weights else None
+    loss_obj = gb.SmoothedHingeLoss(3) if loss == "smoothed_hinge" else loss
+    return gb.Objective(model, loss_obj, X, Y, w), model.init(seed)
+
+
+@pytest.mark.parametrize("loss", ["squared", "cross_entropy", "smoothed_hinge"])
+@pytest.mark.parametrize("weights", [False, True])
+def test_gram_and_dense_agree_on_a_rank_deficient_jacobian(loss, weights):
+    obj, theta = duplicated_problem(loss, weights)
+    gram = gradient_basis_minimum(obj, theta, strategy="gram")
+    dense = gradient_basis_minimum(obj, theta, strategy="dense", rank_tol=1e-8)
+    assert gram.rank == dense.rank == 10 * obj.model.output_dim
+    tol = 1e-9 * max(1.0, abs(dense.value))
+    assert abs(gram.value - dense.value) <= tol and abs(gram.lower - dense.lower) <= tol
+    assert gram.lower <= gram.value and gram.converged
+    np.testing.assert_allclose(obj.model.jvp(theta, obj.X, gram.alpha), gram.fitted, atol=1e-8)
+    # the profile's spans are nested: a smaller cut never gives a larger infimum
+    values = [p.value for p in gram.profile]  # largest cut first
+    assert all(b <= a + tol for a, b in zip(values, values[1:]))
+
+
+def test_auto_weighs_estimated_flops_when_the_problem_is_large():
+    """2560 samples x 10 outputs and 85,002 parameters: J fits a large budget and is not much
+    wider than tall (a memory-only rule would take dense), but its SVD costs over ten times
+    more than either other strategy. Nothing is allocated."""
+    rng = np.random.default_rng(0)
+    model = gb.MLP([64, 256, 256, 10], "tanh")
+    obj = gb.Objective(model, "squared", rng.normal(size=(2560, 64)), rng.normal(size=(2560, 10)))
+    est = memory_estimate(obj, 10**13)
+    assert est.params <= 4 * est.rows and est.fits("dense") and est.fits("gram")
+    assert est.flops["dense"] > 10 * max(est.flops["gram"], est.flops["matrix_free"])
+    chosen = choose_strategy(obj, 10**13)[0]
+    assert chosen != "dense"
+    other = "gram" if chosen == "matrix_free" else "matrix_free"
+    penalty = {"gram": 1.0, "matrix_free": 4.0}
+    assert est.flops[chosen] * penalty[chosen] <= est.flops[other] * penalty[other]
+    # the estimate still rules: with K over budget, gram is never chosen
+    assert choose_strategy(obj, est.gram - 1)[0] != "gram"
+
+
+def test_kernels_run_on_the_objectives_threads(monkeypatch):
+    obj, theta = problem("squared")
+    obj = gb.Objective(obj.model, obj.loss, obj.X, obj.Y, n_threads=1)
+    seen = []
+    for name in ("jacobian", "gram", "vjp", "jvp"):
+        original = getattr(type(obj.model), name)
+
+        def spy(self, *args, _original=original, _name=name, **kwargs):
+            seen.append((_name, kwargs.get("n_threads")))
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(type(obj.model), name, spy)
+    for strategy in ("dense", "gram", "matrix_free"):
+        gradient_basis_minimum(obj, theta, strategy=strategy)
+    assert {name for name, _ in seen} == {"jacobian", "gram", "vjp", "jvp"}
+    assert all(threads == 1 for _, threads in seen), seen

@@ -33,6 +33,20 @@ void bind_induced(py::module_& m) {
       py::arg("B").noconvert(), py::arg("loss"), py::arg("Y").noconvert(), py::arg("weights").noconvert(),
       py::arg("rank_tol"), py::arg("cuts"), py::arg("tol"), py::arg("max_iter"),
       "Minimise sum_i w_i l((B a)_i, y_i) over the numerical span of B (see induced.hpp).");
+
+  m.def(
+      "induced_minimum_orthonormal",
+      [](Eigen::Ref<const ColMatrix> Q, ConstVectorRef scale, const Loss& loss, ConstRowMatrixRef Y, ConstVectorRef w,
+         double rank_tol, std::vector<double> cuts, double tol, int max_iter) {
+        if (scale.size() != Q.cols()) throw std::invalid_argument("scale must have one entry per column of Q");
+        if (Q.rows() != Y.rows() * Y.cols()) throw std::invalid_argument("Q must have m * d_y rows");
+        InducedOptions options{rank_tol, std::move(cuts), tol, max_iter};
+        py::gil_scoped_release release;
+        return induced_minimum_orthonormal(Q, scale, loss, Y, w.data(), options);
+      },
+      py::arg("Q").noconvert(), py::arg("scale").noconvert(), py::arg("loss"), py::arg("Y").noconvert(),
+      py::arg("weights").noconvert(), py::arg("rank_tol"), py::arg("cuts"), py::arg("tol"), py::arg("max_iter"),
+      "The induced solve over range(Q) for Q with orthonormal columns nested by scale (see induced.hpp).");
 }
 
 }  // namespace gradbasis::bindings

@@ -5,6 +5,7 @@
 #include <Eigen/SVD>
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
 
 namespace gradbasis {
@@ -125,7 +126,7 @@ class Objective {
 // would push such entries outside). The ridge's remainder is then projected out exactly.
 // When the infimum is approached only at infinity no such u is feasible and the bound falls
 // back to u = 0; a tight bound there needs a dual solve.
-InducedSolve newton(const Objective& phi, const ColMatrix& U, Index r, double cut, const InducedOptions& opt,
+InducedSolve newton(const Objective& phi, const Eigen::Ref<const ColMatrix>& U, Index r, double cut, const InducedOptions& opt,
                     Vector& beta) {
   const Index n = U.rows();
   const auto Q = U.leftCols(r);
@@ -224,37 +225,65 @@ InducedSolve newton(const Objective& phi, const ColMatrix& U, Index r, double cu
   return out;
 }
 
-}  // namespace
-
-InducedResult induced_minimum(ConstRowMatrixRef B, const Loss& loss, ConstRowMatrixRef Y,
-                              const double* weights, const InducedOptions& options) {
-  const RangeBasis basis(B);
-  const Objective phi(loss, Y, weights);
-
+// Every cut from the largest down (each span contains the previous one, so its optimum
+// warm-starts the next); returns the main cut's coordinates in U's leading columns.
+Vector solve_cuts(const Objective& phi, const Eigen::Ref<const ColMatrix>& U, const std::function<Index(double)>& rank_at,
+                  const InducedOptions& options, InducedResult& result) {
   std::vector<double> cuts = options.cuts;
   cuts.push_back(options.rank_tol);
   std::sort(cuts.begin(), cuts.end(), std::greater<double>());
   cuts.erase(std::unique(cuts.begin(), cuts.end()), cuts.end());
-
-  InducedResult result;
-  result.singular_values = basis.s;
-  // Largest cut first: each span contains the previous one, so its optimum warm-starts the next.
   Vector beta(0), main_beta(0);
   for (double cut : cuts) {
-    const Index r = basis.rank_at(cut);
+    const Index r = rank_at(cut);
     Vector start = Vector::Zero(r);
     start.head(std::min(r, beta.size())) = beta.head(std::min(r, beta.size()));
     beta = start;
-    InducedSolve solve = newton(phi, basis.U, r, cut, options, beta);
+    InducedSolve solve = newton(phi, U, r, cut, options, beta);
     if (cut == options.rank_tol) {
       result.main = solve;
       main_beta = beta;
     }
     result.profile.push_back(solve);
   }
-  result.alpha = basis.coefficients(main_beta, B.cols());
-  const Vector F = basis.U.leftCols(main_beta.size()) * main_beta;
+  return main_beta;
+}
+
+void set_fitted(const Eigen::Ref<const ColMatrix>& U, const Vector& beta, ConstRowMatrixRef Y, InducedResult& result) {
+  const Vector F = U.leftCols(beta.size()) * beta;
   result.fitted = Eigen::Map<const RowMatrix>(F.data(), Y.rows(), Y.cols());
+}
+
+}  // namespace
+
+InducedResult induced_minimum(ConstRowMatrixRef B, const Loss& loss, ConstRowMatrixRef Y,
+                              const double* weights, const InducedOptions& options) {
+  const RangeBasis basis(B);
+  const Objective phi(loss, Y, weights);
+  InducedResult result;
+  result.singular_values = basis.s;
+  const Vector beta = solve_cuts(phi, basis.U, [&](double cut) { return basis.rank_at(cut); }, options, result);
+  result.alpha = basis.coefficients(beta, B.cols());
+  set_fitted(basis.U, beta, Y, result);
+  return result;
+}
+
+InducedResult induced_minimum_orthonormal(const Eigen::Ref<const ColMatrix>& Q, ConstVectorRef scale,
+                                          const Loss& loss, ConstRowMatrixRef Y, const double* weights,
+                                          const InducedOptions& options) {
+  const Objective phi(loss, Y, weights);
+  InducedResult result;
+  result.singular_values = scale;
+  auto rank_at = [&](double cut) {
+    Index r = 0;
+    if (scale.size() == 0 || !(scale[0] > 0.0)) return r;
+    while (r < scale.size() && scale[r] > cut * scale[0]) ++r;
+    return r;
+  };
+  const Vector beta = solve_cuts(phi, Q, rank_at, options, result);
+  result.alpha = Vector::Zero(Q.cols());
+  result.alpha.head(beta.size()) = beta;
+  set_fitted(Q, beta, Y, result);
   return result;
 }
 

@@ -75,3 +75,6 @@ class InducedResult:
 def induced_minimum(
     B: Array, loss: Loss, Y: Array, weights: Array, rank_tol: float, cuts: list[float], tol: float, max_iter: int
 ) -> InducedResult: ...
+def induced_minimum_orthonormal(
+    Q: Array, scale: Array, loss: Loss, Y: Array, weights: Array, rank_tol: float, cuts: list[float], tol: float, max_iter: int
+) -> InducedResult: ...

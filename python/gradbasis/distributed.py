@@ -19,8 +19,8 @@ matrix) is one Dask task that runs the C++ core inside a worker. Three entry poi
   lambda)), 2P+1 columns, so that the span is still cut on J's own singular values.
 
   ``method="gram"`` (any loss): the upper blocks of K are gathered into one matrix on the
-  driver, which then follows the ``gram`` strategy (eigendecomposition, solve over
-  U diag(sigma)); the coefficients go back to theta coordinates by reverse sweeps on the
+  driver, which then follows the ``gram`` strategy (pivoted Cholesky of K, see
+  :mod:`gradbasis.gram_solver`); the coefficients go back to theta coordinates by reverse sweeps on the
   workers.
 
 Running on a cluster
@@ -50,8 +50,8 @@ holds a row block of c r (P+1) floats (c r (2P+1) with unequal weights) and its 
 about three times that, and the stacked R factors at the reduction step (chunks of at least
 2(P+1)/r samples keep that step small; the default chunking does). ``gram`` holds a block of
 (c r)^2 floats and the layer factors of 2c samples (inputs and output cotangents of every
-dense layer). The driver holds K and its eigendecomposition, about 3 (m r)^2 floats, for
-``gram``; only small factors for ``tsqr``. The C++ core in each task uses ``n_threads``
+dense layer). The driver holds K, factorised in place, and the factor's QR (or its small
+Gram matrix), about 2 (m r)^2 floats at most, for ``gram``; only small factors for ``tsqr``. The C++ core in each task uses ``n_threads``
 threads (default: every core of the worker's machine; give the cores per worker when
 several workers share a machine).
 
@@ -76,7 +76,7 @@ from .induced import DEFAULT_CUTS, InducedResult, ProfileEntry, default_rank_tol
 from .losses import Loss, get_loss
 from .models.base import Model
 from .objective import Objective
-from .strategies import solve_over_gram
+from .gram_solver import solve_gram_pivoted
 
 if TYPE_CHECKING:  # pragma: no cover
     import dask.array
@@ -426,12 +426,12 @@ def _gram_solve(dask, da, client, model, loss, theta, Xd, Y, weights, rank_tol, 
         K[at[i] : at[i + 1], at[j] : at[j + 1]] = blk
         K[at[j] : at[j + 1], at[i] : at[i + 1]] = blk.T
     del blocks
-    res, _, _, beta = solve_over_gram(K, loss, Y, w, rank_tol, cuts, tol, max_iter)
+    res, beta = solve_gram_pivoted(K, loss, Y, w, rank_tol, cuts, tol, max_iter)
     del K
     m_d, t_d = _shared(dask, model, theta)
     parts = da.map_blocks(
         _coefficient_block, Xd, da.from_array(beta, chunks=(Xd.chunks[0], (d,))), m_d, t_d, threads,
         chunks=((1,) * len(Xd.chunks[0]), (model.num_params,)), dtype=np.float64, meta=np.empty((0, 0)),
     )
-    (alpha,) = _compute(dask, client, parts.sum(axis=0))  # J alpha = U diag(sigma) a: the representer form
+    (alpha,) = _compute(dask, client, parts.sum(axis=0))  # J alpha = the fitted outputs: the representer form
     return replace(res, alpha=alpha)

@@ -156,7 +156,7 @@ def perturbable_basis(
 
 
 def _gram_basis(model, theta, X, directions, eps, rank_tol, memory_budget) -> PerturbableBasis:
-    from .strategies import output_basis_from_gram
+    from .gram_solver import output_basis_from_gram
 
     K = model.gram(theta, X, memory_budget=memory_budget)
     U_T, s_T, cut = output_basis_from_gram(K, rank_tol)

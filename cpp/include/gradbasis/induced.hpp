@@ -7,7 +7,11 @@
 // coordinates means the conditioning of B never slows or spoils the solve.
 //
 // Certificates: `value` is Phi at the returned point (an upper bound on the infimum over
-// the span); `lower` is the weak-duality bound -sum_i w_i l*(u_i / w_i) at the dual point
+// the span); `lower` is the weak-duality bound -sum_i w_i l*(u_i / w_i) at a dual point u
+// orthogonal to the span (exactly, up to rounding).
+//
+// induced_minimum_orthonormal skips the SVD for a caller that already has an orthonormal
+// basis of the span (the Gram strategy gets one from a factorisation of K = B B^T).
 #pragma once
 
 #include <vector>
@@ -45,5 +49,13 @@ struct InducedResult {
 
 InducedResult induced_minimum(ConstRowMatrixRef B, const Loss& loss, ConstRowMatrixRef Y,
                               const double* weights, const InducedOptions& options);
+
+// The same solve over range(Q) for Q (n x k) with orthonormal columns, nested by `scale`:
+// at a cut c the span is that of the leading columns j with scale[j] > c * scale[0] (scale
+// non-increasing, e.g. singular values or pivots). `alpha` holds the coordinates in Q's
+// columns (zero past the main rank) and `singular_values` is `scale`.
+InducedResult induced_minimum_orthonormal(const Eigen::Ref<const ColMatrix>& Q, ConstVectorRef scale,
+                                          const Loss& loss, ConstRowMatrixRef Y, const double* weights,
+                                          const InducedOptions& options);
 
 }  // namespace gradbasis

@@ -1,0 +1,350 @@
+"""Induced models over range(J) from the Gram matrix K = J J^T alone.
+
+Two factorisations, one per need:
+
+* :func:`solve_gram_pivoted` (the Gram strategy of :func:`gradient_basis_minimum` and of the
+  distributed path): diagonally pivoted Cholesky (LAPACK ``dpstrf``),
+  P K P^T = L L^T, stopped at the rank r where the largest diagonal entry left in the Schur
+  complement is <= cut^2 max_i K_ii. That diagonal holds the squared distances of the left-out
+  Jacobian rows from the span of the kept ones, so the part of J left out, J (I - P_S) with
+  P_S the projector onto the kept rows' span, has every row of norm <= cut * the largest row
+  norm of J. The kept span is range(K[:, S]) = range(P^T L), nested in r, so every cut of
+  the profile is a prefix of the same factor. It costs about n^2 r - n r^2 + r^3 / 3 flops
+  (n = m d_y), a small fraction of an eigendecomposition's, and needs no memory beyond K.
+  The squared loss is then a least-squares projection, done by semi-normal equations with one
+  step of refinement on the r x r Gram matrix of the factor (Householder QR of the factor if
+  that Gram matrix is too ill-conditioned for Cholesky); the other losses run the Newton
+  solver on an orthonormal basis of the factor (CholeskyQR2, Householder QR as the fallback).
+  Only Level-3 BLAS calls on large blocks: they keep their speed on a busy machine, where
+  multithreaded Householder QR can slow down by an order of magnitude.
+* :func:`output_basis_from_gram` / :func:`solve_over_gram` (Theorem 1 and the perturbable
+  basis, which need the singular values of J): the eigendecomposition of K, then the same
+  Newton solver on U diag(sigma) without a second factorisation.
+
+Coefficients come back in theta coordinates through the representer form alpha = J^T beta
+(one reverse sweep), with beta returned shaped like Y.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+import scipy.linalg
+from scipy.linalg import blas, lapack
+
+from . import _core
+from .induced import InducedResult, ProfileEntry, default_rank_tol
+
+__all__ = ["gram_floor", "output_basis_from_gram", "solve_over_gram", "solve_gram_pivoted"]
+
+_EPS = float(np.finfo(np.float64).eps)
+
+
+def gram_floor(n: int) -> float:
+    """(n eps)^(1/4): the smallest relative cut on sigma (or on row residual norms) at which a
+    span computed from K (rounding about n eps lambda_max) is resolved to about sqrt(n eps)."""
+    return (max(n, 1) * _EPS) ** 0.25
+
+
+def _cut(n: int, rank_tol: float | None) -> float:
+    return max(gram_floor(n), 0.0 if rank_tol is None else float(rank_tol))
+
+
+# ----------------------------------------------------------------------------- pivoted Cholesky
+@dataclass
+class _PivotedFactor:
+    """K's leading r pivoted columns: K[perm[:r], perm[:r]] = L11 L11^T and, in pivoted row
+    order, K[perm][:, perm[:r]] = L L11^T with L = ``L`` (n x r, lower trapezoidal)."""
+
+    L: np.ndarray          # (n, r), rows in pivoted order, a view into the overwritten K
+    perm: np.ndarray       # (n,) 0-based pivot order
+    scale: np.ndarray      # (r,) |diag L|: the kept rows' residual norms when they were chosen
+
+    def rank_at(self, cut: float) -> int:
+        if self.scale.size == 0:
+            return 0
+        return int(np.sum(self.scale > cut * self.scale[0]))
+
+    def coefficients(self, z: np.ndarray, d: np.ndarray) -> np.ndarray:
+        """c (length n, original order) with D K D c = (pivoted rows) L[:, :k] z: so that the
+        outputs L z are J alpha with alpha = J^T (D c)."""
+        k = z.size
+        c = np.zeros(self.perm.size)
+        if k:
+            c[self.perm[:k]] = scipy.linalg.solve_triangular(self.L[:k, :k], z, lower=True, trans="T", check_finite=False)
+        return d * c
+
+
+def _pivoted_factor(K: np.ndarray, cut: float) -> _PivotedFactor:
+    """Pivoted Cholesky of the symmetric K (overwritten) to the rank where every remaining
+    diagonal entry is <= cut^2 max diag(K)."""
+    n = K.shape[0]
+    top = float(np.max(np.diagonal(K))) if n else 0.0
+    if not top > 0.0:
+        return _PivotedFactor(np.zeros((n, 0)), np.arange(n), np.zeros(0))
+    # K is symmetric, so its transpose is the same matrix in the Fortran order LAPACK works in.
+    c, piv, rank, info = lapack.dpstrf(K.T, tol=cut * cut * top, lower=1, overwrite_a=1)
+    if info < 0:
+        raise RuntimeError(f"dpstrf rejected argument {-info}")
+    L = c[:, :rank]
+    for j in range(1, rank):  # the strictly upper part of the leading block still holds K
+        L[:j, j] = 0.0
+    return _PivotedFactor(L, np.asarray(piv, dtype=np.intp) - 1, np.abs(np.diagonal(L[:rank, :rank])).copy())
+
+
+def _cuts_above(cut: float, cuts: Sequence[float]) -> list[float]:
+    return sorted({float(c) for c in cuts if c > cut}, reverse=True)
+
+
+def solve_gram_pivoted(
+    K: np.ndarray, loss, Y: np.ndarray, weights: np.ndarray, rank_tol: float | None, cuts: Sequence[float],
+    tol: float, max_iter: int,
+) -> tuple[InducedResult, np.ndarray]:
+    """(result, beta): the induced infimum over range(J) from K = J J^T (overwritten), with
+    J alpha = the fitted outputs for alpha = J^T beta (beta shaped like Y).
+
+    ``result.rank_tol`` is the cut used, the larger of ``rank_tol`` and :func:`gram_floor`,
+    read as a bound on the left-out part of J (module docstring); ``singular_values`` is
+    empty (no spectrum is computed) and ``details`` names the factorisation.
+    """
+    m, d = Y.shape
+    n = m * d
+    cut = _cut(n, rank_tol)
+    # The squared loss folds the weights into K (sqrt(w) on rows and columns): its infimum is then
+    # a plain projection. The other losses keep K as it is and the weights in their objective.
+    squared = loss.name == "squared"
+    D = np.repeat(np.sqrt(weights), d) if squared else np.ones(n)
+    if squared:
+        K *= D[:, None]
+        K *= D[None, :]
+    factor = _pivoted_factor(K, cut)
+    r = factor.scale.size
+    profile_cuts = _cuts_above(cut, cuts)
+    if squared:
+        main, entries, z = _squared_projection(factor, loss, Y, weights, D, cut, profile_cuts)
+    else:
+        main, entries, z = _newton_on_factor(factor, loss, Y, weights, cut, profile_cuts, tol, max_iter)
+    beta = factor.coefficients(z, D).reshape(Y.shape)
+    entries += [ProfileEntry(c, main.rank, main.value, main.lower, main.iterations, main.attained) for c in cuts if c <= cut]
+    main = replace(
+        main,
+        rank_tol=cut,
+        singular_values=np.zeros(0),
+        profile=tuple(sorted(entries, key=lambda p: -p.cut)),
+        details={"factorization": "pivoted_cholesky", "gram_cut": cut, "gram_rank": r, "weights_folded": squared},
+    )
+    return main, beta
+
+
+def _squared_projection(factor: _PivotedFactor, loss, Y, w, D, cut, profile_cuts):
+    """Projection of D y onto the span of the factor's leading columns, at every cut."""
+    L = factor.L
+    n, r = L.shape
+    b = (D * Y.ravel())[factor.perm]  # pivoted order
+    solve = (_semi_normal(L) or _qr_projection(L)) if r else None
+    entries = []
+    out = None
+    for c in [*profile_cuts, cut]:
+        k = factor.rank_at(c)
+        z, res, grad = solve(k, b) if k else (np.zeros(0), b.copy(), np.zeros(0))
+        if k and not _orthogonal(L[:, :k], res):  # the semi-normal equations lost too much: QR
+            solve = _qr_projection(L)
+            z, res, grad = solve(k, b)
+        F = np.empty(n)
+        F[factor.perm] = b - res
+        F = (F / np.where(D > 0, D, 1.0)).reshape(Y.shape)
+        value = float(w @ loss.value(F, Y))
+        lower = min(_dual(loss, F, Y, w), value)
+        entries.append(ProfileEntry(c, k, value, lower, 1 if k else 0, True))
+        out = (k, value, lower, F, z, grad)
+    k, value, lower, F, z, grad = out
+    main = _result(value, lower, F, k, loss, True, True, 1 if k else 0, float(np.linalg.norm(grad)))
+    return main, entries[:-1], z
+
+
+def _orthogonal(Lk: np.ndarray, res: np.ndarray) -> bool:
+    """Whether the residual is orthogonal to range(L_k) to 1e-10 relative (rounding leaves
+    about sqrt(n) eps times the condition number of L_k)."""
+    scale = float(np.linalg.norm(Lk)) * float(np.linalg.norm(res))
+    return bool(np.linalg.norm(Lk.T @ res) <= 1e-10 * scale)
+
+
+def _semi_normal(L: np.ndarray):
+    """Least squares on L's leading k columns by the semi-normal equations R^T R z = L_k^T b
+    (R the Cholesky factor of L^T L, whose leading blocks serve every k) with one refinement
+    step. None when L^T L is too ill-conditioned for that (Cholesky fails or loses more than
+    half the digits); the caller then uses QR."""
+    G = blas.dsyrk(1.0, L, trans=1, lower=0)
+    try:
+        R = scipy.linalg.cholesky(G, lower=False, overwrite_a=True, check_finite=False)
+    except np.linalg.LinAlgError:
+        return None
+    diag = np.abs(np.diagonal(R))
+    if not (diag.min() > 1e-6 * diag.max()):  # cond(L^T L) beyond ~1e12: refinement cannot recover
+        return None
+
+    def rsolve(k, v):
+        t = scipy.linalg.solve_triangular(R[:k, :k], v, trans="T", check_finite=False)
+        return scipy.linalg.solve_triangular(R[:k, :k], t, check_finite=False), t
+
+    def solve(k, b):
+        Lk = L[:, :k]
+        z, _ = rsolve(k, Lk.T @ b)
+        res = b - Lk @ z
+        dz, _ = rsolve(k, Lk.T @ res)
+        z += dz
+        res = b - Lk @ z
+        # the gradient of ||b - Q beta||^2 in orthonormal coordinates Q = L_k R_k^-1
+        grad = -2.0 * scipy.linalg.solve_triangular(R[:k, :k], Lk.T @ res, trans="T", check_finite=False)
+        return z, res, grad
+
+    return solve
+
+
+def _qr_projection(L: np.ndarray):
+    Q, R = scipy.linalg.qr(L, mode="economic", check_finite=False)
+
+    def solve(k, b):
+        beta = Q[:, :k].T @ b
+        res = b - Q[:, :k] @ beta
+        z = scipy.linalg.solve_triangular(R[:k, :k], beta, check_finite=False)
+        return z, res, -2.0 * (Q[:, :k].T @ res)
+
+    return solve
+
+
+def _orthonormal(L: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Q R = L with orthonormal Q (Fortran order) and upper triangular R, so that Q's leading
+    columns span L's. CholeskyQR2 (two rounds of Q <- Q chol(Q^T Q)^-1, all Level-3 BLAS; the
+    second round restores orthogonality to rounding whenever the first left it within 1/2 of
+    the identity, i.e. cond(L) up to ~1e7); Householder QR when that does not hold."""
+    Q, R = L, np.eye(L.shape[1])
+    try:
+        for round_ in range(2):
+            G = blas.dsyrk(1.0, Q, trans=1, lower=0)
+            if round_ == 1 and np.max(np.abs(np.triu(G) - np.eye(G.shape[0]))) > 0.5:
+                raise np.linalg.LinAlgError("first round too far from orthogonal")
+            Rk = scipy.linalg.cholesky(G, lower=False, overwrite_a=True, check_finite=False)
+            Q = blas.dtrsm(1.0, Rk, Q, side=1, lower=0)
+            R = Rk @ R
+    except np.linalg.LinAlgError:
+        Q, R = scipy.linalg.qr(L, mode="economic", check_finite=False)
+    return np.asfortranarray(Q), R
+
+
+def _newton_on_factor(factor: _PivotedFactor, loss, Y, w, cut, profile_cuts, tol, max_iter):
+    """The Newton solver on an orthonormal basis Q of the factor (Q R = L): its leading
+    columns span the factor's leading columns, so the cuts stay prefixes."""
+    L = factor.L
+    n, r = L.shape
+    if r == 0:  # J = 0: the span is {0}; one zero column keeps the solver's shapes
+        Q, R, scale = np.zeros((n, 1), order="F"), np.ones((1, 1)), np.zeros(1)
+    else:
+        (Q, R), scale = _orthonormal(L), factor.scale
+    # The solver reads rows in sample order: put Q's rows back in original order.
+    Qo = np.empty_like(Q, order="F")
+    Qo[factor.perm] = Q
+    del Q
+    raw = _core.induced_minimum_orthonormal(Qo, np.ascontiguousarray(scale), loss._core, Y, w, cut, profile_cuts, float(tol), int(max_iter))
+    entries = [ProfileEntry(p.cut, int(p.rank), p.value, p.lower, int(p.iterations), bool(p.attained)) for p in raw.profile]
+    mp = raw.main
+    k = int(mp.rank)
+    beta = np.asarray(raw.alpha)[:k]
+    z = scipy.linalg.solve_triangular(R[:k, :k], beta, check_finite=False) if r else np.zeros(0)
+    main = _result(mp.value, mp.lower, np.asarray(raw.fitted), k, loss, bool(mp.attained), bool(mp.converged), int(mp.iterations), mp.gradient_norm)
+    return main, [e for e in entries if e.cut != cut], z
+
+
+def _dual(loss, F, Y, w) -> float:
+    """-sum_i w_i l*(u_i / w_i) at u = w grad l(F): the weak-duality bound when u is orthogonal
+    to the span (it is, to rounding, at a least-squares projection); -inf outside the domain."""
+    U = loss.gradient(F, Y)
+    conj = loss.conjugate(U, Y)
+    return float(-(w @ conj)) if np.all(np.isfinite(conj)) else -np.inf
+
+
+def _result(value, lower, F, rank, loss, attained, converged, iterations, gradient_norm) -> InducedResult:
+    return InducedResult(
+        value=float(value), lower=float(lower), alpha=np.zeros(0), fitted=F, rank=int(rank), rank_tol=0.0,
+        attained=attained, converged=converged, iterations=iterations, gradient_norm=float(gradient_norm),
+        singular_values=np.zeros(0), profile=(), loss=loss.name,
+    )
+
+
+# ----------------------------------------------------------------------------- eigendecomposition
+def output_basis_from_gram(K: np.ndarray, rank_tol: float | None) -> tuple[np.ndarray, np.ndarray, float]:
+    """(U, sigma, cut): the eigenvectors of K with sigma = sqrt(lambda) above the Gram floor and
+    the relative sigma cut used (the larger of rank_tol and :func:`gram_floor`).
+
+    K carries rounding of about n eps lambda_max, which tilts the eigenvectors of lambda by
+    about n eps lambda_max / gap: only sigma >= (n eps)^(1/4) sigma_max keeps the span to
+    about sqrt(n eps) in angle."""
+    n = K.shape[0]
+    lam, U = scipy.linalg.eigh(K, overwrite_a=False, check_finite=False, driver="evd")
+    lam, U = lam[::-1], U[:, ::-1]
+    lam_max = max(float(lam[0]), 0.0) if lam.size else 0.0
+    cut = _cut(n, rank_tol)
+    if lam_max <= 0.0:
+        return U[:, :0], lam[:0], cut
+    sigma = np.sqrt(np.clip(lam, 0.0, None))
+    keep = sigma > cut * sigma[0]
+    return U[:, keep], sigma[keep], cut
+
+
+def solve_over_gram(
+    K: np.ndarray, loss, Y: np.ndarray, weights: np.ndarray, rank_tol, cuts, tol: float, max_iter: int,
+    extra: np.ndarray | None = None,
+) -> tuple[InducedResult, np.ndarray, np.ndarray, np.ndarray]:
+    """(result, U, sigma, beta) over the span of U diag(sigma) from the eigendecomposition of
+    K, plus an ``extra`` output column known to lie in range(J) (such as f_X(theta)).
+
+    ``result.alpha`` is in the coordinates of [U diag(sigma), extra]; J^T beta (beta shaped
+    like Y) is the part of the theta coefficients that U diag(sigma) carries. The solver runs on
+    the orthonormal [U, q], q the unit part of ``extra`` orthogonal to U, appended last with
+    scale ||extra_perp|| when that is above rounding (max(n, k+1) eps relative), so no second
+    factorisation is needed."""
+    n = K.shape[0]
+    U, sigma, cut = output_basis_from_gram(K, rank_tol)
+    k = sigma.size
+    Qcols, scale = [U], [sigma]
+    coef_f, q_norm = None, 0.0
+    if extra is not None:
+        f = np.asarray(extra, dtype=np.float64).reshape(-1)
+        coef_f = U.T @ f
+        perp = f - U @ coef_f
+        fix = U.T @ perp  # twice is enough (Gram-Schmidt with reorthogonalisation)
+        perp -= U @ fix
+        coef_f += fix
+        q_norm = float(np.linalg.norm(perp))
+        top = max(float(sigma[0]) if k else 0.0, float(np.linalg.norm(f)))
+        if q_norm > default_rank_tol((n, k + 1)) * top:
+            Qcols.append((perp / q_norm)[:, None])
+            scale.append(np.array([q_norm]))
+        else:
+            q_norm = 0.0
+    Q, s = np.hstack(Qcols), np.concatenate(scale)
+    if Q.shape[1] == 0:  # J = 0 and no extra column: the span is {0}; one zero column keeps the shapes
+        Q, s = np.zeros((n, 1)), np.zeros(1)
+    Q = np.asfortranarray(Q)
+    # U diag(sigma) is already cut: the main solve keeps every column (cut 0).
+    raw = _core.induced_minimum_orthonormal(
+        Q, s, loss._core, Y, weights, 0.0, [c for c in cuts if c > cut], float(tol), int(max_iter)
+    )
+    gamma = np.asarray(raw.alpha)
+    # back to [U diag(sigma), extra] coordinates: U gamma_U + q gamma_q = U sigma a + extra c_f
+    c_f = gamma[k] / q_norm if q_norm > 0.0 else 0.0
+    a = (gamma[:k] - (coef_f * c_f if coef_f is not None else 0.0)) / np.where(sigma > 0, sigma, 1.0)
+    alpha = np.concatenate([a, [c_f]]) if extra is not None else a
+    beta = (U @ np.where(sigma > 0, a / np.where(sigma > 0, sigma, 1.0), 0.0)).reshape(Y.shape)
+    mp = raw.main
+    entries = [ProfileEntry(p.cut, int(p.rank), p.value, p.lower, int(p.iterations), bool(p.attained)) for p in raw.profile if p.cut != 0.0]
+    entries += [ProfileEntry(c, int(mp.rank), mp.value, mp.lower, int(mp.iterations), bool(mp.attained)) for c in cuts if c <= cut]
+    res = InducedResult(
+        value=mp.value, lower=mp.lower, alpha=alpha, fitted=np.asarray(raw.fitted), rank=int(mp.rank), rank_tol=cut,
+        attained=bool(mp.attained), converged=bool(mp.converged), iterations=int(mp.iterations),
+        gradient_norm=mp.gradient_norm, singular_values=sigma, profile=tuple(sorted(entries, key=lambda p: -p.cut)),
+        loss=loss.name, details={"factorization": "eigh", "gram_cut": cut, "gram_rank": k},
+    )
+    return res, U, sigma, beta
