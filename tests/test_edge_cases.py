@@ -2,8 +2,10 @@
 scales of 1e+-150, separable data. Results are finite and right, or a clear error; verdicts stay
 honest: never "holds" on numbers that are not finite, never NaN passed as a number.
 
-Tests marked xfail (strict) are behaviour the library does not have yet; the reason says what
-happens today.
+Overflow contract: model outputs, the Gram matrix and its diagonal are finite or a
+NonFiniteError; the objective's value is +inf (never NaN) where it overflows, so optimisers can
+reject the step, and the checks that decide (theorems, classify_point) raise NonFiniteError on
+a value, gradient or Hessian-vector product that is not finite.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import numpy as np
 import pytest
 
 import gradbasis as gb
+from gradbasis import critical_points
+from gradbasis.objective import finite_value_and_gradient
 
 STRATEGIES = ("dense", "gram", "matrix_free")
 RNG_SEED = 20190521
@@ -288,16 +292,78 @@ def test_outputs_near_the_float_limit_are_finite():
     assert np.all(np.isfinite(obj.model.jacobian(theta, obj.X)))
 
 
-@pytest.mark.xfail(strict=True, reason="returns L = inf and a gradient with 18 NaN entries")
-def test_objective_that_overflows_is_finite_or_an_error():
-    obj, theta = overflowing_problem()
-    finite_or_nonfinite_error(lambda: obj.value_and_gradient(theta))
+def nan_outputs_problem(loss: str = "squared"):
+    """Four identity layers with theta * 1e100: the outputs (~1e400) overflow inside the network,
+    where inf - inf gives NaN outputs, so the C++ sum of the loss is NaN before it reaches L."""
+    X, Y = data()
+    if loss == "cross_entropy":
+        Y = np.eye(2)[np.arange(12) % 2]
+    model = gb.MLP([3, 4, 4, 4, 2], "identity", bias=False)
+    return gb.Objective(model, loss, X, Y), model.init(seed=0) * 1e100
 
 
-@pytest.mark.xfail(strict=True, reason="returns a Hessian-vector product with NaN entries")
-def test_hessian_vector_that_overflows_is_finite_or_an_error():
+@pytest.mark.parametrize("problem", ["loss overflows", "squared outputs NaN", "cross_entropy outputs NaN"])
+def test_objective_that_overflows_is_plus_infinity(problem):
+    """The documented contract (Objective.value_and_gradient): L = +inf exactly, never NaN, so that
+    optimisers' line searches reject the step; the gradient may hold inf or NaN there."""
+    obj, theta = overflowing_problem() if problem == "loss overflows" else nan_outputs_problem(problem.split()[0])
+    value, grad = obj.value_and_gradient(theta)
+    assert value == math.inf
+    assert obj.value(theta) == math.inf
+    assert grad.shape == theta.shape
+
+
+@pytest.mark.parametrize("problem", ["loss overflows", "squared outputs NaN"])
+def test_checks_refuse_an_overflowing_objective(problem):
+    """finite_value_and_gradient (and so every theorem check and classify_point) raise
+    NonFiniteError naming the overflow instead of deciding on L = inf."""
+    obj, theta = overflowing_problem() if problem == "loss overflows" else nan_outputs_problem()
+    with pytest.raises(gb.NonFiniteError, match="overflow"):
+        finite_value_and_gradient(obj, theta)
+    for check in (gb.theorem1, gb.classify_point, gb.theorem2):
+        with pytest.raises(gb.NonFiniteError, match="overflow"):
+            check(obj, theta)
+
+
+def test_hessian_vector_that_overflows_is_returned_as_computed():
+    """hessian_vector hands back the product as computed (optimisers may still use it); on this
+    problem it holds NaN. Nothing decides on it: hessian_extremes raises NonFiniteError both on the
+    exact dense Hessian and inside Lanczos."""
     obj, theta = overflowing_problem()
-    finite_or_nonfinite_error(lambda: obj.hessian_vector(theta, np.ones(obj.model.num_params)))
+    Hv = obj.hessian_vector(theta, np.ones(obj.model.num_params))
+    assert Hv.shape == theta.shape and np.isnan(Hv).any()
+    with pytest.raises(gb.NonFiniteError, match="Hessian .* overflow"):
+        critical_points.hessian_extremes(obj, theta)
+
+
+def hessian_overflow_problem():
+    """An exact global minimum with L = 0 and grad L = 0 whose Hessian (2/m) X^T X ~ 2^1060 is
+    beyond float64: the basis model W x with X = 2^530 I and W = Y^T / 2^530 (powers of two, so
+    f = Y exactly)."""
+    s = 2.0**530
+    model = gb.BasisModel(2, 1)
+    Y = np.array([[1.5], [-0.75]])
+    return gb.Objective(model, "squared", s * np.eye(2), Y), Y.ravel() / s
+
+
+@pytest.mark.parametrize("lanczos", [False, True])
+def test_curvature_checks_refuse_an_overflowing_hessian(monkeypatch, lanczos):
+    """L and its gradient are exactly 0 but the Hessian-vector products are inf: classify_point and
+    theorem2's saddle test (check_minimum) raise NonFiniteError rather than read lambda_min off
+    non-finite numbers, whether the Hessian is formed densely or probed by Lanczos."""
+    if lanczos:
+        monkeypatch.setattr(critical_points, "DENSE_HESSIAN_LIMIT", 0)
+    obj, theta = hessian_overflow_problem()
+    assert obj.value_and_gradient(theta)[0] == 0.0 and not np.any(obj.gradient(theta))
+    assert not np.isfinite(obj.hessian_vector(theta, np.array([1.0, 0.0]))).all()
+    with pytest.raises(gb.NonFiniteError, match="Hessian of L at theta is not finite"):
+        gb.classify_point(obj, theta)
+    with pytest.raises(gb.NonFiniteError, match="Hessian of L at theta is not finite"):
+        gb.theorem2(obj, theta)
+    # Theorem 1 needs no Hessian of L: an exact global minimum, and it holds with finite numbers.
+    result = gb.theorem1(obj, theta)
+    assert result.verdict == gb.Verdict.HOLDS, result.reason
+    assert_finite_numbers(result)
 
 
 def test_theorem1_never_holds_on_an_overflowing_loss():
@@ -322,13 +388,7 @@ def test_classify_point_on_an_overflowing_loss_is_an_error_or_not_critical():
     assert not any(math.isnan(v) for v in numbers(point).values())
 
 
-@pytest.mark.parametrize(
-    "method",
-    [
-        "forward",
-        pytest.param("gram", marks=pytest.mark.xfail(strict=True, reason="the Gram matrix has NaN entries")),
-    ],
-)
+@pytest.mark.parametrize("method", ["forward", "gram", "gram_diagonal"])
 def test_outputs_that_overflow_are_an_error(method):
     """Four identity layers with theta * 1e100: |f| ~ 1e400 is not representable."""
     X, _ = data()
@@ -337,7 +397,23 @@ def test_outputs_that_overflow_are_an_error(method):
     finite_or_nonfinite_error(lambda: getattr(model, method)(theta, X))
 
 
-@pytest.mark.xfail(strict=True, reason="returns NaN: a layer factor overflows (inf) and multiplies an exact 0")
+def test_gram_that_overflows_names_the_overflow():
+    """K ~ 1e600 while every Jacobian entry is finite (~1e300): NonFiniteError counts the entries
+    beyond float64, for K, its diagonal and a cross block, also when K is written into ``out``."""
+    X, _ = data()
+    model = gb.MLP([3, 4, 4, 4, 2], "identity", bias=False)
+    theta = model.init(seed=0) * 1e100
+    assert np.all(np.isfinite(model.jacobian(theta, X)))
+    with pytest.raises(gb.NonFiniteError, match=r"Gram matrix overflows float64 \(\d+ of 576 entries"):
+        model.gram(theta, X)
+    with pytest.raises(gb.NonFiniteError, match=r"Gram matrix overflows float64 \(\d+ of 24 entries"):
+        model.gram_diagonal(theta, X)
+    with pytest.raises(gb.NonFiniteError, match="rescale the data or theta"):
+        model.gram(theta, X, X[:3], out=np.empty((24, 6)))
+    with pytest.raises(gb.NonFiniteError, match="overflow"):
+        model.gram_trace(theta, X)
+
+
 def test_gram_block_is_exact_where_the_jacobian_product_is():
     """A linear network with theta ~ 1e150: J(x = 1) has entries ~1e299 and J(x = 0) = 0 exactly,
     so the cross block K(X, X2) = J(X) J(X2)^T is exactly 0 (the library's own Jacobians give it).
@@ -347,6 +423,103 @@ def test_gram_block_is_exact_where_the_jacobian_product_is():
     X, X2 = np.ones((1, 1)), np.zeros((1, 1))
     assert not np.any(model.jacobian(theta, X2))
     np.testing.assert_array_equal(model.gram(theta, X, X2), 0.0)
+
+
+def tiny_input_network():
+    """The linear net above at x ~ 1e-200: J ~ 1e100 and K ~ 1e200 are finite, but the kernel's
+    first-layer term multiplies |x|^2 (underflows to 0) by a cotangent product ~1e600 (inf)."""
+    model = gb.MLP([1, 1, 2, 1], "identity", bias=False)
+    theta = np.array([0.5, 0.5, -0.5, 0.5, 0.5]) * 1e150
+    X = np.array([[1e-200], [0.0], [3e-200], [-2e-200]])
+    return model, theta, X
+
+
+def test_gram_with_overflowing_layer_factors_equals_the_jacobian_product():
+    """K(X, X), a cross block and the diagonal where the kernel's layer factors overflow (whether or
+    not this build's kernel gets NaN there): J J^T to 1e-14 relative, K exactly symmetric, ``out``
+    receives the result."""
+    model, theta, X = tiny_input_network()
+    J = model.jacobian(theta, X)
+    assert np.all(np.isfinite(J))
+    ref = J @ J.T
+    out = np.full((4, 4), np.nan)
+    K = model.gram(theta, X, out=out)
+    assert K is out
+    assert np.array_equal(K, K.T)
+    np.testing.assert_allclose(K, ref, rtol=1e-14, atol=1e-14 * np.abs(ref).max())
+    assert not np.any(K[1]) and not np.any(K[:, 1])  # x = 0: an exact zero row
+    np.testing.assert_allclose(model.gram_diagonal(theta, X), np.diag(ref), rtol=1e-14)
+    assert model.gram_trace(theta, X) == pytest.approx(np.trace(ref), rel=1e-14)
+    np.testing.assert_allclose(model.gram(theta, X, X[2:]), J @ J[2:].T, rtol=1e-14, atol=1e-14 * np.abs(ref).max())
+
+
+class SpoiledGramKernel:
+    """A model's C++ graph whose Gram kernels leave NaN in some samples' rows (and, for K(X, X),
+    the mirrored columns), as an optimised build's kernel does where a layer factor overflows. It
+    makes every build take the recomputation from Jacobian rows."""
+
+    def __init__(self, graph, samples: list[int]):
+        self._graph = graph
+        self._samples = np.asarray(samples)
+
+    def __getattr__(self, name):
+        return getattr(self._graph, name)
+
+    def _rows(self, r: int) -> np.ndarray:
+        return (self._samples[:, None] * r + np.arange(r)).ravel()
+
+    def gram(self, theta, X, X2, w, out, threads):
+        self._graph.gram(theta, X, X2, w, out, threads)
+        rows = self._rows(self._graph.output_dim)
+        out[rows, :] = np.nan
+        if X2 is None:
+            out[:, rows] = np.inf
+
+    def gram_diagonal(self, theta, X, w, out, threads):
+        self._graph.gram_diagonal(theta, X, w, out, threads)
+        out[self._rows(self._graph.output_dim)] = np.nan
+
+
+@pytest.mark.parametrize("chunk_bytes", [1 << 25, 1], ids=["one chunk", "one sample per chunk"])
+@pytest.mark.parametrize(
+    "weights", [None, {"W1": 0.0, "b1": 2.0, "W2": 3.0, "b3": 0.0, "W3": 0.25}], ids=["C = I", "weighted"]
+)
+def test_recomputed_gram_rows_agree_with_the_kernel(monkeypatch, weights, chunk_bytes):
+    """Rows recomputed from Jacobian rows (weights C applied, J(X2) formed in chunks) agree with the
+    kernel's to 1e-13 relative to max |K|; K(X, X) stays exactly symmetric; the other rows are
+    the kernel's own bits."""
+    from gradbasis.models import gram_overflow
+
+    rng = np.random.default_rng(11)
+    model = gb.MLP([3, 5, 4, 2], "tanh")
+    theta = model.init(seed=1) + 0.1 * rng.normal(size=model.num_params)
+    X, X2 = rng.normal(size=(9, 3)), rng.normal(size=(4, 3))
+    ref, ref2 = model.gram(theta, X, weights=weights), model.gram(theta, X, X2, weights=weights)
+    ref_diag = model.gram_diagonal(theta, X, weights=weights)
+    monkeypatch.setattr(gram_overflow, "_FALLBACK_CHUNK_BYTES", chunk_bytes)
+    monkeypatch.setattr(model, "_graph", SpoiledGramKernel(model._graph, [1, 4, 8]))
+    atol = 1e-13 * np.abs(ref).max()
+    out = np.empty_like(ref)
+    K = model.gram(theta, X, weights=weights, out=out)
+    assert K is out and np.array_equal(K, K.T)
+    np.testing.assert_allclose(K, ref, rtol=0, atol=atol)
+    kept = np.setdiff1d(np.arange(18), [2, 3, 8, 9, 16, 17])  # rows of samples 0, 2, 3, 5, 6, 7
+    assert np.array_equal(K[np.ix_(kept, kept)], ref[np.ix_(kept, kept)])
+    np.testing.assert_allclose(model.gram(theta, X, X2, weights=weights), ref2, rtol=0, atol=atol)
+    np.testing.assert_allclose(model.gram_diagonal(theta, X, weights=weights), ref_diag, rtol=0, atol=atol)
+
+
+def test_gram_fallback_respects_the_memory_budget(monkeypatch):
+    """Recomputing rows from the Jacobian needs memory of its own: a budget that holds K and the
+    layer factors (5,040 bytes here) but not the recomputation's Jacobian rows and blocks
+    (29,472 bytes) is a MemoryBudgetError that says why."""
+    rng = np.random.default_rng(12)
+    model = gb.MLP([3, 5, 4, 2], "tanh")
+    theta, X = model.init(seed=0), rng.normal(size=(9, 3))
+    monkeypatch.setattr(model, "_graph", SpoiledGramKernel(model._graph, [0, 2]))
+    with pytest.raises(gb.MemoryBudgetError, match="recomputing 2 samples' rows of the Gram matrix"):
+        model.gram(theta, X, memory_budget=6000)
+    assert np.all(np.isfinite(model.gram(theta, X, memory_budget=30_000)))
 
 
 def test_theorem1_with_huge_inputs_is_not_critical_and_warns_nothing():
@@ -399,3 +572,23 @@ def test_theorem1_on_separable_data_is_honest():
     assert not result.attained
     assert_finite_numbers(result)
     assert result.lower <= result.value <= result.loss_value
+
+
+def test_unknown_curvature_is_never_read_as_a_minimum(monkeypatch):
+    """When Lanczos finds no Ritz value, lambda_min is NaN: no class or verdict may treat that as
+    'no negative curvature'."""
+    import sys
+
+    cp, t2 = sys.modules["gradbasis.critical_points"], sys.modules["gradbasis.theorem2"]  # modules, not the functions
+
+    rng = np.random.default_rng(3)
+    model = gb.MLP([3, 2], "identity")
+    obj = gb.Objective(model, "squared", rng.normal(size=(12, 3)), rng.normal(size=(12, 2)))
+    theta = gb.minimize(obj, model.init(0), gtol=1e-12).theta
+    assert np.linalg.norm(obj.gradient(theta)) <= 1e-10
+    unknown = lambda *a, **k: (float("nan"), 1.0, "lanczos")  # noqa: E731
+    monkeypatch.setattr(cp, "hessian_extremes", unknown)
+    monkeypatch.setattr(t2, "hessian_extremes", unknown)
+    assert gb.classify_point(obj, theta).kind == "critical, curvature unknown"
+    reason, lam = t2.saddle_reason(obj, theta, 0.0, 1e-8, 1e-8)
+    assert np.isnan(lam) and reason is not None and "unknown" in reason

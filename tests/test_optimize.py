@@ -63,13 +63,25 @@ def test_every_method_decreases_the_loss(method):
 
 
 def test_tight_tolerance_returns_instead_of_raising():
-    # trlib (trust-krylov) may hand NaN vectors to the Hessian-vector product near
-    # rounding-level gradients; minimize must return the last accepted iterate.
-    # (On the development machine this run breaks down after ~1900 iterations.)
+    """trust-krylov to gtol 1e-10: trlib breaks down (hands NaN vectors to the Hessian-vector
+    product) or stalls near rounding-level gradients, and where depends on the build's rounding
+    (the Release build breaks down after ~1900 iterations at ||grad|| ~ 2e-9; a -O1 build stalls
+    after 39 at 2.3e-4). Whatever the path, minimize returns a finite point no worse than theta0,
+    describes it exactly, and says why when it is not converged."""
     obj, theta0 = tanh_problem(0)
     res = minimize(obj, theta0, method="trust-krylov", gtol=1e-10, max_iter=3000)
-    assert np.all(np.isfinite(res.theta))
-    assert res.gradient_norm < 1e-6
+    assert res.theta.shape == theta0.shape and np.all(np.isfinite(res.theta))
+    assert np.isfinite(res.value) and np.isfinite(res.gradient_norm)
+    assert res.value <= obj.value(theta0)
+    # Recomputed at the returned point by another sweep of the same sum: equal to rounding.
+    assert res.value == pytest.approx(obj.value(res.theta), rel=1e-12, abs=1e-300)
+    assert res.gradient_norm == float(np.linalg.norm(obj.gradient(res.theta)))
+    if res.converged:
+        assert res.gradient_norm <= res.gtol
+    else:
+        assert res.gradient_norm > res.gtol and "NOT converged" in str(res)
+        # The optimiser's own reason (trlib's breakdown, a failed prediction, max_iter), not ours.
+        assert res.message and "gradient 2-norm <=" not in res.message
 
 
 def test_start_at_a_critical_point_takes_no_step():

@@ -25,7 +25,8 @@ class PointClass:
 
     ``kind`` is one of: "non-differentiable" (a kinked unit sits exactly at 0: theta in Omega),
     "local-minimum candidate" (critical, no negative curvature: second-order necessary
-    conditions hold), "saddle" (critical with negative curvature), "approximate critical point"
+    conditions hold), "saddle" (critical with negative curvature), "critical, curvature unknown"
+    (critical, but Lanczos found no estimate of lambda_min), "approximate critical point"
     (small gradient; curvature reported), "not critical".
     """
 
@@ -114,7 +115,7 @@ def classify_point(
     if not differentiable:
         kind = "non-differentiable"
     elif critical:
-        kind = "saddle" if negative else "local-minimum candidate"
+        kind = "saddle" if negative else "critical, curvature unknown" if np.isnan(lo) else "local-minimum candidate"
     elif gnorm <= approx_tol:
         kind = "approximate critical point"
     else:

@@ -47,30 +47,39 @@ class Objective:
         return int(self.X.shape[0])
 
     def value(self, theta: object) -> float:
-        """L(theta)."""
+        """L(theta); +inf, never NaN, where it overflows float64 (as in :meth:`value_and_gradient`)."""
         theta = self._theta(theta)
-        return float(self._graph.objective(self.loss._core, theta, self.X, self.Y, self.weights, self.n_threads))
+        value = self._graph.objective(self.loss._core, theta, self.X, self.Y, self.weights, self.n_threads)
+        return _overflow_as_inf(value)
 
     def value_and_gradient(self, theta: object) -> tuple[float, np.ndarray]:
         """L(theta) and its gradient, in one forward and one reverse sweep.
 
-        Where the loss overflows float64 this returns L = inf (and a gradient that may hold
-        inf or NaN), so that optimisers can reject such a step; the theorem checks refuse such
-        points with :class:`NonFiniteError` instead (:func:`finite_value_and_gradient`).
+        Where the evaluation overflows float64 (the loss, or already the outputs, where
+        inf - inf or inf * 0 inside the network would give NaN) this returns L = +inf, never
+        NaN, and a gradient that may hold inf or NaN: optimisers' line searches and trust
+        regions reject such a step on the value. The theorem checks refuse such points with
+        :class:`NonFiniteError` instead (:func:`finite_value_and_gradient`).
         """
         theta = self._theta(theta)
         grad = np.empty_like(theta)
         value = self._graph.objective_gradient(
             self.loss._core, theta, self.X, self.Y, self.weights, grad, self.n_threads
         )
-        return float(value), grad
+        return _overflow_as_inf(value), grad
 
     def gradient(self, theta: object) -> np.ndarray:
         """The gradient of L at theta (equals J^T u with u from :meth:`residual_duals`)."""
         return self.value_and_gradient(theta)[1]
 
     def hessian_vector(self, theta: object, v: object) -> np.ndarray:
-        """The exact Hessian-vector product (d^2 L / d theta^2) v, accurate to rounding."""
+        """The exact Hessian-vector product (d^2 L / d theta^2) v, accurate to rounding.
+
+        Where it overflows float64 the product comes back as computed, with inf or NaN
+        entries (an optimiser may still stop or shrink its step). Nothing decides on such a
+        product: the curvature checks (:func:`classify_point`, the saddle test of the
+        Theorem 2-4 checks) raise NonFiniteError on any non-finite entry.
+        """
         theta = self._theta(theta)
         v = as_theta(v, self.model.num_params, "v")
         out = np.empty_like(theta)
@@ -91,6 +100,13 @@ class Objective:
 
     def __repr__(self) -> str:
         return f"Objective({self.model!r}, {self.loss!r}, m={self.num_samples})"
+
+
+def _overflow_as_inf(value: float) -> float:
+    """L as a float, +inf for NaN. Every loss here is >= 0 and theta, X, Y and the weights are
+    finite, so a NaN can only come from an overflow (inf - inf or inf * 0) on the way to L."""
+    value = float(value)
+    return np.inf if np.isnan(value) else value
 
 
 def check_objective(obj: object, what: str = "obj") -> Objective:

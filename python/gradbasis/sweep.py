@@ -1061,6 +1061,7 @@ _VERDICT_CODES = {"holds": "h", "consistent": "c", "does not apply": "n", "viola
 _POINT_CODES = {
     "local-minimum candidate": "m",
     "saddle": "s",
+    "critical, curvature unknown": "u",
     "approximate critical point": "a",
     "not critical": "x",
     "non-differentiable": "k",
@@ -1128,7 +1129,7 @@ def report(records: Sequence[Mapping]) -> str:
     lines.append("verdicts: h holds, c consistent, n does not apply, v violated, e error")
     if "classify" in checks:
         lines.append(
-            "classify: m local-minimum candidate, s saddle, a approximate critical point, x not critical, k kink"
+            "classify: m local-minimum candidate, s saddle, u critical of unknown curvature, a approximate critical point, x not critical, k kink"
         )
     lines.append(
         "max gap: largest L(theta) - certified lower end over Theorems 1-4; dim T = rank J, dim T~ with perturbations"

@@ -156,6 +156,8 @@ def saddle_reason(obj: Objective, theta: np.ndarray, gradient_norm: float, grad_
     if gradient_norm > grad_tol:
         return None, float("nan")
     lo, hi, method = hessian_extremes(obj, theta)
+    if np.isnan(lo):  # Lanczos found no Ritz value: no claim about curvature either way
+        return f"whether theta is a local minimum is unknown: lambda_min(Hessian) was not found ({method} did not converge)", lo
     if lo < -curvature_tol * max(1.0, abs(hi)):
         return f"theta is a saddle, not a local minimum: lambda_min(Hessian) = {lo:.3g} ({method})", lo
     return None, lo

@@ -17,6 +17,7 @@ from .._options import check_seed, show
 from .._validation import as_float_array, as_samples, as_theta, as_threads, check_finite
 from ..errors import InvalidArgumentError, InvalidOptionError, NonFiniteError, ShapeError, UnknownNameError
 from .activations import Activation
+from .gram_overflow import recompute_nonfinite_rows
 
 
 @dataclass(frozen=True)
@@ -269,6 +270,13 @@ class Model:
         with two GEMMs each; agrees with J J^T to rounding (relative ~1e-15). The size of K and
         of the stored layer factors is checked against ``memory_budget`` (bytes; default the
         memory available now) before anything is allocated.
+
+        Near the float64 limit a layer factor can overflow although K does not (an inf that
+        meets an exact 0 gives NaN); the rows of the samples the kernel left non-finite are
+        then recomputed from Jacobian rows, a chunk of samples at a time (into ``out`` too;
+        the chunks are checked against ``memory_budget`` as well). Where K itself is beyond
+        float64 this raises NonFiniteError, never returns inf or NaN (``out`` then holds
+        partial results).
         """
         theta, X, threads = self._inputs(theta, X, n_threads)
         X2 = None if X2 is None else as_samples(X2, self.input_dim, "X2")
@@ -287,15 +295,25 @@ class Model:
         else:
             self._check_out(out, shape)
         self._graph.gram(theta, X, X2, w, out, threads)
+        if not np.isfinite(out).all():
+            recompute_nonfinite_rows(self, theta, X, X2, w, out, threads, memory_budget)
         return out
 
     def gram_diagonal(
         self, theta: object, X: object, *, weights: Mapping[str, float] | None = None, n_threads: int | None = None
     ) -> np.ndarray:
-        """diag(K(X, X)) of :meth:`gram`, length m d_y, in O(m) memory (no K, no J)."""
+        """diag(K(X, X)) of :meth:`gram`, length m d_y, in O(m) memory (no K, no J).
+
+        Entries the kernel leaves non-finite are recomputed from Jacobian rows, as in
+        :meth:`gram` (a chunk of samples at a time, so memory stays bounded); where diag K
+        itself is beyond float64 this raises NonFiniteError.
+        """
         theta, X, threads = self._inputs(theta, X, n_threads)
         out = np.empty(X.shape[0] * self.output_dim)
-        self._graph.gram_diagonal(theta, X, self._gram_weights(weights), out, threads)
+        w = self._gram_weights(weights)
+        self._graph.gram_diagonal(theta, X, w, out, threads)
+        if not np.isfinite(out).all():
+            recompute_nonfinite_rows(self, theta, X, None, w, out, threads, None)
         return out
 
     def gram_trace(
