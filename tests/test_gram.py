@@ -233,3 +233,40 @@ def test_kernels_run_on_the_objectives_threads(monkeypatch):
         gradient_basis_minimum(obj, theta, strategy=strategy)
     assert {name for name, _ in seen} == {"jacobian", "gram", "vjp", "jvp"}
     assert all(threads == 1 for _, threads in seen), seen
+
+
+@pytest.mark.parametrize("loss", ["squared", "cross_entropy"])
+def test_gram_fallbacks_to_householder_qr_give_the_same_answer(monkeypatch, loss):
+    """The semi-normal equations (squared loss) and CholeskyQR2 (other losses) hand over to
+    Householder QR when Cholesky fails; the answer must not change."""
+    import gradbasis.gram_solver as gs
+
+    obj, theta = duplicated_problem(loss, weights=True)
+    ref = gradient_basis_minimum(obj, theta, strategy="gram")
+
+    def failing_cholesky(*args, **kwargs):
+        raise np.linalg.LinAlgError("forced")
+
+    monkeypatch.setattr(gs.scipy.linalg, "cholesky", failing_cholesky)
+    got = gradient_basis_minimum(obj, theta, strategy="gram")
+    assert got.rank == ref.rank
+    tol = 1e-10 * max(1.0, abs(ref.value))
+    assert abs(got.value - ref.value) <= tol and abs(got.lower - ref.lower) <= tol
+    np.testing.assert_allclose(obj.model.jvp(theta, obj.X, got.alpha), got.fitted, atol=1e-8)
+
+
+def test_gram_of_a_zero_jacobian_is_the_empty_span():
+    """A bias-free tanh MLP at theta = 0 has J = 0 exactly: the span is {0}, so the infimum is
+    Phi(0), with the same interval from every strategy."""
+    rng = np.random.default_rng(5)
+    model = gb.MLP([4, 6, 3], "tanh", bias=False)
+    for loss, Y in [("squared", rng.normal(size=(8, 3))), ("cross_entropy", rng.dirichlet(np.ones(3), 8))]:
+        obj = gb.Objective(model, loss, rng.normal(size=(8, 4)), Y)
+        zero = np.zeros(model.num_params)
+        assert not np.any(model.jacobian(zero, obj.X))
+        gram = gradient_basis_minimum(obj, zero, strategy="gram")
+        dense = gradient_basis_minimum(obj, zero, strategy="dense")
+        phi0 = obj.value(zero)
+        assert gram.rank == dense.rank == 0
+        assert gram.value == pytest.approx(phi0, rel=1e-14) and dense.value == pytest.approx(phi0, rel=1e-14)
+        assert gram.lower <= gram.value and not np.any(gram.alpha)

@@ -148,26 +148,30 @@ def _squared_projection(factor: _PivotedFactor, loss, Y, w, D, cut, profile_cuts
     out = None
     for c in [*profile_cuts, cut]:
         k = factor.rank_at(c)
-        z, res, grad = solve(k, b) if k else (np.zeros(0), b.copy(), np.zeros(0))
-        if k and not _orthogonal(L[:, :k], res):  # the semi-normal equations lost too much: QR
+        z, res = solve(k, b) if k else (np.zeros(0), b.copy())
+        if k and not _orthogonal(L[:, :k], res, b):  # the semi-normal equations lost too much: QR
             solve = _qr_projection(L)
-            z, res, grad = solve(k, b)
+            z, res = solve(k, b)
         F = np.empty(n)
         F[factor.perm] = b - res
-        F = (F / np.where(D > 0, D, 1.0)).reshape(Y.shape)
+        F = (F / D).reshape(Y.shape)
         value = float(w @ loss.value(F, Y))
         lower = min(_dual(loss, F, Y, w), value)
         entries.append(ProfileEntry(c, k, value, lower, 1 if k else 0, True))
+        # Phi's gradient in orthonormal coordinates of the span: Q_k^T D^-1 (w grad l(F))
+        g = ((w[:, None] * loss.gradient(F, Y)).ravel() / D)[factor.perm]
+        grad = solve.coordinates(k, g) if k else np.zeros(0)
         out = (k, value, lower, F, z, grad)
     k, value, lower, F, z, grad = out
     main = _result(value, lower, F, k, loss, True, True, 1 if k else 0, float(np.linalg.norm(grad)))
     return main, entries[:-1], z
 
 
-def _orthogonal(Lk: np.ndarray, res: np.ndarray) -> bool:
-    """Whether the residual is orthogonal to range(L_k) to 1e-10 relative (rounding leaves
-    about sqrt(n) eps times the condition number of L_k)."""
-    scale = float(np.linalg.norm(Lk)) * float(np.linalg.norm(res))
+def _orthogonal(Lk: np.ndarray, res: np.ndarray, b: np.ndarray) -> bool:
+    """Whether the residual is orthogonal to range(L_k) to 1e-10 relative to ||L_k|| ||b||
+    (rounding leaves about sqrt(n) eps times the condition number of L_k). Relative to ||b||,
+    not ||res||: where b lies in the span, res is rounding noise with no direction to check."""
+    scale = float(np.linalg.norm(Lk)) * float(np.linalg.norm(b))
     return bool(np.linalg.norm(Lk.T @ res) <= 1e-10 * scale)
 
 
@@ -195,23 +199,24 @@ def _semi_normal(L: np.ndarray):
         res = b - Lk @ z
         dz, _ = rsolve(k, Lk.T @ res)
         z += dz
-        res = b - Lk @ z
-        # the gradient of ||b - Q beta||^2 in orthonormal coordinates Q = L_k R_k^-1
-        grad = -2.0 * scipy.linalg.solve_triangular(R[:k, :k], Lk.T @ res, trans="T", check_finite=False)
-        return z, res, grad
+        return z, b - Lk @ z
 
+    # Q_k^T v for the orthonormal Q_k = L_k R_k^-1
+    solve.coordinates = lambda k, v: scipy.linalg.solve_triangular(R[:k, :k], L[:, :k].T @ v, trans="T", check_finite=False)
     return solve
 
 
 def _qr_projection(L: np.ndarray):
+    """Least squares on L's leading k columns through Householder QR of L (Q_k R_k = L_k):
+    backward stable whatever the conditioning, used when the semi-normal equations are not."""
     Q, R = scipy.linalg.qr(L, mode="economic", check_finite=False)
 
     def solve(k, b):
         beta = Q[:, :k].T @ b
         res = b - Q[:, :k] @ beta
-        z = scipy.linalg.solve_triangular(R[:k, :k], beta, check_finite=False)
-        return z, res, -2.0 * (Q[:, :k].T @ res)
+        return scipy.linalg.solve_triangular(R[:k, :k], beta, check_finite=False), res
 
+    solve.coordinates = lambda k, v: Q[:, :k].T @ v
     return solve
 
 
