@@ -301,7 +301,7 @@ def distributed_induced_minimum(
     ``profile`` come from the reduced problem on R, whose infimum equals the full one up to
     the rounding of the (backward stable) QR. ``method="gram"`` (any loss) agrees with the
     ``gram`` strategy, Gram floor and all; before any block is computed, K and its
-    eigendecomposition are checked against ``memory_budget`` (bytes the driver may use,
+    factorisation are checked against ``memory_budget`` (bytes the driver may use,
     default the memory available now). The result's ``strategy`` is ``"distributed_tsqr"``
     or ``"distributed_gram"``; ``details`` gives the chunking.
     """
@@ -328,7 +328,7 @@ def distributed_induced_minimum(
         Xd = _sample_chunks(da, X, model.input_dim, chunk_size, _default_gram_chunk(model))
         n = Xd.shape[0] * model.output_dim
         check_allocation(
-            8 * 3 * n * n, f"the Gram matrix {n} x {n} and its eigendecomposition on the driver", memory_budget,
+            8 * 3 * n * n, f"the Gram matrix {n} x {n} and its factorisation on the driver", memory_budget,
             "use method='tsqr' (squared loss), fewer samples, or pass a memory_budget",
         )
         solve = _gram_solve

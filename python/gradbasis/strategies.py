@@ -84,8 +84,8 @@ class MemoryEstimate:
 
 
 def memory_estimate(obj: Objective, memory_budget: int | None = None) -> MemoryEstimate:
-    """Bytes for J and its factorisation (dense), K with its eigendecomposition and the layer
-    factors (gram), and the per-sample activations and a few vectors (matrix_free), with each
+    """Bytes for J and its factorisation (dense), K with room for an eigendecomposition (which
+    Theorem 1's gram path computes; the pivoted Cholesky needs less) and the layer factors (gram), and the per-sample activations and a few vectors (matrix_free), with each
     strategy's estimated flops (``flops``; :func:`choose_strategy` says how they are used).
     ``memory_budget`` is a finite number of bytes (None: the memory available now)."""
     obj = check_objective(obj)

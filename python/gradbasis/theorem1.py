@@ -163,7 +163,7 @@ def theorem1(
     and its SVD), "gram" (K = J J^T and its eigendecomposition, never J; directions below
     (n eps)^(1/4) sigma_max are left out), "matrix_free" (J v and J^T u only; no singular values,
     so the whole span is judged and ``lower`` holds over coefficients no longer than the
-    optimum found), or "auto" (from a memory estimate, within ``memory_budget`` bytes).
+    optimum found), or "auto" (from the memory and flop estimates, within ``memory_budget`` bytes).
     """
     obj = check_objective(obj)
     theta = as_theta(theta, obj.model.num_params)
