@@ -48,6 +48,11 @@ LOAD_WARN = 0.5
 MEM_MARGIN = 1e9  # bytes left free when a worker's memory is capped
 
 
+def comma_list(text: str) -> list[str]:
+    """The non-empty, stripped items of a comma-separated command-line value."""
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
 # ------------------------------------------------------------------------------ machine limits
 
 

@@ -372,8 +372,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--out-dir", type=Path, default=_common.RESULTS_DIR)
     p.add_argument("--render", type=Path, help="print the tables of an earlier results JSON and exit")
     args = p.parse_args(argv)
-    args.case_list = [QUICK_CASE] if args.quick else [CASES[c.strip()] for c in args.cases.split(",") if c.strip()]
-    args.anchors = [a.strip() for a in args.anchors.split(",") if a.strip()]
+    args.case_list = [QUICK_CASE] if args.quick else [CASES[c] for c in _common.comma_list(args.cases)]
+    args.anchors = _common.comma_list(args.anchors)
     unknown = set(args.anchors) - set(ANCHORS)
     if unknown:
         p.error(f"unknown anchors {sorted(unknown)}")
@@ -412,7 +412,7 @@ def main(argv=None) -> int:
         workdir = Path(tmp)
         nt_python, nt_attempts = None, []
         if any(ANCHORS[a][1] == "nt" for a in args.anchors):
-            nt_python, nt_attempts = pick_nt_python([s for s in args.nt_python.split(",") if s], workdir)
+            nt_python, nt_attempts = pick_nt_python(_common.comma_list(args.nt_python), workdir)
         nt_info = {"python": nt_python, "attempts": nt_attempts, "summary": nt_summary(nt_python, nt_attempts)}
         print(f"# neural-tangents: {nt_info['summary']}", flush=True)
         for case in args.case_list:

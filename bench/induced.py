@@ -390,8 +390,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--out-dir", type=Path, default=_common.RESULTS_DIR)
     p.add_argument("--render", type=Path, help="print the tables of an earlier results JSON and exit")
     args = p.parse_args(argv)
-    args.case_list = [QUICK_CASE] if args.quick else [CASES[c.strip()] for c in args.cases.split(",") if c.strip()]
-    args.loss_list = [s.strip() for s in args.losses.split(",") if s.strip()]
+    args.case_list = [QUICK_CASE] if args.quick else [CASES[c] for c in _common.comma_list(args.cases)]
+    args.loss_list = _common.comma_list(args.losses)
     args.cap = args.cap or (20.0 if args.quick else 120.0)
     return args
 

@@ -214,8 +214,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--out-dir", type=Path, default=_common.RESULTS_DIR)
     p.add_argument("--render", type=Path, help="print the tables of an earlier results JSON and exit")
     args = p.parse_args(argv)
-    args.series_list = [s.strip() for s in args.series.split(",") if s.strip()]
-    args.axis_list = [a.strip() for a in args.axes.split(",") if a.strip()]
+    args.series_list = _common.comma_list(args.series)
+    args.axis_list = _common.comma_list(args.axes)
     args.cap = args.cap or (5.0 if args.quick else 45.0)
     args.series_budget = args.series_budget or (10.0 if args.quick else 75.0)
     return args

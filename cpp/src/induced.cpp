@@ -13,6 +13,14 @@
 namespace gradbasis {
 namespace {
 
+// The number of leading entries of the non-increasing scale s above cut * s[0] (0 when s[0] <= 0).
+Index leading_above(ConstVectorRef s, double cut) {
+  Index r = 0;
+  if (s.size() == 0 || !(s[0] > 0.0)) return r;
+  while (r < s.size() && s[r] > cut * s[0]) ++r;
+  return r;
+}
+
 // Thin SVD of B = U diag(s) V^T with U (n x k), k = min(n, p). When p > n, B^T is first
 // reduced by Householder QR (B^T = Q R) so the SVD runs on the small n x n factor R^T.
 struct RangeBasis {
@@ -40,12 +48,7 @@ struct RangeBasis {
     }
   }
 
-  Index rank_at(double cut) const {
-    if (s.size() == 0 || s[0] <= 0.0) return 0;
-    Index r = 0;
-    while (r < s.size() && s[r] > cut * s[0]) ++r;
-    return r;
-  }
+  Index rank_at(double cut) const { return leading_above(s, cut); }
 
   // Minimum-norm a with B a = U_r beta.
   Vector coefficients(const Vector& beta, Index p) const {
@@ -292,13 +295,7 @@ InducedResult induced_minimum_orthonormal(const Eigen::Ref<const ColMatrix>& Q, 
   const Objective phi(loss, Y, weights);
   InducedResult result;
   result.singular_values = scale;
-  auto rank_at = [&](double cut) {
-    Index r = 0;
-    if (scale.size() == 0 || !(scale[0] > 0.0)) return r;
-    while (r < scale.size() && scale[r] > cut * scale[0]) ++r;
-    return r;
-  };
-  const Vector beta = solve_cuts(phi, Q, rank_at, options, result);
+  const Vector beta = solve_cuts(phi, Q, [&](double cut) { return leading_above(scale, cut); }, options, result);
   result.alpha = Vector::Zero(Q.cols());
   result.alpha.head(beta.size()) = beta;
   set_fitted(Q, beta, Y, result);
