@@ -27,6 +27,22 @@ def test_certify_default_data_tiny(tmp_path, capsys):
     assert not list(tmp_path.glob(".*.tmp"))  # written atomically: no leftovers
 
 
+def test_the_main_job_earns_its_verdict(tmp_path, capsys):
+    """``gradbasis certify`` with no options: "holds" only where the gap over the numerical span of
+    J is within tol, and every nested span of the profile agrees (the smaller the span, the
+    larger its infimum, so each lower end must be >= L - tol too)."""
+    out = tmp_path / "report.json"
+    assert main(["certify", "--quiet", "--output", str(out)]) == 0
+    thm = json.loads(out.read_text())["theorem1"]
+    assert thm["verdict"] == "holds", thm["reason"]
+    assert thm["loss_value"] - thm["lower"] <= thm["tol"]
+    assert thm["converged"] and thm["judged_by"] == "dense"
+    assert thm["rank"] == thm["num_params"]  # J has full column rank: nothing near the cut
+    for entry in thm["profile"]:
+        assert entry["lower"] >= thm["loss_value"] - thm["tol"], entry
+    capsys.readouterr()
+
+
 @pytest.mark.parametrize("model", ["skip", "resnet", "basis", "linear"])
 def test_certify_other_models_on_a_csv_file(model, tmp_path):
     rng = np.random.default_rng(0)

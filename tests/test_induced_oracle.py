@@ -217,8 +217,16 @@ def test_oracle_convex_agrees_with_lstsq_on_squared():
     B, Y, w = rng.normal(size=(m * d, p)), rng.normal(size=(m, d)), random_weights(rng, m)
     v_ls, _ = oracle_lstsq(B, Y, w)
     v_cv, _, gn = oracle_convex("squared", B, Y, w)
-    assert gn < 1e-10
-    np.testing.assert_allclose(v_cv, v_ls, rtol=1e-12, atol=1e-14)  # both exact up to rounding
+    # The oracle is judged by its own reported accuracy, not by how far BFGS happens to drive
+    # the gradient on this CPU/BLAS/scipy (1e-11 on some, 1.2e-9 on others): in orthonormal
+    # coordinates Phi's Hessian is 2 U^T W U >= 2 min(w) I, so Phi(c) - min <= |grad|^2 /
+    # (4 min w). That bound must be far below the comparison below (a broken oracle gives
+    # gradients of order 1), and both values must then agree to it plus rounding.
+    excess_bound = gn**2 / (4 * w.min())
+    assert excess_bound <= 1e-12 * max(1.0, v_ls)
+    rounding = 1e-12 * max(1.0, v_ls)  # summing 24 squared residuals: ~24 eps relative, x100 margin
+    assert v_cv >= v_ls - rounding  # nothing beats the closed-form optimum
+    assert v_cv <= v_ls + excess_bound + rounding
 
 
 @pytest.mark.parametrize(

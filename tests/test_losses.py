@@ -88,3 +88,28 @@ def test_get_loss_by_name():
     assert isinstance(gb.get_loss("cross-entropy"), gb.CrossEntropyLoss)
     with pytest.raises(gb.UnknownNameError, match="unknown loss"):
         gb.get_loss("hinge")
+
+
+def test_cross_entropy_conjugate_uses_the_targets_mass(rng):
+    """Targets accepted within label_tol (rows summing to 1 + 5e-10): l(q) = M lse(q) - <y, q>
+    with M = sum_k y_k, so l*(s) = sum_k p_k log(p_k / M) on {p = s + y >= 0, sum_k s_k = 0}.
+    Fenchel-Young holds with equality at the gradient and the domain's sum test follows the
+    mass; 1e-12 relative is ~5000 eps, a few terms of rounding with margin."""
+    loss = gb.CrossEntropyLoss()
+    Y = rng.dirichlet(np.ones(3), size=8) * (1 + 5e-10)
+    Q = rng.normal(size=(8, 3))
+    G = loss.gradient(Q, Y)
+    np.testing.assert_allclose(loss.value(Q, Y) + loss.conjugate(G, Y), (G * Q).sum(1), rtol=1e-12, atol=1e-14)
+    # the definition, with the mass: sum_k p_k log(p_k / M)
+    S = rng.dirichlet(np.ones(3), size=8) * Y.sum(1, keepdims=True) - Y  # p in the simplex scaled by M
+    P = S + Y
+    expected = (P * np.log(P / Y.sum(1, keepdims=True))).sum(1)
+    np.testing.assert_allclose(loss.conjugate(S, Y), expected, rtol=1e-12, atol=1e-14)
+    # off the domain: a sum of 1e-9 is far above the rounding-level slack (~1e-14 here)
+    assert np.isinf(loss.conjugate(S + np.array([1e-9, 0.0, 0.0]), Y)).all()
+    S_neg = S.copy()
+    S_neg[:, 0] = np.nextafter(-Y[:, 0], -np.inf)  # p_0 one ulp below 0: outside, exactly
+    S_neg[:, 1] -= S_neg[:, 0] - S[:, 0]  # the sum stays 0 (to rounding)
+    assert np.isinf(loss.conjugate(S_neg, Y)).all()
+    S_neg[:, 0] = -Y[:, 0]  # p_0 = 0 exactly: inside
+    assert np.isfinite(loss.conjugate(S_neg, Y)).all()

@@ -121,6 +121,11 @@ def test_dead_and_silent_units_are_found(rng):
         d = model.unflatten(v)
         assert np.abs(np.delete(d["W1"], row, axis=0)).max() == 0.0 and np.abs(d["W2"]).max() == 0.0
         assert independent_change(model, theta, X, v, S.eps) <= S.tol
+        # Lemma 3's eps_0: every relu keeps the sign of its pre-activation on every sample.
+        pre0 = model.node_values(theta, X, model.dense_layers()[0].node)
+        pre1 = model.node_values(theta + S.eps * v, X, model.dense_layers()[0].node)
+        assert np.array_equal(np.sign(pre0), np.sign(pre1))
+    assert S.scales.shape == (len(S),) and S.shrunk == int(np.sum(S.scales < 1))
 
 
 def test_candidates_that_move_outputs_are_rejected(rng):

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import gradbasis as gb
-from gradbasis.span_check import check_span, judge
+from gradbasis.span_check import check_span, judge_span
 
 
 def figure3_point():
@@ -117,12 +117,12 @@ def test_theorem2_does_not_apply_in_omega():
 def test_judge_reports_violation_when_the_lower_end_exceeds_l():
     obj, theta = figure3_point()
     c = check_span(obj, theta, obj.model.jacobian(theta, obj.X))
-    fake_full = type(c.full)(**{**vars(c.full), "lower": c.loss_value + 1.0})
-    verdict, reason = judge(type(c)(**{**vars(c), "full": fake_full}), grad_tol=1e-6)
+    verdict, reason = judge_span(type(c)(**{**vars(c), "lower": c.loss_value + 1.0}), grad_tol=1e-6)
     assert verdict == gb.Verdict.VIOLATED and "exceeds L" in reason
-    fake_full = type(c.full)(**{**vars(c.full), "value": c.loss_value - 1.0})
-    verdict, reason = judge(type(c)(**{**vars(c), "full": fake_full, "first_order_bound": 0.5}), grad_tol=1e-6)
+    verdict, reason = judge_span(type(c)(**{**vars(c), "value": c.loss_value - 1.0, "first_order_bound": 0.5}), grad_tol=1e-6)
     assert verdict == gb.Verdict.VIOLATED and "convexity" in reason
+    verdict, _ = judge_span(c, grad_tol=1e-6)
+    assert verdict != gb.Verdict.VIOLATED
 
 
 @settings(max_examples=15, deadline=None)

@@ -406,5 +406,8 @@ def test_lbfgs_example_certifies_the_torch_minimum():
     first = done.stdout.splitlines()[0]
     assert first.startswith("MLP([4, 3, 3], tanh, bias=True; 27 parameters) -- max |f_torch - f| = ")
     assert float(first.rsplit("=", 1)[1]) <= ATOL
-    assert "point: local-minimum candidate" in done.stdout
+    # torch stops at ||grad L|| ~ 1e-8, where one parameter alone can still gain ~5e-6: no verdict
+    # may claim Theorem 1 there; polished by Newton to rounding it is earned.
+    assert "Theorem 1 at the torch point: holds" not in done.stdout
+    assert "polished point: local-minimum candidate" in done.stdout
     assert "Theorem 1: holds" in done.stdout

@@ -2,18 +2,34 @@
 
 #include "gradbasis/induced.hpp"
 
+#include <optional>
+#include <stdexcept>
+
 namespace gradbasis::bindings {
+namespace {
+
+// The optional warm start: None, or n = m * d_y finite values in sample-major order.
+Vector start_vector(const std::optional<Vector>& start, Index n) {
+  if (!start) return Vector(0);
+  if (start->size() != n) throw std::invalid_argument("start must have m * d_y values");
+  if (!start->allFinite()) throw std::invalid_argument("start must be finite");
+  return *start;
+}
+
+}  // namespace
 
 void bind_induced(py::module_& m) {
   py::class_<InducedSolve>(m, "InducedSolve")
       .def_readonly("cut", &InducedSolve::cut)
       .def_readonly("rank", &InducedSolve::rank)
+      .def_readonly("solve_rank", &InducedSolve::solve_rank)
       .def_readonly("value", &InducedSolve::value)
       .def_readonly("lower", &InducedSolve::lower)
       .def_readonly("iterations", &InducedSolve::iterations)
       .def_readonly("gradient_norm", &InducedSolve::gradient_norm)
       .def_readonly("converged", &InducedSolve::converged)
-      .def_readonly("attained", &InducedSolve::attained);
+      .def_readonly("attained", &InducedSolve::attained)
+      .def_readonly("from_start", &InducedSolve::from_start);
 
   py::class_<InducedResult>(m, "InducedResult")
       .def_readonly("main", &InducedResult::main)
@@ -25,27 +41,30 @@ void bind_induced(py::module_& m) {
   m.def(
       "induced_minimum",
       [](ConstRowMatrixRef B, const Loss& loss, ConstRowMatrixRef Y, ConstVectorRef w, double rank_tol,
-         std::vector<double> cuts, double tol, int max_iter) {
-        InducedOptions options{rank_tol, std::move(cuts), tol, max_iter};
+         std::vector<double> cuts, double tol, int max_iter, std::optional<Vector> start) {
+        if (B.rows() != Y.rows() * Y.cols()) throw std::invalid_argument("B must have m * d_y rows");
+        InducedOptions options{rank_tol, std::move(cuts), tol, max_iter, start_vector(start, B.rows())};
         py::gil_scoped_release release;
         return induced_minimum(B, loss, Y, w.data(), options);
       },
       py::arg("B").noconvert(), py::arg("loss"), py::arg("Y").noconvert(), py::arg("weights").noconvert(),
-      py::arg("rank_tol"), py::arg("cuts"), py::arg("tol"), py::arg("max_iter"),
+      py::arg("rank_tol"), py::arg("cuts"), py::arg("tol"), py::arg("max_iter"), py::arg("start") = py::none(),
       "Minimise sum_i w_i l((B a)_i, y_i) over the numerical span of B (see induced.hpp).");
 
   m.def(
       "induced_minimum_orthonormal",
       [](Eigen::Ref<const ColMatrix> Q, ConstVectorRef scale, const Loss& loss, ConstRowMatrixRef Y, ConstVectorRef w,
-         double rank_tol, std::vector<double> cuts, double tol, int max_iter) {
+         double rank_tol, std::vector<double> cuts, double tol, int max_iter, std::optional<Vector> start,
+         double gram_rounding) {
         if (scale.size() != Q.cols()) throw std::invalid_argument("scale must have one entry per column of Q");
         if (Q.rows() != Y.rows() * Y.cols()) throw std::invalid_argument("Q must have m * d_y rows");
-        InducedOptions options{rank_tol, std::move(cuts), tol, max_iter};
+        InducedOptions options{rank_tol, std::move(cuts), tol, max_iter, start_vector(start, Q.rows()), gram_rounding};
         py::gil_scoped_release release;
         return induced_minimum_orthonormal(Q, scale, loss, Y, w.data(), options);
       },
       py::arg("Q").noconvert(), py::arg("scale").noconvert(), py::arg("loss"), py::arg("Y").noconvert(),
       py::arg("weights").noconvert(), py::arg("rank_tol"), py::arg("cuts"), py::arg("tol"), py::arg("max_iter"),
+      py::arg("start") = py::none(), py::arg("gram_rounding") = 0.0,
       "The induced solve over range(Q) for Q with orthonormal columns nested by scale (see induced.hpp).");
 }
 

@@ -144,17 +144,21 @@ double Loss::conjugate(const double* s, const double* y, Index d) const {
       return v;
     }
     case LossKind::CrossEntropy: {
-      // l(q) = lse(q) - <y,q> for a probability vector y, so l*(s) = negentropy(s + y)
-      // on the simplex and +inf off it. Entries must be >= 0 exactly; only the sum, which no
-      // floating-point vector meets exactly, gets a rounding-level slack.
+      // l(q) = M lse(q) - <y, q> with M = sum_k y_k (M = 1 for a probability vector, but
+      // targets are accepted with M within a tolerance of 1), so l*(s) = sup_q <s + y, q> -
+      // M lse(q) = sum_k p_k log(p_k / M) for p = s + y >= 0 with sum_k p_k = M, i.e.
+      // sum_k s_k = 0, and +inf otherwise. Entries must be >= 0 exactly; only the sum, which
+      // no floating-point vector meets exactly, gets a rounding-level slack.
+      const double mass = sum(y, d);
+      if (!(mass > 0.0)) return kInf;
       double total = 0.0, v = 0.0;
       for (Index k = 0; k < d; ++k) {
         const double pk = s[k] + y[k];
         if (pk < 0.0) return kInf;
-        total += pk;
-        if (pk > 0.0) v += pk * std::log(pk);
+        total += s[k];
+        if (pk > 0.0) v += pk * std::log(pk / mass);
       }
-      return std::abs(total - 1.0) <= kConjugateSlack ? v : kInf;
+      return std::abs(total) <= conjugate_sum_slack(s, y, d) ? v : kInf;
     }
     case LossKind::SmoothedHinge: {
       // l(q) = phi(y q) with y^2 = 1, so l*(s) = phi*(y s); phi*(r) = +inf for r > 0 and
@@ -166,6 +170,12 @@ double Loss::conjugate(const double* s, const double* y, Index d) const {
     }
   }
   return kInf;
+}
+
+double Loss::conjugate_sum_slack(const double* s, const double* y, Index d) {
+  double scale = 0.0;
+  for (Index k = 0; k < d; ++k) scale += std::abs(y[k]) + std::abs(s[k]);
+  return kConjugateSlack * static_cast<double>(d) * scale;
 }
 
 void Loss::clip_to_domain(double* s, const double* y, Index d) const {

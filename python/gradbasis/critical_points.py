@@ -10,10 +10,14 @@ from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 from ._options import nonnegative_number, positive_number
 from ._validation import as_theta
 from .errors import NonFiniteError
+from .certificate import stationarity
 from .objective import Objective, check_objective, finite_value_and_gradient
 from .verdict import jsonable, table
 
 __all__ = ["PointClass", "classify_point", "hessian_extremes"]
+
+#: Relative tolerance of "theta fits every sample" (L(theta) - sum_i lambda_i inf l(., y_i)).
+GLOBAL_RTOL = 1e-8
 
 #: Below this many parameters the Hessian is formed column by column and diagonalised exactly.
 DENSE_HESSIAN_LIMIT = 400
@@ -32,6 +36,7 @@ class PointClass:
 
     kind: str
     gradient_norm: float
+    relative_gradient: float
     kink_margin: float
     min_eigenvalue: float
     max_eigenvalue: float
@@ -95,7 +100,10 @@ def classify_point(
 ) -> PointClass:
     """Classify theta from ||grad L||, the kink margin and the extreme Hessian eigenvalues.
 
-    Critical means ||grad L|| <= grad_tol; approximately critical, <= approx_tol. Negative
+    Critical means the scale-free measure of :func:`gradbasis.certificate.stationarity` (the most
+    one parameter alone could still lower L, relative to max(1, |L|)) is <= grad_tol (or theta
+    fits every sample to within 1e-8 max(1, |L|)); approximately critical, <= approx_tol. The
+    class does not change when a feature or a layer is rescaled. Negative
     curvature means lambda_min < -curvature_tol * max(1, |lambda_max|) (relative, so rounding
     in an exact Hessian of size ~1e-16 * |lambda_max| never counts). ``grad_tol`` and
     ``approx_tol`` are finite and > 0, ``curvature_tol`` finite and >= 0. Where L(theta), its
@@ -106,18 +114,22 @@ def classify_point(
     grad_tol = positive_number(grad_tol, "grad_tol")
     approx_tol = positive_number(approx_tol, "approx_tol")
     curvature_tol = nonnegative_number(curvature_tol, "curvature_tol")
-    gnorm = finite_value_and_gradient(obj, theta)[2]
+    value, grad, gnorm = finite_value_and_gradient(obj, theta)
+    point = stationarity(obj, theta, grad, value)
     margin = obj.model.kink_margin(theta, obj.X)
     lo, hi, method = hessian_extremes(obj, theta)
     negative = lo < -curvature_tol * max(1.0, abs(hi))
     differentiable = margin > 0.0
-    critical = gnorm <= grad_tol
+    critical = point.critical(grad_tol, GLOBAL_RTOL * max(1.0, abs(value)))
     if not differentiable:
         kind = "non-differentiable"
     elif critical:
         kind = "saddle" if negative else "critical, curvature unknown" if np.isnan(lo) else "local-minimum candidate"
-    elif gnorm <= approx_tol:
+    elif point.relative <= approx_tol:
         kind = "approximate critical point"
     else:
         kind = "not critical"
-    return PointClass(kind, gnorm, margin, lo, hi, grad_tol, approx_tol, curvature_tol, method, differentiable, critical, negative)
+    return PointClass(
+        kind, gnorm, point.relative, margin, lo, hi, grad_tol, approx_tol, curvature_tol, method, differentiable, critical,
+        negative,
+    )

@@ -100,14 +100,16 @@ def _cuts_above(cut: float, cuts: Sequence[float]) -> list[float]:
 
 def solve_gram_pivoted(
     K: np.ndarray, loss, Y: np.ndarray, weights: np.ndarray, rank_tol: float | None, cuts: Sequence[float],
-    tol: float, max_iter: int,
+    tol: float, max_iter: int, start: np.ndarray | None = None,
 ) -> tuple[InducedResult, np.ndarray]:
     """(result, beta): the induced infimum over range(J) from K = J J^T (overwritten), with
     J alpha = the fitted outputs for alpha = J^T beta (beta shaped like Y).
 
     ``result.rank_tol`` is the cut used, the larger of ``rank_tol`` and :func:`gram_floor`,
     read as a bound on the left-out part of J (module docstring); ``singular_values`` is
-    empty (no spectrum is computed) and ``details`` names the factorisation.
+    empty (no spectrum is computed) and ``details`` names the factorisation. ``start``
+    (outputs in range(J), e.g. f_X(theta)) warm-starts the Newton solves as in
+    :func:`gradbasis.induced_minimum`; the squared loss's exact projection needs none.
     """
     m, d = Y.shape
     n = m * d
@@ -125,7 +127,7 @@ def solve_gram_pivoted(
     if squared:
         main, entries, z = _squared_projection(factor, loss, Y, weights, D, cut, profile_cuts)
     else:
-        main, entries, z = _newton_on_factor(factor, loss, Y, weights, cut, profile_cuts, tol, max_iter)
+        main, entries, z = _newton_on_factor(factor, loss, Y, weights, cut, profile_cuts, tol, max_iter, start)
     beta = factor.coefficients(z, D).reshape(Y.shape)
     entries += [ProfileEntry(c, main.rank, main.value, main.lower, main.iterations, main.attained) for c in cuts if c <= cut]
     main = replace(
@@ -239,7 +241,7 @@ def _orthonormal(L: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.asfortranarray(Q), R
 
 
-def _newton_on_factor(factor: _PivotedFactor, loss, Y, w, cut, profile_cuts, tol, max_iter):
+def _newton_on_factor(factor: _PivotedFactor, loss, Y, w, cut, profile_cuts, tol, max_iter, start=None):
     """The Newton solver on an orthonormal basis Q of the factor (Q R = L): its leading
     columns span the factor's leading columns, so the cuts stay prefixes."""
     L = factor.L
@@ -252,7 +254,10 @@ def _newton_on_factor(factor: _PivotedFactor, loss, Y, w, cut, profile_cuts, tol
     Qo = np.empty_like(Q, order="F")
     Qo[factor.perm] = Q
     del Q
-    raw = _core.induced_minimum_orthonormal(Qo, np.ascontiguousarray(scale), loss._core, Y, w, cut, profile_cuts, float(tol), int(max_iter))
+    raw = _core.induced_minimum_orthonormal(
+        Qo, np.ascontiguousarray(scale), loss._core, Y, w, cut, profile_cuts, float(tol), int(max_iter), _flat(start),
+        gram_rounding=_gram_rounding(n),
+    )
     entries = [ProfileEntry(p.cut, int(p.rank), p.value, p.lower, int(p.iterations), bool(p.attained)) for p in raw.profile]
     mp = raw.main
     k = int(mp.rank)
@@ -260,6 +265,19 @@ def _newton_on_factor(factor: _PivotedFactor, loss, Y, w, cut, profile_cuts, tol
     z = scipy.linalg.solve_triangular(R[:k, :k], beta, check_finite=False) if r else np.zeros(0)
     main = _result(mp.value, mp.lower, np.asarray(raw.fitted), k, loss, bool(mp.attained), bool(mp.converged), int(mp.iterations), mp.gradient_norm)
     return main, [e for e in entries if e.cut != cut], z
+
+
+def _gram_rounding(n: int) -> float:
+    """K's relative rounding as the Newton solver's cross-entropy centring reads it: a basis
+    from K resolves direction j only to about this times (sigma_max / sigma_j)^2, so centred
+    parts below that are rounding of the per-sample-constant directions (16 n eps: K's
+    rounding, about n eps ||K||, with a margin)."""
+    return 16.0 * max(n, 1) * _EPS
+
+
+def _flat(start: np.ndarray | None) -> np.ndarray | None:
+    """A warm start as the flat float64 vector the core takes (None stays None)."""
+    return None if start is None else np.ascontiguousarray(np.asarray(start, dtype=np.float64).reshape(-1))
 
 
 def _dual(loss, F, Y, w) -> float:
@@ -300,7 +318,7 @@ def output_basis_from_gram(K: np.ndarray, rank_tol: float | None) -> tuple[np.nd
 
 def solve_over_gram(
     K: np.ndarray, loss, Y: np.ndarray, weights: np.ndarray, rank_tol, cuts, tol: float, max_iter: int,
-    extra: np.ndarray | None = None,
+    extra: np.ndarray | None = None, start: np.ndarray | None = None,
 ) -> tuple[InducedResult, np.ndarray, np.ndarray, np.ndarray]:
     """(result, U, sigma, beta) over the span of U diag(sigma) from the eigendecomposition of
     K, plus an ``extra`` output column known to lie in range(J) (such as f_X(theta)).
@@ -309,7 +327,8 @@ def solve_over_gram(
     like Y) is the part of the theta coefficients that U diag(sigma) carries. The solver runs on
     the orthonormal [U, q], q the unit part of ``extra`` orthogonal to U, appended last with
     scale ||extra_perp|| when that is above rounding (max(n, k+1) eps relative), so no second
-    factorisation is needed."""
+    factorisation is needed. ``start`` (outputs in the span, e.g. ``extra``) warm-starts the
+    solve as in :func:`gradbasis.induced_minimum`."""
     n = K.shape[0]
     U, sigma, cut = output_basis_from_gram(K, rank_tol)
     k = sigma.size
@@ -335,7 +354,8 @@ def solve_over_gram(
     Q = np.asfortranarray(Q)
     # U diag(sigma) is already cut: the main solve keeps every column (cut 0).
     raw = _core.induced_minimum_orthonormal(
-        Q, s, loss._core, Y, weights, 0.0, [c for c in cuts if c > cut], float(tol), int(max_iter)
+        Q, s, loss._core, Y, weights, 0.0, [c for c in cuts if c > cut], float(tol), int(max_iter), _flat(start),
+        gram_rounding=_gram_rounding(n),
     )
     gamma = np.asarray(raw.alpha)
     # back to [U diag(sigma), extra] coordinates: U gamma_U + q gamma_q = U sigma a + extra c_f

@@ -43,16 +43,24 @@ class ProfileEntry:
 class InducedResult:
     """Two-sided answer for inf_a Phi(B a) over the numerical span of B.
 
-    ``lower <= inf <= value``: ``value`` is Phi at the returned ``alpha`` and ``lower`` is
-    the weak-duality bound -sum_i lambda_i l*(u_i / lambda_i) at a dual point u orthogonal to
-    the span (exactly, up to rounding). Both refer to the span at ``rank_tol`` (relative:
-    directions with sigma <= rank_tol * sigma_max are left out); ``profile`` repeats the
-    solve at other cuts. ``attained`` is False when the infimum is only approached as
-    ||alpha|| grows without bound (e.g. separable cross-entropy): then ``value`` is the best
-    value reached and ``lower`` still holds (it may then be the trivial bound from u = 0).
-    The dual point is checked against the conjugates' domains exactly, except the
-    cross-entropy sum constraint (sum_k s_k = 0), which no floating-point vector meets
-    exactly and which is allowed a slack of 1e-12.
+    ``lower <= inf <= value``: ``value`` is Phi at ``fitted`` (= B ``alpha``) and ``lower``
+    is the weak-duality bound -sum_i lambda_i l*(u_i / lambda_i) at a dual point u orthogonal
+    to the span (exactly, up to rounding). Both refer to the span at ``rank_tol`` (relative:
+    directions with sigma <= rank_tol * sigma_max are left out), which ``scope`` states in
+    words; ``profile`` repeats the solve at other cuts. ``attained`` is False when the
+    infimum is only approached as ||alpha|| grows without bound (e.g. separable
+    cross-entropy): then ``value`` is the best value reached and ``lower`` still holds (it
+    may then be the trivial bound from u = 0). The dual point is checked against the
+    conjugates' domains exactly, except the cross-entropy sum constraint (sum_k s_k = 0 for
+    each sample), which no floating-point vector meets exactly and which is allowed a
+    rounding-level slack of 16 d_y eps (sum_k y_k + sum_k |s_k|).
+
+    Cross-entropy ignores a constant added to one sample's logits, so it is solved over the
+    centred span P span(B) (P removes each sample's mean output) of the same ``rank``
+    singular directions; only the directions P kills drop out (up to rounding: those along
+    which P B moves by at most max(n, rank) eps sigma_max per unit of coefficients).
+    ``fitted`` is then the smallest point of the span whose centred part is the centred
+    optimum: it differs from it by a per-sample constant, which changes no loss value.
     """
 
     value: float
@@ -70,6 +78,8 @@ class InducedResult:
     loss: str
     strategy: str = "dense"
     details: dict = field(default_factory=dict, repr=False)
+    #: What ``lower`` and ``value`` cover, in words (the span, its cut and what was left out).
+    scope: str = ""
 
     @property
     def gap(self) -> float:
@@ -90,6 +100,7 @@ class InducedResult:
             "loss": self.loss,
             "strategy": self.strategy,
             "details": dict(self.details),
+            "scope": self.scope,
             "sigma_max": float(self.singular_values[0]) if self.singular_values.size else 0.0,
             "profile": [vars(p) for p in self.profile],
         }
@@ -121,12 +132,15 @@ def induced_minimum(
     cuts: Sequence[float] = DEFAULT_CUTS,
     tol: float = 1e-12,
     max_iter: int = 200,
+    start: object | None = None,
 ) -> InducedResult:
     """Minimise sum_i lambda_i l((B a)_i, y_i) over a for a basis matrix B.
 
-    An SVD of B gives an orthonormal basis of its range; the problem is solved by damped
-    Newton with Armijo line search in those coordinates (exact in one step for the squared
-    loss), stopping when half the Newton decrement is <= ``tol * max(1, |Phi|)``.
+    An SVD of B gives an orthonormal basis of its range; the problem is solved by damped,
+    regularised Newton with Armijo line search in those coordinates (exact in one step for
+    the squared loss), stopping when the duality gap value - lower is <=
+    ``tol * max(1, |value|)`` (or when no step decreases Phi at working precision, or after
+    ``max_iter`` iterations per cut).
 
     Parameters
     ----------
@@ -135,6 +149,10 @@ def induced_minimum(
     weights : lambda_i > 0, default 1/m.
     rank_tol : relative singular-value cut of the main answer (default max(n, p) * eps).
     cuts : further relative cuts reported in ``profile``.
+    start : optional outputs F0, shape (m, d_y) or (m*d_y,), finite, known to lie
+        (numerically) in the span, typically f_X(theta). At every cut the solve starts from
+        whichever of F0's projection onto the span and the previous cut's optimum has the
+        lower Phi, and ``value`` never exceeds Phi at that projection.
     """
     loss = get_loss(loss)
     B = as_float_array(basis, "basis")
@@ -155,11 +173,13 @@ def induced_minimum(
         raise InvalidOptionError(f"tol must lie in (0, 1); got {tol!r}")
     if int(max_iter) < 1:
         raise InvalidOptionError(f"max_iter must be positive; got {max_iter!r}")
-    raw = _core.induced_minimum(B, loss._core, Y, w, rank_tol, cut_list, float(tol), int(max_iter))
+    F0 = as_start(start, m, d)
+    raw = _core.induced_minimum(B, loss._core, Y, w, rank_tol, cut_list, float(tol), int(max_iter), F0)
     main = raw.main
     profile = tuple(
         ProfileEntry(p.cut, int(p.rank), p.value, p.lower, int(p.iterations), bool(p.attained)) for p in raw.profile
     )
+    sigma = np.asarray(raw.singular_values)
     return InducedResult(
         value=main.value,
         lower=main.lower,
@@ -171,7 +191,42 @@ def induced_minimum(
         converged=bool(main.converged),
         iterations=int(main.iterations),
         gradient_norm=main.gradient_norm,
-        singular_values=np.asarray(raw.singular_values),
+        singular_values=sigma,
         profile=profile,
         loss=loss.name,
+        scope=span_scope(sigma, int(main.rank), B.shape[1], rank_tol, loss.name, int(main.solve_rank)),
     )
+
+
+def as_start(start: object | None, m: int, d: int) -> np.ndarray | None:
+    """The warm start as a flat (m*d_y,) float64 vector (sample-major), or None."""
+    if start is None:
+        return None
+    F0 = as_float_array(start, "start")
+    if F0.shape not in ((m, d), (m * d,)):
+        raise ShapeError(
+            f"start must have shape ({m}, {d}) or ({m * d},), the outputs f_X; got shape {F0.shape}"
+        )
+    check_finite(F0, "start")
+    return np.ascontiguousarray(F0.reshape(-1))
+
+
+def span_scope(
+    sigma: np.ndarray, rank: int, columns: int, cut: float, loss: str = "", solve_rank: int | None = None
+) -> str:
+    """What an induced solve over the numerical span of a basis with singular values ``sigma``
+    (descending) at relative cut ``cut`` covers, in words."""
+    if sigma.size == 0 or not sigma[0] > 0.0:
+        text = f"the span {{0}}: B (with {columns} column(s)) is zero"
+    else:
+        left = int(sigma.size) - rank
+        text = (
+            f"span of the {rank} singular direction(s) of B with sigma > {cut:.2g} * sigma_max "
+            f"(numerical rank {rank} of {columns} columns; {left} direction(s) at or below the cut left out)"
+        )
+    if loss == "cross_entropy" and solve_rank is not None:
+        text += (
+            f"; cross-entropy ignores per-sample constant shifts, solved over the {solve_rank}-dimensional "
+            "centred span"
+        )
+    return text

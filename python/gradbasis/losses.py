@@ -104,8 +104,12 @@ class SquaredLoss(Loss):
 class CrossEntropyLoss(Loss):
     """l(q, y) = -sum_k y_k log softmax(q)_k for a probability vector y (one-hot allowed).
 
-    Targets must be non-negative and sum to 1 within ``label_tol``. The conjugate's domain
-    test (s + y in the simplex) allows an absolute slack of 1e-9.
+    Targets must be non-negative and sum to 1 within ``label_tol`` (1e-9). Every quantity is
+    computed for the targets as given, with their mass M = sum_k y_k: l(q) = M lse(q) - <y, q>,
+    gradient M softmax(q) - y, Hessian M (diag(p) - p p^T), and the conjugate
+    l*(s) = sum_k p_k log(p_k / M) for p = s + y, on the domain p >= 0 (exactly) and
+    sum_k s_k = 0, the sum allowed a rounding-level slack of 16 d_y eps (M + sum_k |s_k|)
+    (+inf outside). So targets that sum to 1 + 5e-10 keep finite conjugates at the gradient.
     """
 
     name = "cross_entropy"

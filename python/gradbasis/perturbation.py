@@ -1,5 +1,13 @@
 """Directions in V[theta, eps]: ||v|| <= 1 and f_X(theta + eps v) = f_X(theta).
 
+Lemma 3 (and so Theorems 2-4) needs more than that: eps below the lemma's eps_0, so that
+theta + eps v stays in theta's neighbourhood where it is a local minimum. For piecewise linear
+networks the checkable part of that is the activation region: every kinked unit (relu, leaky
+relu) keeps the sign of its pre-activation on every sample. A direction that leaves the region
+at eps is shrunk (by factors of 10) until it stays; one that never does is rejected. Without
+this, a dead relu unit with zero outgoing weights is revived by a large eps (f_X does not move)
+and the analysis wrongly concludes theta is no local minimum.
+
 Candidates come from the model's structure, then every one is verified numerically:
 
 * ``layer_null`` — W^(l) += eps a b^T with b^T [h^(l-1)(x_i); 1] = 0 for every sample (the
@@ -37,7 +45,7 @@ from .models.mlp import MLP
 from .models.resnet import ResNet
 from .verdict import jsonable
 
-__all__ = ["KINDS", "PerturbationSet", "Rejection", "perturbation_directions"]
+__all__ = ["KINDS", "PerturbationSet", "Rejection", "perturbation_directions", "same_activation_region"]
 
 KINDS = ("layer_null", "output_null", "dead_units", "zero_outgoing")
 
@@ -55,10 +63,13 @@ class Rejection:
 class PerturbationSet:
     """A verified finite S subset of V[theta, eps].
 
-    ``directions`` is (|S|, num_params); row j has norm <= 1 and moved f_X by ``changes[j]``
-    <= ``tol`` (infinity norm) at theta + eps * row. ``kinds[j]`` names its family; combined
-    directions are tagged ``"<kind>+"``. ``candidates`` counts the structural basis directions
-    found per kind before the budget; ``truncated`` how many of them the budget left out.
+    ``directions`` is (|S|, num_params); row j has norm <= 1, moved f_X by ``changes[j]``
+    <= ``tol`` (infinity norm) at theta + eps * row, and keeps theta's activation region there
+    (:func:`same_activation_region`). ``kinds[j]`` names its family; combined directions are
+    tagged ``"<kind>+"``. ``candidates`` counts the structural basis directions found per kind
+    before the budget; ``truncated`` how many of them the budget left out. ``scales[j]`` is the
+    factor (1, 0.1, 0.01, ...) by which row j was shrunk from its candidate to stay in the
+    activation region, and ``shrunk`` counts the rows with a factor below 1.
     """
 
     directions: np.ndarray = field(repr=False)
@@ -69,6 +80,8 @@ class PerturbationSet:
     candidates: dict
     truncated: int
     rejected: tuple[Rejection, ...] = field(repr=False)
+    scales: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+    shrunk: int = 0
 
     def __len__(self) -> int:
         return int(self.directions.shape[0])
@@ -89,6 +102,8 @@ class PerturbationSet:
                 "candidates": self.candidates,
                 "truncated": self.truncated,
                 "rejected": len(self.rejected),
+                "shrunk": self.shrunk,
+                "min_scale": float(self.scales.min()) if self.scales.size else 1.0,
                 "max_change": float(self.changes.max()) if self.changes.size else 0.0,
             }
         )
@@ -229,6 +244,45 @@ def _whole(value: object) -> bool:
     )
 
 
+# ----------------------------------------------------------------------------- activation regions
+def _kinked_sources(model: Model) -> list[int]:
+    """Graph nodes feeding an activation with a kink (relu; leaky relu unless its slope is 1):
+    their values are the pre-activations whose signs fix the activation region. The same units
+    as the C++ kink margin (``Activation::has_kink``)."""
+    g = model._graph
+    out = []
+    for k in range(g.num_nodes):
+        info = g.node_info(k)
+        if info["kind"] != 2:
+            continue
+        if info["activation"] == 1 or (info["activation"] == 2 and info["negative_slope"] != 1.0):
+            out.append(int(info["src"]))
+    return out
+
+
+def _region(model: Model, theta: np.ndarray, X: np.ndarray, sources: list[int]) -> list[np.ndarray]:
+    """The sign (-1, 0, +1) of every kinked unit's pre-activation on every sample."""
+    return [np.sign(model.node_values(theta, X, src)) for src in sources]
+
+
+def _same_region(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
+    return all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+def same_activation_region(model: Model, theta: object, theta2: object, X: object) -> bool:
+    """Whether theta2 lies in theta's activation region on the samples X: every kinked unit
+    (relu, leaky relu with slope != 1) has a pre-activation of the same sign (-1, 0 or +1) at
+    theta2 as at theta, on every sample. Inside one region a piecewise linear network is one
+    smooth function of theta, so Lemma 3's argument applies to the segment between the two.
+    Models without kinked units are one region: always True."""
+    model = check_model(model)
+    theta = as_theta(theta, model.num_params)
+    theta2 = as_theta(theta2, model.num_params, "theta2")
+    X = as_samples(X, model.input_dim)
+    sources = _kinked_sources(model)
+    return _same_region(_region(model, theta, X, sources), _region(model, theta2, X, sources))
+
+
 # ----------------------------------------------------------------------------- public API
 def perturbation_directions(
     model: Model,
@@ -243,6 +297,7 @@ def perturbation_directions(
     null_rtol: float | None = None,
     margin: float = 1e-8,
     seed: int = 0,
+    shrink_steps: int = 3,
 ) -> PerturbationSet:
     """A verified set S of directions in V[theta, eps] (see the module docstring).
 
@@ -258,6 +313,10 @@ def perturbation_directions(
     null_rtol : relative singular-value cut of the null-space bases (default max(shape) * eps).
     margin : pre-activation margin for units counted linear (``output_null`` on an MLP) or
         dead (``dead_units``).
+    shrink_steps : a candidate v that passes the f_X check but takes a kinked unit across its
+        kink at theta + eps v (a different activation region, so possibly beyond Lemma 3's
+        eps_0) is replaced by v / 10, v / 100, ... (this many tries, each re-checked for f_X and
+        the region); it is rejected when none stays in the region.
     """
     model = check_model(model)
     theta = as_theta(theta, model.num_params)
@@ -275,6 +334,8 @@ def perturbation_directions(
         raise InvalidOptionError(f"combinations must be a non-negative integer; got {show(combinations)}")
     if isinstance(margin, bool) or not isinstance(margin, numbers.Real) or not (np.isfinite(margin) and margin >= 0.0):
         raise InvalidOptionError(f"margin must be finite and >= 0; got {show(margin)}")
+    if not _whole(shrink_steps) or shrink_steps < 0:
+        raise InvalidOptionError(f"shrink_steps must be a non-negative integer; got {show(shrink_steps)}")
     f0 = model.forward(theta, X)
     if tol is None:
         tol = 1e-10 * max(1.0, float(np.abs(f0).max()))
@@ -313,24 +374,46 @@ def perturbation_directions(
     cand = np.vstack([singles, *combos]) if combos else singles
     cand_kinds = single_kinds + combo_kinds
 
-    accepted, kinds_out, changes, rejected = [], [], [], []
-    has_kinks = model._graph.has_kinks
+    accepted, kinds_out, changes, rejected, scales = [], [], [], [], []
+    sources = _kinked_sources(model)
+    region0 = _region(model, theta, X, sources) if sources else []
     for v, kind in zip(cand, cand_kinds):
         norm = float(np.linalg.norm(v))
         if norm > 1.0 + 1e-12:
             rejected.append(Rejection(kind, f"||v|| = {norm:.6g} > 1", float("nan")))
             continue
-        moved = theta + eps * v
-        change = float(np.abs(model.forward(moved, X) - f0).max())
-        if not change <= tol:
-            rejected.append(Rejection(kind, f"f_X moved by {change:.3g} > tol {tol:.3g}", change))
+        outcome = None
+        for step in range(int(shrink_steps) + 1):
+            scale = 10.0 ** (-step)
+            moved = theta + eps * (scale * v)
+            change = float(np.abs(model.forward(moved, X) - f0).max())
+            if not change <= tol:
+                outcome = Rejection(kind, f"f_X moved by {change:.3g} > tol {tol:.3g}" + (
+                    f" (v shrunk by {scale:g} to stay in the activation region)" if step else ""), change)
+                break
+            if sources and not _same_region(region0, _region(model, moved, X, sources)):
+                outcome = Rejection(
+                    kind,
+                    "theta + eps v leaves theta's activation region (a kinked unit changes the sign of "
+                    "its pre-activation on some sample)"
+                    + (f", and so does every v shrunk down to {scale:g} v" if step else "")
+                    + "; eps is beyond Lemma 3's eps_0 for this direction",
+                    change,
+                )
+                continue
+            if sources and model.kink_margin(moved, X) == 0.0:
+                outcome = Rejection(kind, "theta + eps v puts a kinked unit exactly at 0", change)
+                break
+            outcome = (scale, change)
+            break
+        if isinstance(outcome, Rejection):
+            rejected.append(outcome)
             continue
-        if has_kinks and model.kink_margin(moved, X) == 0.0:
-            rejected.append(Rejection(kind, "theta + eps v puts a kinked unit exactly at 0", change))
-            continue
-        accepted.append(v)
+        scale, change = outcome
+        accepted.append(scale * v)
         kinds_out.append(kind)
         changes.append(change)
+        scales.append(scale)
     return PerturbationSet(
         directions=np.array(accepted).reshape(-1, model.num_params),
         kinds=tuple(kinds_out),
@@ -340,4 +423,6 @@ def perturbation_directions(
         candidates={k: int(F.shape[0]) for k, F in families.items()},
         truncated=int(truncated),
         rejected=tuple(rejected),
+        scales=np.array(scales, dtype=np.float64),
+        shrunk=int(sum(1 for sc in scales if sc < 1.0)),
     )

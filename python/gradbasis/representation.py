@@ -10,6 +10,7 @@ from ._numerics import safe_norm
 from ._options import open_unit_interval, positive_number
 from ._validation import as_theta
 from .induced import InducedResult, induced_minimum
+from .certificate import stationarity
 from .objective import Objective, check_objective, finite_value_and_gradient
 from .verdict import Verdict, jsonable, table
 
@@ -52,13 +53,16 @@ def output_block_mask(model) -> np.ndarray:
 def representation_bound(obj: Objective, theta: object, *, rtol: float = 1e-8, grad_tol: float = 1e-6) -> RepresentationBound:
     """Check L(theta) <= inf over linear models on the learned representations.
 
-    The features are the Jacobian columns of the output-layer parameters. Verdicts, with
-    tol = rtol * max(1, |L|):
-      * holds — L(theta) <= bound_value + tol;
-      * consistent — ||grad L|| <= grad_tol and the excess is within the first-order bound
-        ||grad_out L|| * ||alpha* - theta_out|| (the output layer is only nearly optimal);
-      * does not apply — not a critical point;
-      * violated — a critical point whose excess no bound explains.
+    The features are the Jacobian columns of the output-layer parameters, judged over their
+    numerical span (rank cut max(n, p) eps). Verdicts, with tol = rtol * max(1, |L|):
+      * violated — L(theta) - value exceeds the convexity bound <u, f_X - F*>: the loss is not
+        convex or the Jacobian is wrong;
+      * does not apply — theta in Omega, or not a critical point by the scale-free test
+        of :func:`gradbasis.certificate.stationarity` with ``grad_tol``;
+      * holds — L(theta) - lower <= tol with ``lower`` the certified lower end of the
+        linear-model infimum, from a converged solve: L(theta) is certified no worse than it;
+      * consistent — a critical point whose excess over the certified lower end exceeds tol but
+        lies within the first-order bound (the output layer is only nearly optimal).
 
     ``rtol`` lies in (0, 1), ``grad_tol`` > 0. Where L(theta) or its gradient overflow float64
     no verdict is given: NonFiniteError says so.
@@ -69,20 +73,36 @@ def representation_bound(obj: Objective, theta: object, *, rtol: float = 1e-8, g
     grad_tol = positive_number(grad_tol, "grad_tol")
     mask = output_block_mask(obj.model)
     L, grad, gnorm = finite_value_and_gradient(obj, theta)
-    basis = obj.model.jacobian(theta, obj.X)[:, mask]
-    res = induced_minimum(basis, obj.loss, obj.Y, obj.weights)
+    J = obj.model.jacobian(theta, obj.X)
+    point = stationarity(obj, theta, grad, L, J=J)
+    basis = J[:, mask]
+    f = obj.model.forward(theta, obj.X)
+    res = induced_minimum(basis, obj.loss, obj.Y, obj.weights, start=f)
     tol = rtol * max(1.0, abs(L))
-    excess = L - res.value
-    dist = safe_norm(res.alpha - theta[mask])
-    first_order = safe_norm(grad[mask]) * dist if dist > 0.0 else 0.0
-    if excess <= tol:
-        verdict, reason = Verdict.HOLDS, f"L(theta) <= linear-model infimum (<= {res.value:.6g}) within {tol:.3g}"
-    elif gnorm > grad_tol:
-        verdict, reason = Verdict.DOES_NOT_APPLY, f"not a critical point (||grad L|| = {gnorm:.3g})"
-    elif excess <= first_order + tol:
-        verdict, reason = Verdict.CONSISTENT, (
-            f"L(theta) exceeds the linear-model value by {excess:.3g}, within the first-order bound {first_order:.3g}"
+    excess = L - res.lower
+    u = obj.residual_duals(theta).ravel()
+    first_order = float(u @ (f.ravel() - np.asarray(res.fitted).ravel()))
+    margin = obj.model.kink_margin(theta, obj.X)
+    if L - res.value > first_order + tol + 1e-12 * abs(first_order):
+        verdict, reason = Verdict.VIOLATED, (
+            f"L(theta) - value = {L - res.value:.3g} exceeds the convexity bound {first_order:.3g}: the loss is not convex "
+            "or the Jacobian is wrong"
+        )
+    elif margin == 0.0:
+        verdict, reason = Verdict.DOES_NOT_APPLY, "theta is in Omega: a kinked unit has a pre-activation exactly 0"
+    elif not point.critical(grad_tol, tol):
+        verdict, reason = Verdict.DOES_NOT_APPLY, (
+            f"not a critical point: one parameter alone could lower L by {point.relative:.3g} max(1, |L|) > "
+            f"grad_tol {grad_tol:g} (scale-free; ||grad L|| = {gnorm:.3g})"
+        )
+    elif excess <= tol and res.converged:
+        verdict, reason = Verdict.HOLDS, (
+            f"L(theta) - lower = {excess:.3g} <= tol {tol:.3g}: L(theta) is certified no worse than the linear model "
+            f"over {res.scope or 'the numerical span of the features'}"
         )
     else:
-        verdict, reason = Verdict.VIOLATED, f"L(theta) exceeds the linear-model infimum by {excess:.3g} at a critical point"
+        why = "the solve did not converge" if excess <= tol else (
+            f"L(theta) exceeds the certified lower end by {excess:.3g}, within the first-order bound {first_order:.3g}"
+        )
+        verdict, reason = Verdict.CONSISTENT, f"approximate critical point: {why}"
     return RepresentationBound(verdict, reason, L, res.value, res.lower, basis.shape[1], res.rank, tol, res)

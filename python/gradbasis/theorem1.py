@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -16,21 +16,32 @@ from ._validation import as_float_array, as_theta, check_finite
 from .errors import ShapeError, UnknownNameError
 from .induced import DEFAULT_CUTS, InducedResult, induced_minimum
 from .objective import Objective, check_objective, finite_value_and_gradient
-from .strategies import STRATEGIES, choose_strategy, gradient_basis_minimum, gram_solve
+from .certificate import Evidence, judge, stationarity
+from .strategies import STRATEGIES, choose_strategy, gradient_basis_minimum, gram_solve, memory_estimate
 from .verdict import Verdict, jsonable, table
 
-__all__ = ["Theorem1Result", "theorem1"]
+__all__ = ["Theorem1Result", "basis_consistency", "theorem1"]
+
+#: Relative Lemma 2 / Assumption 2 residual above which a Jacobian does not match the model.
+BASIS_TOL = 1e-8
 
 
 @dataclass(frozen=True)
 class Theorem1Result:
     """Theorem 1 at one point: L(theta) against the certified interval [lower, value] of the
-    gradient basis model's infimum, with the first-order bound that explains any gap.
+    gradient basis model's infimum over the numerical span of J (``scope`` says exactly which
+    span the interval covers), with the verdict of :func:`gradbasis.certificate.judge`.
 
-    ``lower``/``value`` bound the infimum over the judged span (see :func:`theorem1`); ``tol`` is
-    the absolute tolerance used (``rtol * max(1, |L|)``). ``first_order_bound`` is
-    ||grad L|| * ||alpha* - g(theta)||: by convexity L(theta) - Phi(J alpha*) can never exceed
-    it, whatever theta is.
+    ``tol`` is the absolute tolerance used (``rtol * max(1, |L|)``). ``relative_gradient`` is the
+    scale-free criticality measure of :func:`gradbasis.certificate.stationarity` (the most one
+    parameter alone could still gain, relative to max(1, |L|)) compared with ``grad_tol``.
+    ``first_order_bound`` is <u, f_X(theta) - F*> (<= ||grad L|| ||alpha* - g(theta)||): by
+    convexity L(theta) - Phi(F*) can never exceed it. ``resolution`` and ``resolved_gap`` are a
+    diagnostic of a gap above tol: singular values below ``resolution`` are directions a gradient
+    of this size does not resolve, and ``resolved_gap`` is the part of the gap over the others.
+    ``judged_by`` is the strategy whose span the verdict was judged on (``strategy`` ran first).
+    ``lemma2_residual`` and ``assumption2_residual`` are checks of the Jacobian used (nan where
+    no dense J was formed).
     """
 
     verdict: Verdict
@@ -40,6 +51,7 @@ class Theorem1Result:
     value: float
     gap: float                      # L(theta) - lower
     gradient_norm: float
+    relative_gradient: float        # scale-free: see gradbasis.certificate.stationarity
     alpha_distance: float           # ||alpha* - g(theta)||
     first_order_bound: float
     kink_margin: float
@@ -48,11 +60,17 @@ class Theorem1Result:
     num_params: int
     num_outputs: int                # m * d_y
     attained: bool
+    converged: bool
     tol: float
     grad_tol: float
-    resolution: float               # singular values below this are not judged (see theorem1)
-    full_rank: int                  # rank of J at rank_tol
+    resolution: float
+    resolved_gap: float | None      # None where no gap above tol needed splitting
+    scope: str
+    full_rank: int                  # rank of the span judged
     strategy: str                   # dense, gram or matrix_free (see gradbasis.strategies)
+    judged_by: str
+    lemma2_residual: float
+    assumption2_residual: float
     profile: tuple = field(repr=False)
     seconds: dict = field(repr=False)
     induced: InducedResult = field(repr=False)
@@ -71,32 +89,23 @@ class Theorem1Result:
             ("induced infimum <=", self.value),
             ("gap L - lower", self.gap),
             ("tolerance", self.tol),
+            ("over", self.scope),
             ("||grad L||", self.gradient_norm),
-            ("||alpha* - g||", self.alpha_distance),
+            ("largest one-parameter gain (relative)", self.relative_gradient),
             ("first-order bound", self.first_order_bound),
             ("kink margin", self.kink_margin),
-            ("rank J judged (of m*d_y x dtheta)", f"{self.rank} of {self.num_outputs} x {self.num_params}"),
+            ("rank J (of m*d_y x dtheta)", f"{self.rank} of {self.num_outputs} x {self.num_params}"),
             ("relative rank cut", self.rank_tol),
-            ("gradient resolution (sigma)", self.resolution),
-            ("rank J at the relative cut", self.full_rank),
+            ("solve converged", self.converged),
             ("infimum attained", self.attained),
-            ("strategy", self.strategy),
+            ("strategy (judged by)", f"{self.strategy} ({self.judged_by})"),
         ]
+        if self.resolved_gap is not None:
+            rows.insert(9, ("gap over sigma > resolution", f"{self.resolved_gap:.3g} (resolution sigma = {self.resolution:.3g})"))
         text = table("Theorem 1 (gradient basis model)", rows)
         prof = [f"  {'cut':>9}  {'rank':>6}  {'value':>20}  {'lower':>20}"]
         prof += [f"  {p.cut:9.1e}  {p.rank:6d}  {p.value:20.12g}  {p.lower:20.12g}" for p in self.profile]
         return text + "\nprofile over the relative singular-value cut:\n" + "\n".join(prof)
-
-
-def _responsible_directions(profile: Sequence, loss_value: float, tol: float) -> str:
-    """The singular-value band whose directions pull the infimum below L(theta)."""
-    ordered = sorted(profile, key=lambda p: -p.cut)  # smallest span first
-    for prev, cur in zip(ordered, ordered[1:]):
-        if prev.value >= loss_value - tol > cur.value:
-            return f"directions with sigma/sigma_max in ({cur.cut:.0e}, {prev.cut:.0e}] (rank {prev.rank} -> {cur.rank})"
-    if ordered and ordered[0].value < loss_value - tol:
-        return f"directions with sigma/sigma_max > {ordered[0].cut:.0e}"
-    return "no single band"
 
 
 def gradient_resolution(obj: Objective, theta: np.ndarray, gradient_norm: float, tol: float) -> float:
@@ -130,6 +139,25 @@ def _checked_jacobian(jacobian: object, obj: Objective) -> np.ndarray:
     return J
 
 
+def basis_consistency(
+    J: np.ndarray, grad: np.ndarray, u: np.ndarray, f: np.ndarray, g: np.ndarray, tol: float = BASIS_TOL
+) -> tuple[float, float, str | None]:
+    """(Lemma 2 residual, Assumption 2 residual, what failed or None) of a Jacobian J against
+    the model: ||J^T u - grad L|| / (||J||_F ||u||) and ||J g - f_X|| / (||J||_F ||g|| + ||f_X||).
+    Both are rounding (about n eps) for a right J; ``tol`` (default 1e-8) leaves orders of
+    magnitude for any float64 build while a J that misses any real part fails by far."""
+    jn = safe_norm(J)
+    with np.errstate(over="ignore", invalid="ignore"):
+        r2 = safe_norm(J.T @ u - grad) / max(jn * safe_norm(u), np.finfo(float).tiny)
+        a2 = safe_norm(J @ g - f) / max(jn * safe_norm(g) + safe_norm(f), np.finfo(float).tiny)
+    failed = []
+    if not r2 <= tol:
+        failed.append(f"Lemma 2 fails on the Jacobian used: ||J^T u - grad L|| / (||J|| ||u||) = {r2:.3g} > {tol:g}")
+    if not a2 <= tol:
+        failed.append(f"Assumption 2 fails on the Jacobian used: ||J g - f_X|| / (||J|| ||g|| + ||f_X||) = {a2:.3g} > {tol:g}")
+    return float(r2), float(a2), "; ".join(failed) or None
+
+
 def theorem1(
     obj: Objective,
     theta: object,
@@ -144,26 +172,33 @@ def theorem1(
 ) -> Theorem1Result:
     """Check Theorem 1 at theta with two-sided certificates.
 
-    Verdicts, in this order:
-      * violated — lower > L + tol (impossible: alpha = g(theta) reaches L) or
-        L - value > first-order bound + tol (impossible by convexity): a bug or a broken
-        assumption (Assumption 2, or a loss that is not convex);
-      * does not apply — theta in Omega (a kinked unit exactly at 0);
-      * holds — lower >= L - tol and value <= L + tol: L(theta) equals the infimum within tol;
-      * does not apply — ||grad L|| > grad_tol and the gap is not closed: not a critical point;
-      * consistent — an approximate critical point whose gap is within the first-order bound;
-        the singular-value band responsible is named.
+    The verdict is :func:`gradbasis.certificate.judge`'s, on the gradient basis model over the
+    *numerical span* of J (singular directions with sigma > ``rank_tol`` * sigma_max, default
+    max(m d_y, num_params) * eps, as numpy's matrix_rank):
 
-    tol = rtol * max(1, |L(theta)|) with ``rtol`` in (0, 1); ``grad_tol`` > 0 is absolute;
-    ``rank_tol`` and ``cuts`` are relative singular-value cuts in [0, 1). ``jacobian`` may pass a
-    precomputed J(theta) (m*d_y x num_params, finite). Where L(theta) or its gradient overflow
-    float64 no verdict is given: NonFiniteError says so.
+    * violated — the Jacobian used fails Lemma 2 or Assumption 2 (checked on a given
+      ``jacobian`` and on the dense J), or the certified interval contradicts convexity;
+    * does not apply — theta in Omega, or not a critical point by the scale-free test of
+      :func:`gradbasis.certificate.stationarity` (no parameter alone could lower L by more than
+      ``grad_tol`` max(1, |L|));
+    * holds — L(theta) - lower <= tol = rtol * max(1, |L|) over the numerical span, converged;
+    * consistent — an approximate critical point whose gap over the numerical span exceeds tol
+      (``resolved_gap`` says how much lies along directions the gradient resolves), or a
+      strategy that could not resolve the numerical span.
 
-    ``strategy`` picks how the span is handled (see :mod:`gradbasis.strategies`): "dense" (J
-    and its SVD), "gram" (K = J J^T and its eigendecomposition, never J; directions below
-    (n eps)^(1/4) sigma_max are left out), "matrix_free" (J v and J^T u only; no singular values,
-    so the whole span is judged and ``lower`` holds over coefficients no longer than the
-    optimum found), or "auto" (from the memory and flop estimates, within ``memory_budget`` bytes).
+    ``rtol`` in (0, 1); ``grad_tol`` > 0 (scale-free: the most one parameter alone could still
+    gain, relative to max(1, |L|)); ``rank_tol`` and ``cuts`` relative cuts
+    in [0, 1). ``jacobian`` may pass a precomputed J(theta) (m*d_y x num_params, finite): it is
+    checked against the model (Lemma 2, Assumption 2) before use. Where L(theta) or its
+    gradient overflow float64 no verdict is given: NonFiniteError says so.
+
+    ``strategy`` (see :mod:`gradbasis.strategies`): "dense" (J and its SVD), "gram" (K = J J^T
+    and its eigendecomposition; directions below the Gram floor (n eps)^(1/4) sigma_max are not
+    resolved), "matrix_free" (J v and J^T u only; its lower bound covers a ball of coefficients),
+    or "auto". Every strategy gives the same verdict as "dense" or a weaker one: where the span
+    it resolved is not the numerical span and its numbers would allow "holds", the judgement
+    falls back to the dense SVD when that fits ``memory_budget`` (``judged_by`` says so), and
+    otherwise the verdict is "consistent" with the reason.
     """
     obj = check_objective(obj)
     theta = as_theta(theta, obj.model.num_params)
@@ -182,90 +217,114 @@ def theorem1(
     t0 = time.perf_counter()
     loss_value, grad, gnorm = finite_value_and_gradient(obj, theta)
     margin = model.kink_margin(theta, obj.X)
+    f = model.forward(theta, obj.X, n_threads=obj.n_threads or None)
+    u = obj.residual_duals(theta)
     seconds["objective"] = time.perf_counter() - t0
     if jacobian is not None:
         strategy = "dense"
     elif strategy == "auto":
         strategy = choose_strategy(obj, memory_budget)[0]
-    t0 = time.perf_counter()
     tol = rtol * max(1.0, abs(loss_value))
+    J = jacobian
+    t0 = time.perf_counter()
+    if strategy == "dense" and J is None:
+        J = model.jacobian(theta, obj.X, memory_budget=memory_budget, n_threads=obj.n_threads or None)
+    seconds["jacobian"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    point = stationarity(obj, theta, grad, loss_value, J=J)
+    seconds["stationarity"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    output_basis = None
     if strategy == "dense":
-        J = model.jacobian(theta, obj.X, memory_budget=memory_budget) if jacobian is None else jacobian
-        seconds["jacobian"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        full = induced_minimum(J, obj.loss, obj.Y, obj.weights, rank_tol=rank_tol, cuts=cuts)
-        output_basis = lambda: np.linalg.svd(J, full_matrices=False)[:2]  # noqa: E731
+        full = induced_minimum(J, obj.loss, obj.Y, obj.weights, rank_tol=rank_tol, cuts=cuts, start=f)
+        resolved, unresolved = True, ""
     elif strategy == "gram":
         full, U_gram, s_gram = gram_solve(obj, theta, memory_budget, rank_tol, cuts, 1e-12, 200, with_output=True)
-        output_basis = lambda: (U_gram, s_gram)  # noqa: E731
+        output_basis = (U_gram, s_gram)
+        n = obj.num_samples * model.output_dim
+        resolved = s_gram.size >= n  # the kept span is all of R^n: nothing can lie below the floor
+        unresolved = (
+            f"the Gram path resolves only sigma > {full.rank_tol:.2g} sigma_max (rank {s_gram.size} of {n}); "
+            "directions below that floor are not judged"
+        )
+        full = replace(full, scope=(
+            f"the span of the {s_gram.size} eigen-directions of K = J J^T with sigma > {full.rank_tol:.2g} sigma_max, "
+            "plus f_X(theta)"
+        ))
     else:
         full = gradient_basis_minimum(obj, theta, strategy="matrix_free", memory_budget=memory_budget)
-        output_basis = None
-    resolution = gradient_resolution(obj, theta, gnorm, tol) if gnorm <= grad_tol else 0.0
-    res = full
-    if (
-        output_basis is not None
-        and resolution > 0.0
-        and full.singular_values.size
-        and resolution > full.rank_tol * full.singular_values[0]
-    ):
-        # Judge the resolved directions plus f_X(theta) itself (= J g, so inf <= L still holds).
-        U, s = output_basis()
-        keep = s > resolution
-        basis = np.hstack([U[:, keep] * s[keep], model.forward(theta, obj.X).reshape(-1, 1)])
-        res = induced_minimum(basis, obj.loss, obj.Y, obj.weights, cuts=())
+        resolved = False
+        radius = full.details.get("radius", float("nan"))
+        unresolved = "the matrix-free bound covers only coefficients with ||alpha|| <= the radius of its optimum"
+        full = replace(full, scope=f"coefficients alpha with ||alpha|| <= {radius:.3g} (matrix-free)")
+    judged_by = strategy
+    if not resolved and loss_value - full.value <= tol and jacobian is None:
+        # The strategy found no drop beyond tol, so "holds" is possible, but its numbers do not
+        # cover the numerical span: judge on the dense SVD where it fits, else say so. Where it
+        # found a drop beyond tol, "holds" is out of reach for gram (its span is part of the
+        # numerical span) and "consistent" is at worst weaker than dense for matrix_free.
+        if memory_estimate(obj, memory_budget).fits("dense"):
+            J = model.jacobian(theta, obj.X, memory_budget=memory_budget, n_threads=obj.n_threads or None)
+            full = induced_minimum(J, obj.loss, obj.Y, obj.weights, rank_tol=rank_tol, cuts=cuts, start=f)
+            resolved, judged_by, output_basis = True, "dense", None
     seconds["induced"] = time.perf_counter() - t0
-    dist = safe_norm(full.alpha - g_theta)
-    bound = gnorm * dist if dist > 0.0 else 0.0  # an overflowing ||grad L|| (inf) times 0 is 0
-    gap = loss_value - res.lower
-
-    if full.lower > loss_value + tol:
-        verdict, reason = Verdict.VIOLATED, (
-            f"the certified infimum exceeds L(theta) by {full.lower - loss_value:.3g}, but alpha = g(theta) reaches "
-            "L(theta): Assumption 2 (f = J g) fails or g lies outside the numerical span"
-        )
-    elif loss_value - full.value > bound + tol + 1e-12 * bound:
-        verdict, reason = Verdict.VIOLATED, (
-            f"L(theta) - value = {loss_value - full.value:.3g} exceeds the convexity bound {bound:.3g}: the loss is "
-            "not convex or the Jacobian is wrong"
-        )
-    elif margin == 0.0:
-        verdict, reason = Verdict.DOES_NOT_APPLY, "theta is in Omega: a kinked unit has a pre-activation exactly 0"
-    elif gap <= tol and res.value <= loss_value + tol:
-        verdict, reason = Verdict.HOLDS, f"L(theta) - lower = {gap:.3g} <= tol {tol:.3g}"
-    elif gnorm > grad_tol:
-        verdict, reason = Verdict.DOES_NOT_APPLY, (
-            f"not a critical point: ||grad L|| = {gnorm:.3g} > grad_tol {grad_tol:g} (the infimum is "
-            f"{loss_value - res.value:.3g} below L)"
-        )
-    else:
-        band = _responsible_directions(full.profile, loss_value, tol)
-        verdict, reason = Verdict.CONSISTENT, (
-            f"approximate critical point: L - value = {loss_value - res.value:.3g} within the first-order bound "
-            f"{bound:.3g} (certified interval [{res.lower:.6g}, {res.value:.6g}]); {band}"
-        )
+    l2_res = a2_res = float("nan")
+    inconsistency = None
+    if J is not None:
+        l2_res, a2_res, inconsistency = basis_consistency(J, grad, u.ravel(), f.ravel(), g_theta)
+        if jacobian is not None and inconsistency:
+            inconsistency = "the given jacobian does not match the model: " + inconsistency
+    dist = safe_norm(full.alpha - g_theta) if full.alpha.size == g_theta.size else float("nan")
+    # <u, f_X - F*>: by convexity L - Phi(F*) can never exceed it, whatever theta is.
+    bound = max(float(u.ravel() @ (f.ravel() - np.asarray(full.fitted).ravel())), 0.0)  # >= 0 but for rounding
+    gap = loss_value - full.lower
+    resolution, resolved_gap = 0.0, None
+    if gap > tol and point.critical(grad_tol, tol) and resolved and gnorm > 0.0:
+        resolution = gradient_resolution(obj, theta, gnorm, tol)
+        U, s = output_basis if output_basis is not None else np.linalg.svd(J, full_matrices=False)[:2]
+        keep = s > resolution
+        if keep.any() and not keep.all():
+            part = induced_minimum(np.hstack([U[:, keep] * s[keep], f.reshape(-1, 1)]), obj.loss, obj.Y, obj.weights,
+                                   cuts=(), start=f)
+            resolved_gap = loss_value - part.lower
+        elif keep.all():
+            resolved_gap = gap
+    evidence = Evidence(
+        loss_value=loss_value, tol=tol, lower=full.lower, value=full.value, converged=full.converged,
+        resolved=resolved, scope=full.scope or "the numerical span of J", first_order_bound=bound,
+        kink_margin=margin, stationarity=point, grad_tol=grad_tol, inconsistency=inconsistency,
+        unresolved_note=unresolved, resolved_gap=float("nan") if resolved_gap is None else resolved_gap,
+    )
+    verdict, reason = judge(evidence)
     return Theorem1Result(
         verdict=verdict,
         reason=reason,
         loss_value=loss_value,
-        lower=res.lower,
-        value=res.value,
+        lower=full.lower,
+        value=full.value,
         gap=gap,
         gradient_norm=gnorm,
+        relative_gradient=point.relative,
         alpha_distance=dist,
         first_order_bound=bound,
         kink_margin=margin,
-        rank=res.rank,
+        rank=full.rank,
         rank_tol=full.rank_tol,
         num_params=model.num_params,
         num_outputs=obj.num_samples * model.output_dim,
-        attained=res.attained,
+        attained=full.attained,
+        converged=full.converged,
         tol=tol,
         grad_tol=grad_tol,
         resolution=resolution,
+        resolved_gap=resolved_gap,
+        scope=evidence.scope,
         full_rank=full.rank,
         strategy=strategy,
+        judged_by=judged_by,
+        lemma2_residual=l2_res,
+        assumption2_residual=a2_res,
         profile=full.profile,
         seconds=seconds,
-        induced=res,
+        induced=full,
     )

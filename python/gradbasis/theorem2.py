@@ -17,14 +17,13 @@ import numpy as np
 from ._numerics import safe_norm
 from ._options import check_seed, open_unit_interval, positive_number, positive_step, relative_cut
 from ._validation import as_float_array, as_samples, as_theta, check_finite
-from .critical_points import hessian_extremes
 from .errors import InvalidArgumentError, InvalidOptionError, ShapeError
 from .induced import DEFAULT_CUTS
 from .models.base import Model, check_model
 from .objective import Objective, check_objective, finite_value_and_gradient
 from .perturbable import PerturbableBasis, perturbable_basis
 from .perturbation import KINDS, PerturbationSet, perturbation_directions
-from .span_check import SpanCheck, check_span, check_tolerances, judge
+from .span_check import SpanCheck, check_tolerances, perturbed_check, saddle_reason
 from .verdict import Verdict, jsonable, table
 
 __all__ = ["Lemma1Result", "Lemma3Result", "Theorem2Result", "lemma1", "lemma3", "theorem2", "saddle_reason"]
@@ -89,25 +88,47 @@ def lemma3(obj: Objective, theta: object, S: PerturbationSet | np.ndarray, eps: 
 @dataclass(frozen=True)
 class Lemma1Result:
     """span from S u S' against span(from S) + span(from S'): equal dimensions and a largest
-    principal-angle sine below ``tol`` mean the two model classes coincide (Lemma 1)."""
+    principal-angle sine within ``sine_tol`` mean the two model classes coincide (Lemma 1).
+
+    The lemma is about directions in V[theta, eps]; ``outside_V`` counts the rows of S and S'
+    that are not (||v|| > 1, f_X moved by more than ``output_tol``, or theta + eps v outside
+    theta's activation region), and any makes the result not hold (``reason`` names them;
+    the spans are then not compared: dims 0, ``max_sine`` nan). ``cut`` is the absolute
+    singular-value cut in the units of the difference quotients, ``noise_cut`` its rounding
+    floor (:func:`gradbasis.perturbable.quotient_noise` for |S| + |S'| directions);
+    ``max_change`` the largest ||f_X(theta + eps v) - f_X(theta)||_inf over S and S'.
+    """
 
     holds: bool
     dim_union: int
     dim_sum: int
     max_sine: float
     tol: float
+    reason: str = ""
+    outside_V: int = 0
+    sine_tol: float = float("nan")
+    cut: float = float("nan")
+    noise_cut: float = float("nan")
+    output_tol: float = float("nan")
+    max_change: float = float("nan")
 
     def to_dict(self) -> dict:
-        return dict(vars(self))
+        return jsonable(dict(vars(self)))
 
 
-def _orthonormal(B: np.ndarray, rank_tol: float) -> np.ndarray:
+def _orthonormal(B: np.ndarray, cut: float) -> tuple[np.ndarray, np.ndarray]:
+    """Left singular vectors of B with singular value above the absolute ``cut``, and all of
+    B's singular values."""
+    if B.shape[1] == 0:
+        return B[:, :0], np.zeros(0)
     U, s, _ = np.linalg.svd(B, full_matrices=False)
-    return U[:, s > rank_tol * s[0]] if s.size and s[0] > 0 else U[:, :0]
+    return U[:, s > cut], s
 
 
 def _direction_array(D: object, name: str, num_params: int) -> np.ndarray:
     arr = as_float_array(D, name)
+    if arr.ndim == 1 and arr.size == 0:
+        arr = arr.reshape(0, num_params)
     if arr.ndim != 2 or arr.shape[1] != num_params:
         raise ShapeError(f"{name} must be (k, num_params = {num_params}); got shape {arr.shape}")
     check_finite(arr, name)
@@ -124,12 +145,39 @@ def lemma1(
     *,
     rank_tol: float = 1e-10,
     tol: float = 1e-6,
+    output_tol: float | None = None,
 ) -> Lemma1Result:
     """Check Lemma 1: {f~(.; a, eps, S u S')} = {f~(.; a, eps, S) + f~(.; a', eps, S')}.
 
-    Both sides are subspaces of R^{m d_y}; the check compares their dimensions at the relative
-    cut ``rank_tol`` (in [0, 1)) and the sine of the largest principal angle between them
-    against ``tol`` (in (0, 1))."""
+    First S and S' must be subsets of V[theta, eps]: every row has ||v|| <= 1, moves f_X by at
+    most ``output_tol`` (infinity norm; default 1e-10 max(1, ||f_X(theta)||_inf), as
+    :func:`perturbation_directions`) and keeps theta's activation region
+    (:func:`gradbasis.perturbation.same_activation_region`). A row outside V makes the result
+    not hold: the lemma says nothing about it.
+
+    Then two independently computed subspaces of R^{m d_y} are compared. The left side is the
+    range of the raw Jacobians [J(theta), J(theta + eps v) for v in S u S'] side by side,
+    factorised with one numpy SVD. The right side is the sum of the ranges of
+    :func:`perturbable_basis` of S and of S' (difference quotients, T split off first). A
+    direction the perturbations add has singular value sigma in quotient units on the right and
+    about eps sigma in the raw Jacobians on the left, while each raw Jacobian carries rounding of
+    about depth eps_mach ||J(theta + eps v)||_2: the cut is ``cut`` = max(``rank_tol`` sigma_top,
+    noise) on the right (sigma_top the largest singular value of either basis, noise =
+    :func:`gradbasis.perturbable.quotient_noise` of |S| + |S'| quotients) and eps * ``cut`` on the
+    left, the same rounding floor (100 sqrt(k) depth eps_mach ||J||_2 in raw units) seen from
+    both sides. The spans agree when the dimensions match and the sine of the largest principal
+    angle is at most ``sine_tol`` = ``tol`` + noise / sigma_min (Wedin: rounding E tilts a
+    singular subspace by at most ||E|| / gap; sigma_min the smallest kept singular value).
+    The raw Jacobians see an added direction through a Schur complement of the repeated J, so
+    its two singular values agree up to a factor of order 1, not exactly: a real direction
+    within a few times the cut can be counted on one side only, and the reason then shows the
+    singular values either side of the cut. ``rank_tol`` in [0, 1), ``tol`` in (0, 1),
+    ``output_tol`` >= 0.
+    """
+    from ._options import nonnegative_number
+    from .perturbable import model_depth, quotient_noise
+    from .perturbation import _kinked_sources, _region, _same_region
+
     model = check_model(model)
     theta = as_theta(theta, model.num_params)
     X = as_samples(X, model.input_dim)
@@ -137,40 +185,87 @@ def lemma1(
     eps = positive_step(eps)
     rank_tol = relative_cut(rank_tol, "rank_tol")
     tol = open_unit_interval(tol, "tol")
-    A = perturbable_basis(model, theta, X, np.vstack([S, S2]), eps, rank_tol=rank_tol)
+    f0 = model.forward(theta, X)
+    if output_tol is None:
+        output_tol = 1e-10 * max(1.0, float(np.abs(f0).max()))
+    else:
+        output_tol = nonnegative_number(output_tol, "output_tol")
+
+    # 1. S, S' within V[theta, eps].
+    sources = _kinked_sources(model)
+    region0 = _region(model, theta, X, sources) if sources else []
+    problems, max_change = [], 0.0
+    for name, D in (("S", S), ("S2", S2)):
+        for j, v in enumerate(D):
+            norm = float(np.linalg.norm(v))
+            moved = theta + eps * v
+            change = float(np.abs(model.forward(moved, X) - f0).max())
+            max_change = max(max_change, change)
+            if norm > 1.0 + 1e-12:
+                problems.append(f"{name}[{j}] has ||v|| = {norm:.6g} > 1")
+            elif not change <= output_tol:
+                problems.append(f"{name}[{j}] moves f_X by {change:.3g} > output_tol {output_tol:.3g}")
+            elif sources and not _same_region(region0, _region(model, moved, X, sources)):
+                problems.append(f"{name}[{j}] takes theta out of its activation region (a kinked unit changes sign)")
+    if problems:
+        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+        return Lemma1Result(
+            False, 0, 0, float("nan"), tol,
+            reason=f"{len(problems)} direction(s) outside V[theta, eps = {eps:g}], so Lemma 1 does not apply: {shown}",
+            outside_V=len(problems), output_tol=float(output_tol), max_change=max_change,
+        )
+
+    # 2. Left side: the raw Jacobians, one numpy SVD.
+    J = model.jacobian(theta, X)
+    j_norm = float(np.linalg.norm(J, 2)) if J.size else 0.0
+    both = np.vstack([S, S2])
+    raw = [J] + [model.jacobian(theta + eps * v, X) for v in both]
+    d_norm = max((float(np.linalg.norm(Jv - J)) / eps for Jv in raw[1:]), default=0.0)
+    noise = quotient_noise(j_norm, eps, both.shape[0], model_depth(model), d_norm)
+
+    # 3. Right side: the sum of the two perturbable bases.
     B1 = perturbable_basis(model, theta, X, S, eps, rank_tol=rank_tol)
     B2 = perturbable_basis(model, theta, X, S2, eps, rank_tol=rank_tol)
-    Qa = _orthonormal(A.basis, rank_tol)
-    Qb = _orthonormal(np.hstack([B1.basis, B2.basis]), rank_tol)
+    tops = [j_norm] + [float(B.singular_values[0]) for B in (B1, B2) if B.singular_values.size]
+    cut = max(rank_tol * max(tops), noise)
+    Qa, s_a = _orthonormal(np.hstack(raw), eps * cut)
+    Qb, s_b = _orthonormal(np.hstack([B1.basis, B2.basis]), cut)
+    kept = s_b[s_b > cut]
+    sine_tol = tol + (noise / float(kept.min()) if kept.size else 0.0)
+    common = dict(sine_tol=sine_tol, cut=cut, noise_cut=noise, output_tol=float(output_tol), max_change=max_change)
     if Qa.shape[1] != Qb.shape[1]:
-        return Lemma1Result(False, Qa.shape[1], Qb.shape[1], 1.0, tol)
-    sines = np.linalg.norm(Qb - Qa @ (Qa.T @ Qb), axis=0) if Qa.shape[1] else np.zeros(0)
-    worst = float(sines.max()) if sines.size else 0.0
-    return Lemma1Result(worst <= tol, Qa.shape[1], Qb.shape[1], worst, tol)
+        def near(sv: np.ndarray, c: float) -> str:  # the two singular values either side of the cut, over it
+            i = int(np.sum(sv > c))
+            return ", ".join(f"{x / c:.3g}" for x in sv[max(0, i - 1) : i + 1])
+
+        reason = (
+            f"dimensions differ: {Qa.shape[1]} from the raw Jacobians of S u S2, {Qb.shape[1]} from the sum of "
+            f"the perturbable bases (cut {cut:.3g} in quotient units, eps * cut in the raw Jacobians; singular "
+            f"values either side of the cut, over it: raw {near(s_a, eps * cut)}, sum {near(s_b, cut)})"
+        )
+        return Lemma1Result(False, Qa.shape[1], Qb.shape[1], 1.0, tol, reason=reason, **common)
+    worst = float(np.linalg.norm(Qb - Qa @ (Qa.T @ Qb), 2)) if Qa.shape[1] else 0.0
+    ok = worst <= sine_tol
+    reason = (
+        f"both sides have dimension {Qa.shape[1]}; largest principal-angle sine {worst:.3g} "
+        f"{'<=' if ok else '>'} {sine_tol:.3g}"
+    )
+    return Lemma1Result(ok, Qa.shape[1], Qb.shape[1], worst, tol, reason=reason, **common)
 
 
 # ----------------------------------------------------------------------------- Theorem 2
-def saddle_reason(obj: Objective, theta: np.ndarray, gradient_norm: float, grad_tol: float, curvature_tol: float) -> tuple[str | None, float]:
-    """A reason string when theta is a critical point with negative curvature (no local
-    minimum, so Theorems 2-4 do not apply), and lambda_min of the Hessian (nan if not computed)."""
-    if gradient_norm > grad_tol:
-        return None, float("nan")
-    lo, hi, method = hessian_extremes(obj, theta)
-    if np.isnan(lo):  # Lanczos found no Ritz value: no claim about curvature either way
-        return f"whether theta is a local minimum is unknown: lambda_min(Hessian) was not found ({method} did not converge)", lo
-    if lo < -curvature_tol * max(1.0, abs(hi)):
-        return f"theta is a saddle, not a local minimum: lambda_min(Hessian) = {lo:.3g} ({method})", lo
-    return None, lo
-
-
 @dataclass(frozen=True)
 class Theorem2Result:
     """Theorem 2 at one point: L(theta) against the certified interval [lower, value] of the
-    perturbable gradient basis model's infimum, with dim T, dim T~, |S| and eps.
+    perturbable gradient basis model's infimum over its numerical span (``scope``), with dim T,
+    dim T~, |S| and eps, and the verdict of :func:`gradbasis.certificate.judge`.
 
     ``gradient_basis_value`` is Theorem 1's infimum (over T alone), so users see what the
-    perturbation added. ``lemma3_residual`` is max_j ||grad L(theta + eps S_j)|| (0 at a local
-    minimum). ``min_eigenvalue`` is the Hessian's smallest eigenvalue (nan when not computed).
+    perturbation added. ``lemma3_residual`` is max_j ||grad L(theta + eps S_j)|| and
+    ``lemma3_drop`` its scale-free form on the difference quotients (the most one of their
+    columns could gain, relative to max(1, |L|); 0 at a local minimum).
+    ``eps`` is the step judged at (``eps_note`` says whether a larger one was tried first).
+    ``min_eigenvalue`` is the Hessian's smallest eigenvalue (nan when not computed).
     """
 
     verdict: Verdict
@@ -183,7 +278,9 @@ class Theorem2Result:
     gradient_basis_value: float
     gradient_basis_lower: float
     gradient_norm: float
+    relative_gradient: float
     lemma3_residual: float
+    lemma3_drop: float
     dual_residual: float
     first_order_bound: float
     kink_margin: float
@@ -192,8 +289,11 @@ class Theorem2Result:
     dim_T_tilde: int
     num_directions: int
     eps: float
+    eps_note: str
     rank: int
-    resolution: float
+    converged: bool
+    scope: str
+    judged_by: str
     directions: dict
     seconds: dict = field(repr=False)
     check: SpanCheck = field(repr=False)
@@ -231,70 +331,62 @@ def theorem2(
     """Check Theorem 2 at theta with two-sided certificates.
 
     S defaults to :func:`perturbation_directions` (``kinds``, ``budget``, ``combinations``,
-    ``seed``) at step ``eps``. The verdicts are those of :func:`gradbasis.span_check.judge`:
-    "holds" when L(theta) - lower <= tol = rtol * max(1, |L|) and value <= L + tol; "does not
-    apply" at kinks, at saddles (``check_minimum`` computes lambda_min of the Hessian, exactly
-    below 400 parameters, by Lanczos above) and at points Lemma 3 shows are no local minimum;
-    "consistent" at approximate local minima; "violated" when the numbers contradict convexity.
-    ``strategy`` ("dense" or "gram") is how the perturbable span is built (:func:`perturbable_basis`).
-    Tolerances: ``rtol`` in (0, 1), ``grad_tol`` > 0, ``rank_tol`` and ``cuts`` in [0, 1),
-    ``curvature_tol`` >= 0. Where L(theta) or its gradient overflow float64 no verdict is given:
-    NonFiniteError says so.
+    ``seed``) at step ``eps``. The verdict is :func:`gradbasis.certificate.judge`'s (shared with
+    Theorem 1, via :func:`gradbasis.span_check.perturbed_check`): "holds" when L(theta) - lower
+    <= tol = rtol * max(1, |L|) over the numerical span of the perturbable basis from a
+    converged solve; "does not apply" at kinks, at points that are not critical by the
+    scale-free test (``grad_tol``, a relative gain), at saddles (``check_minimum`` computes lambda_min
+    of the Hessian, exactly below 400 parameters, by Lanczos above) and at points whose Lemma 3
+    residual stays above ``grad_tol`` at eps, eps / 10 and eps / 100 (no local minimum);
+    "consistent" at approximate local minima whose gap exceeds tol; "violated" when the numbers
+    contradict convexity. ``strategy`` ("dense" or "gram") is how the perturbable span is built
+    (:func:`perturbable_basis`). Tolerances: ``rtol`` in (0, 1), ``grad_tol`` > 0, ``rank_tol``
+    and ``cuts`` in [0, 1), ``curvature_tol`` >= 0. Where L(theta) or its gradient overflow
+    float64 no verdict is given: NonFiniteError says so.
     """
     obj = check_objective(obj)
     theta = as_theta(theta, obj.model.num_params)
     S = check_perturbation_set(S)
     rtol, grad_tol, rank_tol, cuts, curvature_tol = check_tolerances(rtol, grad_tol, rank_tol, cuts, curvature_tol)
     seed = check_seed(seed)
+    eps = positive_step(eps if S is None else S.eps)
     finite_value_and_gradient(obj, theta)  # before any work: no verdict on an overflowing loss
-    seconds: dict[str, float] = {}
-    t0 = time.perf_counter()
-    if S is None:
-        S = perturbation_directions(
-            obj.model, theta, obj.X, eps=eps, kinds=kinds, budget=budget, combinations=combinations, seed=seed
-        )
-    seconds["directions"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    pb = perturbable_basis(obj.model, theta, obj.X, S, rank_tol=rank_tol, strategy=strategy)
-    seconds["basis"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    check = check_span(obj, theta, pb.basis, rtol=rtol, grad_tol=grad_tol, rank_tol=rank_tol, cuts=cuts)
-    # Theorem 1's answer over T alone, judged the same way (resolved directions at approximate points).
-    J_only = check_span(obj, theta, pb.jacobian_basis, rtol=rtol, grad_tol=grad_tol, rank_tol=rank_tol, cuts=())
-    seconds["induced"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    l3 = lemma3(obj, theta, S, grad_tol=grad_tol)
-    reason_saddle, lam = (
-        saddle_reason(obj, theta, check.gradient_norm, grad_tol, curvature_tol) if check_minimum else (None, float("nan"))
+    pc = perturbed_check(
+        obj, theta, eps=eps, S=S,
+        direction_options=dict(kinds=kinds, budget=budget, combinations=combinations, seed=seed),
+        rtol=rtol, grad_tol=grad_tol, rank_tol=rank_tol, cuts=cuts, check_minimum=check_minimum,
+        curvature_tol=curvature_tol, strategy=strategy,
     )
-    seconds["minimum_checks"] = time.perf_counter() - t0
-    verdict, reason = judge(
-        check, grad_tol=grad_tol, precondition=reason_saddle, residual_meaning="Lemma 3 residual of the perturbed Jacobians"
-    )
+    check, pb = pc.check, pc.basis
     return Theorem2Result(
-        verdict=verdict,
-        reason=reason,
+        verdict=pc.verdict,
+        reason=pc.reason,
         loss_value=check.loss_value,
         lower=check.lower,
         value=check.value,
         gap=check.gap,
         tol=check.tol,
-        gradient_basis_value=J_only.value,
-        gradient_basis_lower=J_only.lower,
+        gradient_basis_value=pc.gradient_basis.value,
+        gradient_basis_lower=pc.gradient_basis.lower,
         gradient_norm=check.gradient_norm,
-        lemma3_residual=l3.max_residual,
+        relative_gradient=check.relative_gradient,
+        lemma3_residual=pc.lemma3_residual,
+        lemma3_drop=pc.lemma3_drop,
         dual_residual=check.dual_residual,
         first_order_bound=check.first_order_bound,
         kink_margin=check.kink_margin,
-        min_eigenvalue=lam,
+        min_eigenvalue=pc.min_eigenvalue,
         dim_T=pb.dim_T,
         dim_T_tilde=pb.dim_T_tilde,
         num_directions=pb.num_directions,
-        eps=pb.eps,
+        eps=pc.eps,
+        eps_note=pc.eps_note,
         rank=check.rank,
-        resolution=check.resolution,
-        directions=S.to_dict(),
-        seconds=seconds,
+        converged=check.converged,
+        scope=check.scope,
+        judged_by=pc.judged_by,
+        directions=pc.S.to_dict(),
+        seconds=pc.seconds,
         check=check,
         basis=pb,
     )

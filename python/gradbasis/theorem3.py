@@ -22,12 +22,12 @@ from ._validation import as_theta
 from .errors import InvalidArgumentError
 from .induced import DEFAULT_CUTS
 from .models.resnet import ResNet
-from ._options import check_seed
+from ._options import check_seed, positive_step
 from .objective import Objective, check_objective, finite_value_and_gradient
-from .perturbable import PerturbableBasis, perturbable_basis
-from .perturbation import KINDS, PerturbationSet, perturbation_directions
-from .span_check import FeatureBound, SpanCheck, check_span, check_tolerances, feature_bound, judge, kron_features
-from .theorem2 import check_perturbation_set, saddle_reason
+from .perturbable import PerturbableBasis
+from .perturbation import KINDS, PerturbationSet
+from .span_check import FeatureBound, SpanCheck, check_tolerances, feature_bound, perturbed_check
+from .theorem2 import check_perturbation_set
 from .verdict import Verdict, jsonable, table
 
 __all__ = ["Theorem3Result", "residual_features", "theorem3"]
@@ -61,6 +61,8 @@ class Theorem3Result:
     shamir: FeatureBound
     features: FeatureBound
     gradient_norm: float
+    relative_gradient: float
+    residual: float                 # scale-free residual of [x, z] and the difference quotients
     dual_residual: float
     first_order_bound: float
     kink_margin: float
@@ -74,6 +76,9 @@ class Theorem3Result:
     dim_T_tilde: int
     num_directions: int
     eps: float
+    converged: bool
+    scope: str
+    judged_by: str
     directions: dict
     seconds: dict = field(repr=False)
     check: SpanCheck = field(repr=False)
@@ -129,33 +134,22 @@ def theorem3(
     rtol, grad_tol, rank_tol, cuts, curvature_tol = check_tolerances(rtol, grad_tol, rank_tol, cuts, curvature_tol)
     seed = check_seed(seed)
     finite_value_and_gradient(obj, theta)  # before any work: no verdict on an overflowing loss
-    seconds: dict[str, float] = {}
-    t0 = time.perf_counter()
-    if S is None:
-        S = perturbation_directions(
-            model, theta, obj.X, eps=eps, kinds=kinds, budget=budget, combinations=combinations, seed=seed
-        )
-    pb = perturbable_basis(model, theta, obj.X, S, rank_tol=rank_tol, strategy=strategy)
-    seconds["basis"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
     d_x, d_y, d_z = model.input_dim, model.output_dim, z.shape[1]
     feats = np.hstack([obj.X, z])
-    check = check_span(
-        obj, theta, np.hstack([kron_features(feats, d_y), pb.basis]), rtol=rtol, grad_tol=grad_tol, rank_tol=rank_tol, cuts=cuts
-    )
-    shamir = feature_bound(obj, theta, "shamir: W x", obj.X, check.loss_value, check.tol)
-    features = feature_bound(obj, theta, "features: [x, z(x; u)]", feats, check.loss_value, check.tol)
-    seconds["induced"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
     dims_ok = d_y <= min(d_x, d_z)
     precondition = None if dims_ok else f"Theorem 3 needs d_y <= min(d_x, d_z); here d_y = {d_y}, d_x = {d_x}, d_z = {d_z}"
-    lam = float("nan")
-    if precondition is None and check_minimum:
-        precondition, lam = saddle_reason(obj, theta, check.gradient_norm, grad_tol, curvature_tol)
-    seconds["minimum_checks"] = time.perf_counter() - t0
-    verdict, reason = judge(
-        check, grad_tol=grad_tol, precondition=precondition, residual_meaning="residual of [x, z] and the perturbed Jacobians"
+    pc = perturbed_check(
+        obj, theta, eps=positive_step(eps if S is None else S.eps), S=S,
+        direction_options=dict(kinds=kinds, budget=budget, combinations=combinations, seed=seed),
+        rtol=rtol, grad_tol=grad_tol, rank_tol=rank_tol, cuts=cuts, check_minimum=check_minimum,
+        curvature_tol=curvature_tol, strategy=strategy, features=feats, feature_meaning="the features [x, z(x; u)]",
+        precondition=precondition,
     )
+    check, pb, verdict, reason, lam, seconds = pc.check, pc.basis, pc.verdict, pc.reason, pc.min_eigenvalue, pc.seconds
+    t0 = time.perf_counter()
+    shamir = feature_bound(obj, theta, "shamir: W x", obj.X, check.loss_value, check.tol)
+    features = feature_bound(obj, theta, "features: [x, z(x; u)]", feats, check.loss_value, check.tol)
+    seconds["feature_bounds"] = time.perf_counter() - t0
     W = model.unflatten(theta)["W"]
     return Theorem3Result(
         verdict=verdict,
@@ -168,6 +162,8 @@ def theorem3(
         shamir=shamir,
         features=features,
         gradient_norm=check.gradient_norm,
+        relative_gradient=check.relative_gradient,
+        residual=pc.residual,
         dual_residual=check.dual_residual,
         first_order_bound=check.first_order_bound,
         kink_margin=check.kink_margin,
@@ -180,8 +176,11 @@ def theorem3(
         dim_T=pb.dim_T,
         dim_T_tilde=pb.dim_T_tilde,
         num_directions=pb.num_directions,
-        eps=pb.eps,
-        directions=S.to_dict(),
+        eps=pc.eps,
+        converged=check.converged,
+        scope=check.scope,
+        judged_by=pc.judged_by,
+        directions=pc.S.to_dict(),
         seconds=seconds,
         check=check,
         basis=pb,

@@ -22,12 +22,12 @@ from .errors import InvalidOptionError
 from .induced import DEFAULT_CUTS
 from .linear_units import LinearUnitSets, check_mlp, linear_unit_sets
 from .models.mlp import MLP
-from ._options import check_seed, show
+from ._options import check_seed, positive_step, show
 from .objective import Objective, check_objective, finite_value_and_gradient
-from .perturbable import PerturbableBasis, perturbable_basis
-from .perturbation import KINDS, PerturbationSet, perturbation_directions
-from .span_check import FeatureBound, SpanCheck, check_span, check_tolerances, feature_bound, judge, kron_features
-from .theorem2 import check_perturbation_set, saddle_reason
+from .perturbable import PerturbableBasis
+from .perturbation import KINDS, PerturbationSet
+from .span_check import FeatureBound, SpanCheck, check_tolerances, feature_bound, perturbed_check
+from .theorem2 import check_perturbation_set
 from .verdict import Verdict, jsonable, table
 
 __all__ = ["Theorem4Result", "hidden_features", "theorem4"]
@@ -77,6 +77,8 @@ class Theorem4Result:
     set_sizes: tuple[int, ...]
     in_theta: bool
     gradient_norm: float
+    relative_gradient: float
+    residual: float                 # scale-free residual of the features and the difference quotients
     dual_residual: float
     first_order_bound: float
     kink_margin: float
@@ -85,6 +87,9 @@ class Theorem4Result:
     dim_T_tilde: int
     num_directions: int
     eps: float
+    converged: bool
+    scope: str
+    judged_by: str
     directions: dict
     seconds: dict = field(repr=False)
     sets: LinearUnitSets = field(repr=False)
@@ -146,36 +151,25 @@ def theorem4(
         raise InvalidOptionError(f"t must be an integer in 0..H = 0..{sets.depth}; got {t!r}")
     t = int(t)
     finite_value_and_gradient(obj, theta)  # before any work: no verdict on an overflowing loss
-    seconds: dict[str, float] = {}
-    t0 = time.perf_counter()
-    if S is None:
-        S = perturbation_directions(
-            model, theta, obj.X, eps=eps, kinds=kinds, budget=budget, combinations=combinations, margin=margin, seed=seed
-        )
-    pb = perturbable_basis(model, theta, obj.X, S, rank_tol=rank_tol, strategy=strategy)
-    seconds["basis"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
     d_y = model.output_dim
     feats = hidden_features(model, theta, obj.X, range(t, sets.depth + 1))
-    check = check_span(
-        obj, theta, np.hstack([kron_features(feats, d_y), pb.basis]), rtol=rtol, grad_tol=grad_tol, rank_tol=rank_tol, cuts=cuts
-    )
-    features = feature_bound(obj, theta, f"features: h^({t}..{sets.depth})", feats, check.loss_value, check.tol)
-    linear = feature_bound(obj, theta, "linear: a x", hidden_features(model, theta, obj.X, [0]), check.loss_value, check.tol)
-    seconds["induced"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
     in_theta = sets.in_theta(d_y, t)
     precondition = None
     if not in_theta:
         short = [f"|J^({l})| = {s.size}" for l, s in enumerate(sets.sets, start=1) if l > t and s.size < d_y]
         precondition = f"theta is not in Theta_{{d_y,t}} for d_y = {d_y}, t = {t}: {', '.join(short)} < d_y"
-    lam = float("nan")
-    if precondition is None and check_minimum:
-        precondition, lam = saddle_reason(obj, theta, check.gradient_norm, grad_tol, curvature_tol)
-    seconds["minimum_checks"] = time.perf_counter() - t0
-    verdict, reason = judge(
-        check, grad_tol=grad_tol, precondition=precondition, residual_meaning="residual of the features and perturbed Jacobians"
+    pc = perturbed_check(
+        obj, theta, eps=positive_step(eps if S is None else S.eps), S=S,
+        direction_options=dict(kinds=kinds, budget=budget, combinations=combinations, margin=margin, seed=seed),
+        rtol=rtol, grad_tol=grad_tol, rank_tol=rank_tol, cuts=cuts, check_minimum=check_minimum,
+        curvature_tol=curvature_tol, strategy=strategy, features=feats,
+        feature_meaning=f"the hidden features h^({t}..{sets.depth})", precondition=precondition,
     )
+    check, pb, verdict, reason, lam, seconds = pc.check, pc.basis, pc.verdict, pc.reason, pc.min_eigenvalue, pc.seconds
+    t0 = time.perf_counter()
+    features = feature_bound(obj, theta, f"features: h^({t}..{sets.depth})", feats, check.loss_value, check.tol)
+    linear = feature_bound(obj, theta, "linear: a x", hidden_features(model, theta, obj.X, [0]), check.loss_value, check.tol)
+    seconds["feature_bounds"] = time.perf_counter() - t0
     return Theorem4Result(
         verdict=verdict,
         reason=reason,
@@ -190,6 +184,8 @@ def theorem4(
         set_sizes=sets.sizes(),
         in_theta=in_theta,
         gradient_norm=check.gradient_norm,
+        relative_gradient=check.relative_gradient,
+        residual=pc.residual,
         dual_residual=check.dual_residual,
         first_order_bound=check.first_order_bound,
         kink_margin=check.kink_margin,
@@ -197,8 +193,11 @@ def theorem4(
         dim_T=pb.dim_T,
         dim_T_tilde=pb.dim_T_tilde,
         num_directions=pb.num_directions,
-        eps=pb.eps,
-        directions=S.to_dict(),
+        eps=pc.eps,
+        converged=check.converged,
+        scope=check.scope,
+        judged_by=pc.judged_by,
+        directions=pc.S.to_dict(),
         seconds=seconds,
         sets=sets,
         check=check,

@@ -2,6 +2,8 @@
 // convex conjugate l*(s, y) = sup_q <s, q> - l(q, y).
 #pragma once
 
+#include <limits>
+
 #include "gradbasis/types.hpp"
 
 namespace gradbasis {
@@ -17,15 +19,21 @@ struct Loss {
   void gradient(const double* q, const double* y, Index d, double* out) const;
   void hessian(const double* q, const double* y, Index d, double* out) const;
   void hessian_vector(const double* q, const double* y, Index d, const double* v, double* out) const;
-  // +inf outside the conjugate's domain: for cross-entropy s + y in the probability simplex
-  // (entries >= 0 exactly, sum 1 within kConjugateSlack), for the smoothed hinge y s <= 0.
+  // +inf outside the conjugate's domain. Cross-entropy with target mass M = sum_k y_k is
+  // l(q) = M lse(q) - <y, q>, so l*(s) = sum_k p_k log(p_k / M) for p = s + y >= 0 (exactly)
+  // with sum_k s_k = 0, the sum allowed a rounding-level slack (conjugate_sum_slack); the
+  // smoothed hinge needs y s <= 0.
   double conjugate(const double* s, const double* y, Index d) const;
 
   // Moves s to a nearby point of the conjugate's domain (cross-entropy: s + y clipped to >= 0,
   // the excess taken off the largest entry; hinge: y s clipped to <= 0; squared: unchanged).
   void clip_to_domain(double* s, const double* y, Index d) const;
 
-  static constexpr double kConjugateSlack = 1e-12;
+  // How far |sum_k s_k| may be from 0 in the cross-entropy conjugate: kConjugateSlack * d *
+  // (M + sum_k |s_k|), rounding-level relative to the numbers summed (a sum of d terms
+  // carries rounding of about d eps times their magnitudes).
+  static constexpr double kConjugateSlack = 16.0 * std::numeric_limits<double>::epsilon();
+  static double conjugate_sum_slack(const double* s, const double* y, Index d);
 };
 
 }  // namespace gradbasis
