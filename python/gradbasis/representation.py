@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._numerics import safe_norm
 from ._options import open_unit_interval, positive_number
 from ._validation import as_theta
 from .induced import InducedResult, induced_minimum

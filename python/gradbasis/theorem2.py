@@ -8,7 +8,6 @@ sum_i lambda_i dl(f(x_i; theta)) d_k f(x_i; theta + eps v) = grad L(theta + eps 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -22,7 +21,7 @@ from .induced import DEFAULT_CUTS
 from .models.base import Model, check_model
 from .objective import Objective, check_objective, finite_value_and_gradient
 from .perturbable import PerturbableBasis, perturbable_basis
-from .perturbation import KINDS, PerturbationSet, perturbation_directions
+from .perturbation import KINDS, PerturbationSet
 from .span_check import SpanCheck, check_tolerances, perturbed_check, saddle_reason
 from .verdict import Verdict, jsonable, table
 
