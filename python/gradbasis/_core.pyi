@@ -64,6 +64,8 @@ class InducedSolve:
     gradient_norm: float
     converged: bool
     attained: bool
+    solve_rank: int
+    from_start: bool
 
 class InducedResult:
     main: InducedSolve
@@ -73,8 +75,10 @@ class InducedResult:
     singular_values: Array
 
 def induced_minimum(
-    B: Array, loss: Loss, Y: Array, weights: Array, rank_tol: float, cuts: list[float], tol: float, max_iter: int
+    B: Array, loss: Loss, Y: Array, weights: Array, rank_tol: float, cuts: list[float], tol: float, max_iter: int,
+    start: Array | None = None,
 ) -> InducedResult: ...
 def induced_minimum_orthonormal(
-    Q: Array, scale: Array, loss: Loss, Y: Array, weights: Array, rank_tol: float, cuts: list[float], tol: float, max_iter: int
+    Q: Array, scale: Array, loss: Loss, Y: Array, weights: Array, rank_tol: float, cuts: list[float], tol: float, max_iter: int,
+    start: Array | None = None, gram_rounding: float = 0.0,
 ) -> InducedResult: ...

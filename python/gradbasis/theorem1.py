@@ -109,13 +109,14 @@ class Theorem1Result:
 
 
 def gradient_resolution(obj: Objective, theta: np.ndarray, gradient_norm: float, tol: float) -> float:
-    """Smallest singular value of J that a gradient of this size lets us judge.
+    """Smallest singular value of J along which a gradient of this size bounds the drop by tol:
+    a diagnostic that splits a gap above tol (``resolved_gap``), never the span a verdict uses.
 
     Along a unit output direction v_j with singular value sigma_j the residual dual u has
     component at most ||grad L|| / sigma_j, so moving there can lower Phi by up to about
     (||grad L|| / sigma_j)^2 / (2 h), h the typical curvature of Phi per output coordinate.
     Keeping that below tol needs sigma_j >= ||grad L|| / sqrt(2 h tol). At an exact critical
-    point this is 0 and the whole span is judged.
+    point this is 0.
     """
     if gradient_norm == 0.0:
         return 0.0
