@@ -40,10 +40,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402  (pins threads before numpy/torch/jax are imported)
-
 import numpy as np  # noqa: E402
 
-NT_IMPLS = {"nt_jc": "JACOBIAN_CONTRACTION", "nt_ntkvp": "NTK_VECTOR_PRODUCTS", "nt_sd": "STRUCTURED_DERIVATIVES"}
+NT_IMPLS = {
+    "nt_jc": "JACOBIAN_CONTRACTION",
+    "nt_ntkvp": "NTK_VECTOR_PRODUCTS",
+    "nt_sd": "STRUCTURED_DERIVATIVES",
+}
 
 
 def say(tag: str, **fields) -> None:
@@ -216,7 +219,10 @@ def run_jax(cfg, params, X, K_ref):
         jp = {k: jnp.asarray(v) for k, v in params.items()}
         impl = getattr(nt.NtkImplementation, NT_IMPLS[cfg["kind"]])
         fn = nt.empirical_ntk_fn(
-            lambda p, x: jax_mlp_batch(p, x, cfg["activation"]), trace_axes=(), vmap_axes=0, implementation=impl
+            lambda p, x: jax_mlp_batch(p, x, cfg["activation"]),
+            trace_axes=(),
+            vmap_axes=0,
+            implementation=impl,
         )
         compiled = jax.jit(fn).lower(Xj, None, jp).compile()
         call, layout = (lambda: jax.block_until_ready(compiled(Xj, None, jp))), "mmab"
@@ -238,13 +244,22 @@ def nt_smoke() -> dict:
         out["import_error"] = f"{type(e).__name__}: {e}"
         return out
     rng = np.random.default_rng(0)
-    p = {"W1": jnp.asarray(rng.standard_normal((4, 3))), "b1": jnp.zeros(4), "W2": jnp.asarray(rng.standard_normal((2, 4))), "b2": jnp.zeros(2)}
+    p = {
+        "W1": jnp.asarray(rng.standard_normal((4, 3))),
+        "b1": jnp.zeros(4),
+        "W2": jnp.asarray(rng.standard_normal((2, 4))),
+        "b2": jnp.zeros(2),
+    }
     x = jnp.asarray(rng.standard_normal((5, 3)))
     results = []
     for kind, impl_name in NT_IMPLS.items():
         try:
-            fn = nt.empirical_ntk_fn(lambda q, z: jax_mlp_batch(q, z, "tanh"), trace_axes=(), vmap_axes=0,
-                                     implementation=getattr(nt.NtkImplementation, impl_name))
+            fn = nt.empirical_ntk_fn(
+                lambda q, z: jax_mlp_batch(q, z, "tanh"),
+                trace_axes=(),
+                vmap_axes=0,
+                implementation=getattr(nt.NtkImplementation, impl_name),
+            )
             K = np.asarray(fn(x, None, p))
             results.append(K)
             out[kind] = "ok"
@@ -281,7 +296,9 @@ def check(out, layout: str, K_ref: np.ndarray, d_y: int, rel_tol: float) -> floa
         max_ref = max(max_ref, float(np.max(np.abs(ref))))
     err = max_diff / max_ref
     if not err <= rel_tol:
-        raise AssertionError(f"K disagrees with gradbasis: relative max error {err:.3e} > {rel_tol:g}")
+        raise AssertionError(
+            f"K disagrees with gradbasis: relative max error {err:.3e} > {rel_tol:g}"
+        )
     return err
 
 
@@ -301,8 +318,14 @@ def timed_runs(cfg, call, layout, K_ref, info):
         out = call()
         times.append(time.perf_counter() - t0)
         del out
-    return {"times_s": times, "best_s": min(times), "rel_max_error": err, "layout": layout,
-            "process_peak_rss_GB": _common.vm_hwm_bytes() / _common.GB, **info}
+    return {
+        "times_s": times,
+        "best_s": min(times),
+        "rel_max_error": err,
+        "layout": layout,
+        "process_peak_rss_GB": _common.vm_hwm_bytes() / _common.GB,
+        **info,
+    }
 
 
 def main() -> int:
@@ -322,7 +345,12 @@ def main() -> int:
             res = runner({**cfg, "kind": kind}, params, X, K_ref)
             say("RESULT", kind=kind, **res)
         except Exception as e:  # noqa: BLE001  (reported to the parent, which records it)
-            say("ERROR", kind=kind, error=f"{type(e).__name__}: {str(e)[:2000]}", traceback=traceback.format_exc()[-3000:])
+            say(
+                "ERROR",
+                kind=kind,
+                error=f"{type(e).__name__}: {str(e)[:2000]}",
+                traceback=traceback.format_exc()[-3000:],
+            )
     return 0
 
 

@@ -37,8 +37,9 @@ import queue  # noqa: E402
 import subprocess  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Any, Callable  # noqa: E402
+from typing import Any
 
 import numpy as np  # noqa: E402
 
@@ -134,10 +135,14 @@ def load_warning(loadavg: tuple[float, float, float]) -> str | None:
     return None
 
 
-def write_results(name: str, env: dict[str, Any], payload: dict[str, Any], markdown: str, out_dir: Path) -> None:
+def write_results(
+    name: str, env: dict[str, Any], payload: dict[str, Any], markdown: str, out_dir: Path
+) -> None:
     env["loadavg_at_end"] = os.getloadavg()
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / f"{name}.json").write_text(json.dumps({"environment": env, **payload}, indent=2, default=_json_default))
+    (out_dir / f"{name}.json").write_text(
+        json.dumps({"environment": env, **payload}, indent=2, default=_json_default)
+    )
     (out_dir / f"{name}.md").write_text(markdown + "\n")
     print(f"wrote {out_dir / (name + '.json')} and {out_dir / (name + '.md')}", flush=True)
 
@@ -157,7 +162,10 @@ def env_block(env: dict[str, Any]) -> str:
         f"MemAvailable at start {env['mem_available_GB_at_start']:.1f} GB",
         f"- load average at start {tuple(round(x, 2) for x in env['loadavg_at_start'])}, "
         f"at end {tuple(round(x, 2) for x in env.get('loadavg_at_end', os.getloadavg()))}",
-        "- versions: " + ", ".join(f"{k} {env[k]}" for k in ("python", "numpy", "scipy", "torch", "jax") if k in env),
+        "- versions: "
+        + ", ".join(
+            f"{k} {env[k]}" for k in ("python", "numpy", "scipy", "torch", "jax") if k in env
+        ),
     ]
     warn = load_warning(tuple(env["loadavg_at_start"]))
     if warn:
@@ -168,7 +176,9 @@ def env_block(env: dict[str, Any]) -> str:
 # ------------------------------------------------------------------------------ timing
 
 
-def best_time(fn: Callable[[], Any], repeat: int, budget_s: float = float("inf")) -> tuple[float, list[float]]:
+def best_time(
+    fn: Callable[[], Any], repeat: int, budget_s: float = float("inf")
+) -> tuple[float, list[float]]:
     """Best wall time of ``fn()`` over up to ``repeat`` calls, stopping early once the calls
     so far took ``budget_s``; outputs are dropped between calls. No warm-up here."""
     times: list[float] = []
@@ -186,7 +196,7 @@ def best_time(fn: Callable[[], Any], repeat: int, budget_s: float = float("inf")
 
 def fitted_exponent(xs: list[float], ys: list[float]) -> float | None:
     """Slope of log y against log x by least squares (None with fewer than two points)."""
-    pts = [(x, y) for x, y in zip(xs, ys) if x > 0 and y > 0]
+    pts = [(x, y) for x, y in zip(xs, ys, strict=False) if x > 0 and y > 0]
     if len(pts) < 2:
         return None
     lx, ly = np.log([p[0] for p in pts]), np.log([p[1] for p in pts])
@@ -201,11 +211,18 @@ def mlp_flops_gram(layer_sizes: list[int], m: int, d_y: int) -> float:
     2 n^2 s_{l+1} (Gram of the back-propagated output derivatives) + 2 m^2 s_l (Gram of the
     layer inputs), n = m d_y."""
     n = m * d_y
-    return float(sum(2.0 * n * n * s_out + 2.0 * m * m * s_in for s_in, s_out in zip(layer_sizes[:-1], layer_sizes[1:])))
+    return float(
+        sum(
+            2.0 * n * n * s_out + 2.0 * m * m * s_in
+            for s_in, s_out in zip(layer_sizes[:-1], layer_sizes[1:], strict=False)
+        )
+    )
 
 
 def num_params(layer_sizes: list[int]) -> int:
-    return sum(s_in * s_out + s_out for s_in, s_out in zip(layer_sizes[:-1], layer_sizes[1:]))
+    return sum(
+        s_in * s_out + s_out for s_in, s_out in zip(layer_sizes[:-1], layer_sizes[1:], strict=False)
+    )
 
 
 def rel_max_error(got: np.ndarray, ref: np.ndarray, chunk_rows: int = 2048) -> float:
@@ -229,7 +246,9 @@ def fmt_s(t: float | None) -> str:
 # ------------------------------------------------------------------------------ subprocess runner
 
 
-def run_worker(cmd: list[str], cfg: dict, cap_s: float, setup_cap_s: float, workdir: Path) -> dict[str, dict]:
+def run_worker(
+    cmd: list[str], cfg: dict, cap_s: float, setup_cap_s: float, workdir: Path
+) -> dict[str, dict]:
     """Run the jobs cfg["kinds"] in ``cmd + [config path]`` subprocesses, one process for all of
     them unless one has to be stopped (time cap, memory limit): then a fresh process takes the rest.
 
@@ -245,13 +264,17 @@ def run_worker(cmd: list[str], cfg: dict, cap_s: float, setup_cap_s: float, work
     return results
 
 
-def _run_process(cmd: list[str], cfg: dict, cap_s: float, setup_cap_s: float, workdir: Path) -> dict[str, dict]:
+def _run_process(
+    cmd: list[str], cfg: dict, cap_s: float, setup_cap_s: float, workdir: Path
+) -> dict[str, dict]:
     """One worker process; returns the results of the recipes it finished or had to stop."""
     cfg_path, err_path = workdir / "worker.json", workdir / "worker.stderr"
     cfg_path.write_text(json.dumps(cfg))
     mem_limit = available_bytes() - MEM_MARGIN
     with open(err_path, "w") as err:
-        proc = subprocess.Popen([*cmd, str(cfg_path)], stdout=subprocess.PIPE, stderr=err, text=True)
+        proc = subprocess.Popen(
+            [*cmd, str(cfg_path)], stdout=subprocess.PIPE, stderr=err, text=True
+        )
     lines: queue.Queue = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
     results: dict[str, dict] = {}
@@ -261,14 +284,24 @@ def _run_process(cmd: list[str], cfg: dict, cap_s: float, setup_cap_s: float, wo
             tag, _, body = lines.get().partition(" ")
             fields = json.loads(body) if tag in ("BEGIN", "PHASE", "RESULT", "ERROR") else {}
             if tag == "BEGIN":
-                kind, phases, begin, run_start, peak_rss = fields["kind"], [], time.perf_counter(), None, 0
+                kind, phases, begin, run_start, peak_rss = (
+                    fields["kind"],
+                    [],
+                    time.perf_counter(),
+                    None,
+                    0,
+                )
             elif tag == "PHASE":
                 phases.append(fields)
                 if fields["phase"] == "run":
                     run_start = time.perf_counter()
             elif tag in ("RESULT", "ERROR"):
-                results[fields.pop("kind")] = {"status": "ok" if tag == "RESULT" else "error", **fields,
-                                               "observed_peak_rss_GB": peak_rss / GB, "phases": phases}
+                results[fields.pop("kind")] = {
+                    "status": "ok" if tag == "RESULT" else "error",
+                    **fields,
+                    "observed_peak_rss_GB": peak_rss / GB,
+                    "phases": phases,
+                }
         if proc.poll() is not None and lines.empty():
             break
         rss = vm_rss_bytes(proc.pid)
@@ -284,10 +317,18 @@ def _run_process(cmd: list[str], cfg: dict, cap_s: float, setup_cap_s: float, wo
             proc.kill()  # the subprocess started above
             proc.wait()
             key = kind or cfg["kinds"][0]
-            results[key] = {"status": "stopped", "error": stop, "observed_peak_rss_GB": peak_rss / GB, "phases": phases}
+            results[key] = {
+                "status": "stopped",
+                "error": stop,
+                "observed_peak_rss_GB": peak_rss / GB,
+                "phases": phases,
+            }
             break
         time.sleep(0.05)
     if not results:  # died before reporting anything
-        results[kind or cfg["kinds"][0]] = {"status": "error", "error": f"exit code {proc.returncode}, no result",
-                                            "stderr_tail": err_path.read_text()[-2000:]}
+        results[kind or cfg["kinds"][0]] = {
+            "status": "error",
+            "error": f"exit code {proc.returncode}, no result",
+            "stderr_tail": err_path.read_text()[-2000:],
+        }
     return results

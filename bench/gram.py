@@ -65,8 +65,6 @@ Timings are reported, never asserted.
 
 from __future__ import annotations
 
-import _common  # noqa: I001  (first: pins threads before numpy/torch/jax load)
-
 import argparse
 import json
 import sys
@@ -76,10 +74,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import _common  # noqa: I001  (first: pins threads before numpy/torch/jax load)
 import numpy as np
+from _common import (
+    GB,
+    MEM_MARGIN,
+    N_THREADS,
+    available_bytes,
+    dgemm_gflops,
+    mlp_flops_gram,
+    run_worker,
+)
 
 import gradbasis
-from _common import GB, MEM_MARGIN, N_THREADS, available_bytes, dgemm_gflops, mlp_flops_gram, run_worker
 
 WORKER = Path(__file__).resolve().parent / "_anchor_worker.py"
 REL_TOL = 1e-10
@@ -136,16 +143,24 @@ def lower_bounds(kind: str, case: Case, P: int) -> tuple[float, float, str]:
     return mlp_flops_gram(case.layer_sizes, m, d_y) / 2, K_bytes, "half the structured count; K"
 
 
-def skip_reason(kind: str, case: Case, P: int, dgemm: float, cap_s: float, avail: float) -> dict | None:
+def skip_reason(
+    kind: str, case: Case, P: int, dgemm: float, cap_s: float, avail: float
+) -> dict | None:
     """Why not to start the recipe (a lower bound already exceeds the limits), or None."""
     flops, nbytes, what = lower_bounds(kind, case, P)
     if nbytes > avail - MEM_MARGIN:
-        return {"short": f"skipped: needs >= {nbytes / GB:.1f} GB", "bound_GB": nbytes / GB,
-                "error": f"skipped: needs >= {nbytes / GB:.1f} GB ({what}), {avail / GB:.1f} GB available"}
+        return {
+            "short": f"skipped: needs >= {nbytes / GB:.1f} GB",
+            "bound_GB": nbytes / GB,
+            "error": f"skipped: needs >= {nbytes / GB:.1f} GB ({what}), {avail / GB:.1f} GB available",
+        }
     t_min = flops / (dgemm * GB)
     if t_min > cap_s:
-        return {"short": f"skipped: >= {t_min:.0f} s", "bound_s": t_min,
-                "error": f"skipped: >= {flops:.2g} flops ({what}) = >= {t_min:.0f} s at the measured DGEMM rate, cap {cap_s:.0f} s"}
+        return {
+            "short": f"skipped: >= {t_min:.0f} s",
+            "bound_s": t_min,
+            "error": f"skipped: >= {flops:.2g} flops ({what}) = >= {t_min:.0f} s at the measured DGEMM rate, cap {cap_s:.0f} s",
+        }
     return None
 
 
@@ -156,7 +171,9 @@ def pick_nt_python(candidates: list[str], workdir: Path) -> tuple[str | None, li
         if not Path(python).exists():
             attempts.append({"python": python, "error": "interpreter not found"})
             continue
-        res = run_worker([python, str(WORKER)], {"kinds": ["nt_smoke"]}, 120, 300, workdir)["nt_smoke"]
+        res = run_worker([python, str(WORKER)], {"kinds": ["nt_smoke"]}, 120, 300, workdir)[
+            "nt_smoke"
+        ]
         attempts.append(res)
         if all(res.get(k) == "ok" for k in ("nt_jc", "nt_ntkvp", "nt_sd")):
             return python, attempts
@@ -182,14 +199,23 @@ def time_gradbasis(model, theta, X, repeat: int) -> tuple[np.ndarray, list[float
     return K, times
 
 
-def run_case(case: Case, args, nt_python: str | None, nt_note: str, workdir: Path) -> dict[str, Any]:
+def run_case(
+    case: Case, args, nt_python: str | None, nt_note: str, workdir: Path
+) -> dict[str, Any]:
     model = gradbasis.MLP(case.layer_sizes, activation="tanh", bias=True)
     theta = model.init(seed=0)
     X = np.random.default_rng(1).standard_normal((case.m, case.d_x))
     P = model.num_params
     K_bytes = 8.0 * case.n**2
-    row: dict[str, Any] = {"case": case.name, "m": case.m, "layer_sizes": case.layer_sizes, "n": case.n,
-                           "num_params": P, "K_GB": K_bytes / GB, "structured_flops": mlp_flops_gram(case.layer_sizes, case.m, case.d_y)}
+    row: dict[str, Any] = {
+        "case": case.name,
+        "m": case.m,
+        "layer_sizes": case.layer_sizes,
+        "n": case.n,
+        "num_params": P,
+        "K_GB": K_bytes / GB,
+        "structured_flops": mlp_flops_gram(case.layer_sizes, case.m, case.d_y),
+    }
     need = K_bytes + 8.0 * model._factor_floats(case.m)
     avail = available_bytes()
     if need > avail - 3 * MEM_MARGIN:  # K is allocated in one piece: leave room for everyone else
@@ -198,23 +224,33 @@ def run_case(case: Case, args, nt_python: str | None, nt_note: str, workdir: Pat
     dgemm_before = dgemm_gflops(2000, 3)
     K, times = time_gradbasis(model, theta, X, case.repeat)
     dgemm_after = dgemm_gflops(2000, 3)
-    row.update(gradbasis_times_s=times, gradbasis_s=min(times), dgemm_GFps_before=dgemm_before,
-               dgemm_GFps_after=dgemm_after, dgemm_GFps=max(dgemm_before, dgemm_after))
+    row.update(
+        gradbasis_times_s=times,
+        gradbasis_s=min(times),
+        dgemm_GFps_before=dgemm_before,
+        dgemm_GFps_after=dgemm_after,
+        dgemm_GFps=max(dgemm_before, dgemm_after),
+    )
     row["gradbasis_GFps"] = row["structured_flops"] / row["gradbasis_s"] / GB
     row["fraction_of_dgemm"] = row["gradbasis_GFps"] / row["dgemm_GFps"]
-    print(f"case {case.name}: gradbasis {row['gradbasis_s']:.4f} s, {row['gradbasis_GFps']:.1f} GFLOP/s (structured, "
-          f"full K), DGEMM {dgemm_before:.1f}/{dgemm_after:.1f} GFLOP/s", flush=True)
+    print(
+        f"case {case.name}: gradbasis {row['gradbasis_s']:.4f} s, {row['gradbasis_GFps']:.1f} GFLOP/s (structured, "
+        f"full K), DGEMM {dgemm_before:.1f}/{dgemm_after:.1f} GFLOP/s",
+        flush=True,
+    )
 
     anchors: dict[str, Any] = {}
     plan = {}
-    for key, (label, group, kind) in ANCHORS.items():
+    for key, (_label, group, kind) in ANCHORS.items():
         if key not in args.anchors:
             continue
         if group == "nt" and nt_python is None:
             anchors[key] = {"status": "unavailable", "error": nt_note}
             continue
         # The reference K is written to disk and dropped here, so the anchor may use that memory.
-        reason = skip_reason(kind, case, P, row["dgemm_GFps"], args.cap, available_bytes() + K_bytes)
+        reason = skip_reason(
+            kind, case, P, row["dgemm_GFps"], args.cap, available_bytes() + K_bytes
+        )
         if reason:
             anchors[key] = {"status": "skipped", **reason}
         else:
@@ -225,16 +261,31 @@ def run_case(case: Case, args, nt_python: str | None, nt_note: str, workdir: Pat
         np.save(workdir / "X.npy", X)
         np.save(workdir / "K_ref.npy", K)
     del K
-    base = {"params": str(workdir / "params.npz"), "X": str(workdir / "X.npy"), "K_ref": str(workdir / "K_ref.npy"),
-            "activation": "tanh", "d_y": case.d_y, "rel_tol": REL_TOL, "repeat": case.repeat,
-            "repeat_budget_s": args.repeat_budget}
+    base = {
+        "params": str(workdir / "params.npz"),
+        "X": str(workdir / "X.npy"),
+        "K_ref": str(workdir / "K_ref.npy"),
+        "activation": "tanh",
+        "d_y": case.d_y,
+        "rel_tol": REL_TOL,
+        "repeat": case.repeat,
+        "repeat_budget_s": args.repeat_budget,
+    }
     for python in dict.fromkeys(plan.values()):  # one worker per interpreter
         kinds = [k for k, py in plan.items() if py == python]
         t0 = time.perf_counter()
-        anchors.update(run_worker([python, str(WORKER)], {**base, "kinds": kinds}, args.cap, args.setup_cap, workdir))
+        anchors.update(
+            run_worker(
+                [python, str(WORKER)], {**base, "kinds": kinds}, args.cap, args.setup_cap, workdir
+            )
+        )
         for key in kinds:
             res = anchors[key]
-            shown = f"{res['best_s']:.4f} s (error {res['rel_max_error']:.1e})" if res["status"] == "ok" else res["error"]
+            shown = (
+                f"{res['best_s']:.4f} s (error {res['rel_max_error']:.1e})"
+                if res["status"] == "ok"
+                else res["error"]
+            )
             print(f"  {ANCHORS[key][0]}: {shown}", flush=True)
             if res["status"] == "error" and "disagrees" in res.get("error", ""):
                 raise RuntimeError(f"{key} on case {case.name}: {res['error']}")
@@ -279,7 +330,9 @@ def anchor_cell(res: dict[str, Any] | None, t_gb: float, cap_s: float) -> str:
     return f"{res['status']}: {res['error'][:60]}"
 
 
-def best_ratio(row: dict[str, Any], keys: list[str], cap_s: float) -> tuple[str, float, str, list[str]] | None:
+def best_ratio(
+    row: dict[str, Any], keys: list[str], cap_s: float
+) -> tuple[str, float, str, list[str]] | None:
     """(relation, ratio, recipe, excluded) for the fastest of ``keys`` against gradbasis: the
     fastest's time is known exactly only when a measured time is the smallest thing known."""
     known = {k: time_floor(row["anchors"].get(k), cap_s) for k in keys}
@@ -293,37 +346,66 @@ def best_ratio(row: dict[str, Any], keys: list[str], cap_s: float) -> tuple[str,
 
 
 def markdown(rows: list[dict[str, Any]], args, nt_info: dict) -> str:
-    out = ["### Gram matrix K = J J^T: gradbasis against the machine", "",
-           "| case | m | layer sizes | n = m d_y | params | K GB | gradbasis s | structured GFLOP (full K) "
-           "| gradbasis GFLOP/s | DGEMM GFLOP/s | fraction of DGEMM |", "|" + "---|" * 11]
+    out = [
+        "### Gram matrix K = J J^T: gradbasis against the machine",
+        "",
+        "| case | m | layer sizes | n = m d_y | params | K GB | gradbasis s | structured GFLOP (full K) "
+        "| gradbasis GFLOP/s | DGEMM GFLOP/s | fraction of DGEMM |",
+        "|" + "---|" * 11,
+    ]
     for r in rows:
         if "gradbasis_s" not in r:
-            out.append(f"| {r['case']} | {r['m']} | {'-'.join(map(str, r['layer_sizes']))} | {r['n']} | {r['num_params']} "
-                       f"| {r['K_GB']:.2f} | {r['gradbasis']} | | | | |")
+            out.append(
+                f"| {r['case']} | {r['m']} | {'-'.join(map(str, r['layer_sizes']))} | {r['n']} | {r['num_params']} "
+                f"| {r['K_GB']:.2f} | {r['gradbasis']} | | | | |"
+            )
             continue
-        out.append(f"| {r['case']} | {r['m']} | {'-'.join(map(str, r['layer_sizes']))} | {r['n']} | {r['num_params']} "
-                   f"| {r['K_GB']:.2f} | {r['gradbasis_s']:.4g} | {r['structured_flops'] / GB:.1f} | {r['gradbasis_GFps']:.1f} "
-                   f"| {r['dgemm_GFps']:.1f} | {r['fraction_of_dgemm']:.2f} |")
+        out.append(
+            f"| {r['case']} | {r['m']} | {'-'.join(map(str, r['layer_sizes']))} | {r['n']} | {r['num_params']} "
+            f"| {r['K_GB']:.2f} | {r['gradbasis_s']:.4g} | {r['structured_flops'] / GB:.1f} | {r['gradbasis_GFps']:.1f} "
+            f"| {r['dgemm_GFps']:.1f} | {r['fraction_of_dgemm']:.2f} |"
+        )
     labels = [ANCHORS[k][0] for k in ANCHORS if k in args.anchors]
-    out += ["", "### Anchors: seconds (anchor / gradbasis)", "",
-            "| case | gradbasis s | " + " | ".join(labels) + " |", "|" + "---|" * (2 + len(labels))]
+    out += [
+        "",
+        "### Anchors: seconds (anchor / gradbasis)",
+        "",
+        "| case | gradbasis s | " + " | ".join(labels) + " |",
+        "|" + "---|" * (2 + len(labels)),
+    ]
     for r in rows:
         if "gradbasis_s" not in r:
             continue
-        cells = [anchor_cell(r["anchors"].get(k), r["gradbasis_s"], args.cap) for k in ANCHORS if k in args.anchors]
+        cells = [
+            anchor_cell(r["anchors"].get(k), r["gradbasis_s"], args.cap)
+            for k in ANCHORS
+            if k in args.anchors
+        ]
         out.append(f"| {r['case']} | {r['gradbasis_s']:.4g} | " + " | ".join(cells) + " |")
-    checked = {r["case"]: [f"{ANCHORS[k][0]} {v['rel_max_error']:.1e}" for k, v in r.get("anchors", {}).items()
-                           if v["status"] == "ok"] for r in rows}
-    out += ["", "Check before timing, max |K - K_gradbasis| / max |K_gradbasis|: " + "; ".join(
-        f"{case}: {', '.join(errs)}" for case, errs in checked.items() if errs)]
+    checked = {
+        r["case"]: [
+            f"{ANCHORS[k][0]} {v['rel_max_error']:.1e}"
+            for k, v in r.get("anchors", {}).items()
+            if v["status"] == "ok"
+        ]
+        for r in rows
+    }
+    out += [
+        "",
+        "Check before timing, max |K - K_gradbasis| / max |K_gradbasis|: "
+        + "; ".join(f"{case}: {', '.join(errs)}" for case, errs in checked.items() if errs),
+    ]
     out += ["", "### Targets (measured; a target is met only where both sides were measured)", ""]
     out += target_lines(rows, args.cap)
-    out += ["", f"neural-tangents: {nt_info['summary']}",
-            "The structured count is that of the full K (both triangles). gradbasis computes the tiles on and above "
-            "the diagonal and mirrors them (cpp/src/gram.cpp), i.e. about half of that count, so its fraction of "
-            "DGEMM on the flops it actually performs is about half the number shown, and the number shown can exceed 1.",
-            f"Caps: one anchor run <= {args.cap:.0f} s; skipped = a lower bound (flops at the measured DGEMM rate, "
-            "or bytes against MemAvailable) already exceeds the limit; '> cap' = started and stopped at the cap."]
+    out += [
+        "",
+        f"neural-tangents: {nt_info['summary']}",
+        "The structured count is that of the full K (both triangles). gradbasis computes the tiles on and above "
+        "the diagonal and mirrors them (cpp/src/gram.cpp), i.e. about half of that count, so its fraction of "
+        "DGEMM on the flops it actually performs is about half the number shown, and the number shown can exceed 1.",
+        f"Caps: one anchor run <= {args.cap:.0f} s; skipped = a lower bound (flops at the measured DGEMM rate, "
+        "or bytes against MemAvailable) already exceeds the limit; '> cap' = started and stopped at the cap.",
+    ]
     return "\n".join(out)
 
 
@@ -334,12 +416,26 @@ def target_lines(rows, cap_s: float) -> list[str]:
             lines.append(f"- case {r['case']}: gradbasis {r['gradbasis']}")
             continue
         frac = r["fraction_of_dgemm"]
-        parts = [f"fraction of DGEMM {frac:.2f} (target >= 0.5: {'met' if frac >= 0.5 else 'not met'})"]
+        parts = [
+            f"fraction of DGEMM {frac:.2f} (target >= 0.5: {'met' if frac >= 0.5 else 'not met'})"
+        ]
         groups = []
         if r["case"].startswith("A"):
-            groups.append(("fastest torch.func/JAX recipe", [k for k in ANCHORS if not k.startswith("nt")], 30))
+            groups.append(
+                (
+                    "fastest torch.func/JAX recipe",
+                    [k for k in ANCHORS if not k.startswith("nt")],
+                    30,
+                )
+            )
         if r["case"] in "BCD":
-            groups.append(("fastest neural-tangents implementation", [k for k in ANCHORS if k.startswith("nt")], 2))
+            groups.append(
+                (
+                    "fastest neural-tangents implementation",
+                    [k for k in ANCHORS if k.startswith("nt")],
+                    2,
+                )
+            )
         for what, keys, target in groups:
             got = best_ratio(r, keys, cap_s)
             if got is None:
@@ -364,15 +460,42 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--cases", default="A,B,C,D", help="comma-separated subset of A,B,C,D")
     p.add_argument("--quick", action="store_true", help="one small A-shaped case (m=64), caps 15 s")
-    p.add_argument("--anchors", default=",".join(ANCHORS), help="comma-separated subset of " + ",".join(ANCHORS))
-    p.add_argument("--cap", type=float, default=None, help="seconds one anchor run may take (default 60, quick 15)")
-    p.add_argument("--setup-cap", type=float, default=180, help="seconds for an anchor's imports and compilation")
-    p.add_argument("--repeat-budget", type=float, default=None, help="no further anchor runs once its runs took this long (default 20 s, quick 3 s)")
-    p.add_argument("--nt-python", default=DEFAULT_NT_PYTHONS, help="interpreters to try for neural-tangents, in order")
+    p.add_argument(
+        "--anchors",
+        default=",".join(ANCHORS),
+        help="comma-separated subset of " + ",".join(ANCHORS),
+    )
+    p.add_argument(
+        "--cap",
+        type=float,
+        default=None,
+        help="seconds one anchor run may take (default 60, quick 15)",
+    )
+    p.add_argument(
+        "--setup-cap",
+        type=float,
+        default=180,
+        help="seconds for an anchor's imports and compilation",
+    )
+    p.add_argument(
+        "--repeat-budget",
+        type=float,
+        default=None,
+        help="no further anchor runs once its runs took this long (default 20 s, quick 3 s)",
+    )
+    p.add_argument(
+        "--nt-python",
+        default=DEFAULT_NT_PYTHONS,
+        help="interpreters to try for neural-tangents, in order",
+    )
     p.add_argument("--out-dir", type=Path, default=_common.RESULTS_DIR)
-    p.add_argument("--render", type=Path, help="print the tables of an earlier results JSON and exit")
+    p.add_argument(
+        "--render", type=Path, help="print the tables of an earlier results JSON and exit"
+    )
     args = p.parse_args(argv)
-    args.case_list = [QUICK_CASE] if args.quick else [CASES[c] for c in _common.comma_list(args.cases)]
+    args.case_list = (
+        [QUICK_CASE] if args.quick else [CASES[c] for c in _common.comma_list(args.cases)]
+    )
     args.anchors = _common.comma_list(args.anchors)
     unknown = set(args.anchors) - set(ANCHORS)
     if unknown:
@@ -388,8 +511,12 @@ def render(path: Path, args) -> int:
     args.cap = data["cap_s"]
     args.anchors = [k for k in ANCHORS if any(k in r.get("anchors", {}) for r in data["results"])]
     env = data["environment"]
-    print(markdown(data["results"], args, data["neural_tangents"]) + "\n\n" + _common.env_block(env)
-          + f"\n- wall time {env['wall_s']:.0f} s")
+    print(
+        markdown(data["results"], args, data["neural_tangents"])
+        + "\n\n"
+        + _common.env_block(env)
+        + f"\n- wall time {env['wall_s']:.0f} s"
+    )
     return 0
 
 
@@ -413,16 +540,31 @@ def main(argv=None) -> int:
         nt_python, nt_attempts = None, []
         if any(ANCHORS[a][1] == "nt" for a in args.anchors):
             nt_python, nt_attempts = pick_nt_python(_common.comma_list(args.nt_python), workdir)
-        nt_info = {"python": nt_python, "attempts": nt_attempts, "summary": nt_summary(nt_python, nt_attempts)}
+        nt_info = {
+            "python": nt_python,
+            "attempts": nt_attempts,
+            "summary": nt_summary(nt_python, nt_attempts),
+        }
         print(f"# neural-tangents: {nt_info['summary']}", flush=True)
         for case in args.case_list:
             rows.append(run_case(case, args, nt_python, nt_info["summary"], workdir))
     env["wall_s"] = time.perf_counter() - t_start
-    md = markdown(rows, args, nt_info) + "\n\n" + _common.env_block(env) + f"\n- wall time {env['wall_s']:.0f} s"
+    md = (
+        markdown(rows, args, nt_info)
+        + "\n\n"
+        + _common.env_block(env)
+        + f"\n- wall time {env['wall_s']:.0f} s"
+    )
     print()
     print(md)
     name = "gram_quick" if args.quick else "gram"
-    _common.write_results(name, env, {"neural_tangents": nt_info, "results": rows, "cap_s": args.cap}, md, args.out_dir)
+    _common.write_results(
+        name,
+        env,
+        {"neural_tangents": nt_info, "results": rows, "cap_s": args.cap},
+        md,
+        args.out_dir,
+    )
     return 0
 
 
@@ -436,9 +578,15 @@ def nt_summary(python: str | None, attempts: list[dict]) -> str:
             parts.append(f"{where}: {a.get('error')}")
         else:
             bad = {k: v for k, v in a.items() if k.startswith("nt_") and v != "ok"}
-            parts.append(f"{where} (JAX {a.get('jax')}, neural-tangents {a.get('neural_tangents')}): "
-                         + ("all three implementations work" if not bad else f"failing: {bad}"))
-    used = f"used {python}" if python else "not used (no interpreter where all three implementations work)"
+            parts.append(
+                f"{where} (JAX {a.get('jax')}, neural-tangents {a.get('neural_tangents')}): "
+                + ("all three implementations work" if not bad else f"failing: {bad}")
+            )
+    used = (
+        f"used {python}"
+        if python
+        else "not used (no interpreter where all three implementations work)"
+    )
     return used + ". Tried: " + " | ".join(parts)
 
 

@@ -69,9 +69,10 @@ import platform
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 N_THREADS = 2
 
@@ -199,13 +200,17 @@ class TorchMLP(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = x
         for layer in range(1, self.n_layers + 1):
-            h = torch.nn.functional.linear(h, getattr(self, f"W{layer}"), getattr(self, f"b{layer}"))
+            h = torch.nn.functional.linear(
+                h, getattr(self, f"W{layer}"), getattr(self, f"b{layer}")
+            )
             if layer < self.n_layers:
                 h = self.act(h)
         return h
 
 
-def torch_contenders(params: dict[str, np.ndarray], activation: str, X: np.ndarray) -> list[Contender]:
+def torch_contenders(
+    params: dict[str, np.ndarray], activation: str, X: np.ndarray
+) -> list[Contender]:
     module = TorchMLP(params, activation)
     tparams = {name: p.detach() for name, p in module.named_parameters()}
     Xt = torch.from_numpy(X)
@@ -253,7 +258,9 @@ def jax_mlp(params: dict[str, jax.Array], x: jax.Array, activation: str) -> jax.
     return h
 
 
-def jax_contenders(params: dict[str, np.ndarray], activation: str, X: np.ndarray) -> list[Contender]:
+def jax_contenders(
+    params: dict[str, np.ndarray], activation: str, X: np.ndarray
+) -> list[Contender]:
     layout = param_layout(params)
     jparams = {name: jnp.asarray(value) for name, value in params.items()}
     jtheta = jnp.concatenate([jnp.asarray(v.T.ravel()) for v in params.values()])  # theta order
@@ -306,7 +313,8 @@ def numpy_threaded_fill(n_bytes: int) -> np.ndarray:
     arr = np.empty(n_bytes // 8)
     bounds = np.linspace(0, arr.size, N_THREADS + 1).astype(int)
     workers = [
-        threading.Thread(target=arr[lo:hi].fill, args=(1.0,)) for lo, hi in zip(bounds[:-1], bounds[1:])
+        threading.Thread(target=arr[lo:hi].fill, args=(1.0,))
+        for lo, hi in zip(bounds[:-1], bounds[1:], strict=False)
     ]
     for w in workers:
         w.start()
@@ -335,7 +343,9 @@ class AnchorMismatch(RuntimeError):
     pass
 
 
-def compare(contender: Contender, out: Any, J_ref: np.ndarray, m: int, d_y: int) -> dict[str, float]:
+def compare(
+    contender: Contender, out: Any, J_ref: np.ndarray, m: int, d_y: int
+) -> dict[str, float]:
     """Relative error of a contender's J against gradbasis's, sample chunk by sample chunk."""
     max_diff = max_ref = sq_diff = sq_ref = 0.0
     for s0 in range(0, m, CHECK_CHUNK_SAMPLES):
@@ -343,7 +353,9 @@ def compare(contender: Contender, out: Any, J_ref: np.ndarray, m: int, d_y: int)
         ref = J_ref[s0 * d_y : s1 * d_y]
         got = contender.theta_rows(out, s0, s1)
         if got.shape != ref.shape:
-            raise AnchorMismatch(f"{contender.name}: rows have shape {got.shape}, expected {ref.shape}")
+            raise AnchorMismatch(
+                f"{contender.name}: rows have shape {got.shape}, expected {ref.shape}"
+            )
         diff = got - ref
         max_diff = max(max_diff, float(np.max(np.abs(diff))))
         max_ref = max(max_ref, float(np.max(np.abs(ref))))
@@ -497,7 +509,9 @@ def environment() -> dict[str, Any]:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cases", default="A,B", help="comma-separated subset of A,B")
-    parser.add_argument("--repeat", type=int, default=None, help="timing rounds (default: A 5, B 3)")
+    parser.add_argument(
+        "--repeat", type=int, default=None, help="timing rounds (default: A 5, B 3)"
+    )
     parser.add_argument("--quick", action="store_true", help="case A only")
     parser.add_argument("--activations", default=",".join(ACTIVATIONS), help="comma-separated")
     parser.add_argument(
@@ -520,7 +534,9 @@ def main(argv: list[str] | None = None) -> int:
     env = environment()
     print(f"# jacobian benchmark, {N_THREADS} threads, CPUs {PINNED_CPUS}", flush=True)
     if env["loadavg_at_start"][0] > 0.5:
-        print(f"# warning: load average {env['loadavg_at_start']}, timings may be noisy", flush=True)
+        print(
+            f"# warning: load average {env['loadavg_at_start']}, timings may be noisy", flush=True
+        )
     rows = []
     for case_name in args.cases:
         case = CASES[case_name]

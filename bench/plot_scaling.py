@@ -18,7 +18,12 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-LABELS = {"gram": "model.gram (K only)", "dense": "dense", "gram_strategy": "gram (pivoted Cholesky)", "matrix_free": "matrix_free"}
+LABELS = {
+    "gram": "model.gram (K only)",
+    "dense": "dense",
+    "gram_strategy": "gram (pivoted Cholesky)",
+    "matrix_free": "matrix_free",
+}
 AXIS_TITLE = {"m": "samples m (MLP 32-512-1)", "width": "width w (MLP 32-w-1, m = 1024)"}
 
 
@@ -29,7 +34,9 @@ def plot(data: dict, output: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     axes_names = [a for a in ("m", "width") if any(s["axis"] == a for s in data["series"])]
-    fig, grid = plt.subplots(2, len(axes_names), figsize=(5.2 * len(axes_names), 7.5), squeeze=False)
+    fig, grid = plt.subplots(
+        2, len(axes_names), figsize=(5.2 * len(axes_names), 7.5), squeeze=False
+    )
     for col, axis in enumerate(axes_names):
         for s in (s for s in data["series"] if s["axis"] == axis):
             ok = [p for p in s["points"] if p["status"] == "ok"]
@@ -41,7 +48,7 @@ def plot(data: dict, output: Path) -> list[Path]:
             grid[0][col].loglog(x, [p["best_s"] for p in ok], "o-", label=label)
             mem = [(p[axis], p["peak_increment_GB"]) for p in ok if p["peak_increment_GB"] >= 0.01]
             if mem:
-                grid[1][col].loglog(*zip(*mem), "o-", label=LABELS[s["series"]])
+                grid[1][col].loglog(*zip(*mem, strict=False), "o-", label=LABELS[s["series"]])
         grid[0][col].set_title(AXIS_TITLE[axis], fontsize=10)
         grid[0][col].set_ylabel("seconds (2 threads)")
         grid[1][col].set_ylabel("peak memory increment, GB")
@@ -50,7 +57,9 @@ def plot(data: dict, output: Path) -> list[Path]:
             ax.grid(True, which="both", alpha=0.3)
             ax.legend(fontsize=7)
     env = data.get("environment", {})
-    fig.suptitle(f"gradbasis scaling, squared loss, float64 ({env.get('cpu_count', '?')} CPUs)", fontsize=11)
+    fig.suptitle(
+        f"gradbasis scaling, squared loss, float64 ({env.get('cpu_count', '?')} CPUs)", fontsize=11
+    )
     fig.tight_layout()
     output.parent.mkdir(parents=True, exist_ok=True)
     written = []

@@ -34,8 +34,6 @@ Results: markdown on stdout and in bench/results/scaling.md, everything in bench
 
 from __future__ import annotations
 
-import _common  # noqa: I001  (first: pins threads before numpy loads)
-
 import argparse
 import json
 import sys
@@ -45,10 +43,11 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+import _common  # noqa: I001  (first: pins threads before numpy loads)
 import numpy as np
+from _common import GB, MEM_MARGIN, N_THREADS, available_bytes, fitted_exponent, run_worker
 
 import gradbasis
-from _common import GB, MEM_MARGIN, N_THREADS, available_bytes, fitted_exponent, run_worker
 
 SERIES = ("gram", "dense", "gram_strategy", "matrix_free")
 M_VALUES = (256, 512, 1024, 2048, 4096, 8192, 16384)
@@ -71,7 +70,9 @@ def estimated_bytes(series: str, m: int, d_x: int, width: int) -> int:
     if series == "gram":
         return 8 * (m * m + model._factor_floats(m))
     obj = gradbasis.Objective(model, "squared", np.zeros((m, d_x)), np.zeros((m, 1)))
-    return int(getattr(gradbasis.memory_estimate(obj), "gram" if series == "gram_strategy" else series))
+    return int(
+        getattr(gradbasis.memory_estimate(obj), "gram" if series == "gram_strategy" else series)
+    )
 
 
 # ------------------------------------------------------------------------------ worker (one point)
@@ -89,7 +90,8 @@ def point(cfg: dict) -> dict[str, Any]:
     else:
         strategy = "gram" if series == "gram_strategy" else series
         call = lambda Xs, Ys: gradbasis.gradient_basis_minimum(  # noqa: E731
-            gradbasis.Objective(model, "squared", Xs, Ys), theta, strategy=strategy)
+            gradbasis.Objective(model, "squared", Xs, Ys), theta, strategy=strategy
+        )
     call(X[:8], Y[:8])  # warm-up
     rss_before = _common.vm_rss_bytes()
     times, out = [], None
@@ -102,8 +104,13 @@ def point(cfg: dict) -> dict[str, Any]:
             value = out.value
         del out
     peak = _common.vm_hwm_bytes()
-    res = {"best_s": min(times), "times_s": times, "peak_rss_GB": peak / GB, "rss_before_GB": rss_before / GB,
-           "peak_increment_GB": (peak - rss_before) / GB}
+    res = {
+        "best_s": min(times),
+        "times_s": times,
+        "peak_rss_GB": peak / GB,
+        "rss_before_GB": rss_before / GB,
+        "peak_increment_GB": (peak - rss_before) / GB,
+    }
     if series != "gram":
         res["value"] = value
     return res
@@ -116,14 +123,21 @@ def worker_main(cfg_path: str) -> int:
     try:
         say("RESULT", kind=kind, **point(cfg))
     except Exception as e:  # noqa: BLE001  (reported to the parent)
-        say("ERROR", kind=kind, error=f"{type(e).__name__}: {str(e)[:1000]}", traceback=traceback.format_exc()[-2000:])
+        say(
+            "ERROR",
+            kind=kind,
+            error=f"{type(e).__name__}: {str(e)[:1000]}",
+            traceback=traceback.format_exc()[-2000:],
+        )
     return 0
 
 
 # ------------------------------------------------------------------------------ parent
 
 
-def run_series(series: str, axis: str, values: tuple[int, ...], args, workdir: Path) -> dict[str, Any]:
+def run_series(
+    series: str, axis: str, values: tuple[int, ...], args, workdir: Path
+) -> dict[str, Any]:
     points, spent, note = [], 0.0, None
     for v in values:
         m, width = (v, M_ARCH["width"]) if axis == "m" else (W_ARCH["m"], v)
@@ -134,21 +148,41 @@ def run_series(series: str, axis: str, values: tuple[int, ...], args, workdir: P
             break
         done = [p for p in points if p["status"] == "ok"]
         if len(done) >= 2:
-            k = np.log(done[-1]["best_s"] / done[-2]["best_s"]) / np.log(done[-1][axis] / done[-2][axis])
-            projected = done[-1]["best_s"] * (v / done[-1][axis]) ** min(max(k, 1.0), 3.0)  # no method here is worse than cubic
+            k = np.log(done[-1]["best_s"] / done[-2]["best_s"]) / np.log(
+                done[-1][axis] / done[-2][axis]
+            )
+            projected = done[-1]["best_s"] * (v / done[-1][axis]) ** min(
+                max(k, 1.0), 3.0
+            )  # no method here is worse than cubic
             if projected > args.cap or spent + projected > args.series_budget:
-                note = (f"not run at {axis}={v}: trend of the last two points gives ~{projected:.0f} s "
-                        f"(cap {args.cap:.0f} s, series budget {args.series_budget:.0f} s, spent {spent:.0f} s)")
+                note = (
+                    f"not run at {axis}={v}: trend of the last two points gives ~{projected:.0f} s "
+                    f"(cap {args.cap:.0f} s, series budget {args.series_budget:.0f} s, spent {spent:.0f} s)"
+                )
                 break
-        cfg = {"kinds": [f"{series}-{axis}{v}"], "series": series, "m": m, "d_x": d_x, "width": width}
+        cfg = {
+            "kinds": [f"{series}-{axis}{v}"],
+            "series": series,
+            "m": m,
+            "d_x": d_x,
+            "width": width,
+        }
         t0 = time.perf_counter()
-        res = run_worker([sys.executable, str(Path(__file__).resolve()), "--worker"], cfg, args.cap, args.setup_cap,
-                         workdir)[cfg["kinds"][0]]
+        res = run_worker(
+            [sys.executable, str(Path(__file__).resolve()), "--worker"],
+            cfg,
+            args.cap,
+            args.setup_cap,
+            workdir,
+        )[cfg["kinds"][0]]
         spent += time.perf_counter() - t0
         res.update({"m": m, "width": width, axis: v, "estimated_GB": est / GB})
         points.append(res)
-        shown = (f"{res['best_s']:.3g} s, peak {res['peak_rss_GB']:.2f} GB (+{res['peak_increment_GB']:.2f})"
-                 if res["status"] == "ok" else res["error"])
+        shown = (
+            f"{res['best_s']:.3g} s, peak {res['peak_rss_GB']:.2f} GB (+{res['peak_increment_GB']:.2f})"
+            if res["status"] == "ok"
+            else res["error"]
+        )
         print(f"  {series} {axis}={v}: {shown}", flush=True)
         if res["status"] != "ok":
             note = f"stopped at {axis}={v}: {res['error']}"
@@ -156,12 +190,22 @@ def run_series(series: str, axis: str, values: tuple[int, ...], args, workdir: P
     ok = [p for p in points if p["status"] == "ok"]
     t_pts = [p for p in ok if p["best_s"] >= 0.01]
     m_pts = [p for p in ok if p["peak_increment_GB"] >= 0.01]
-    return {"series": series, "axis": axis, "points": points, "note": note,
-            "time_exponent": fitted_exponent([p[axis] for p in t_pts], [p["best_s"] for p in t_pts]),
-            "time_exponent_last_two": fitted_exponent([p[axis] for p in t_pts[-2:]], [p["best_s"] for p in t_pts[-2:]]),
-            "memory_exponent": fitted_exponent([p[axis] for p in m_pts], [p["peak_increment_GB"] for p in m_pts]),
-            "memory_exponent_last_two": fitted_exponent([p[axis] for p in m_pts[-2:]],
-                                                        [p["peak_increment_GB"] for p in m_pts[-2:]])}
+    return {
+        "series": series,
+        "axis": axis,
+        "points": points,
+        "note": note,
+        "time_exponent": fitted_exponent([p[axis] for p in t_pts], [p["best_s"] for p in t_pts]),
+        "time_exponent_last_two": fitted_exponent(
+            [p[axis] for p in t_pts[-2:]], [p["best_s"] for p in t_pts[-2:]]
+        ),
+        "memory_exponent": fitted_exponent(
+            [p[axis] for p in m_pts], [p["peak_increment_GB"] for p in m_pts]
+        ),
+        "memory_exponent_last_two": fitted_exponent(
+            [p[axis] for p in m_pts[-2:]], [p["peak_increment_GB"] for p in m_pts[-2:]]
+        ),
+    }
 
 
 def exponent_cell(s: dict, key: str) -> str:
@@ -172,15 +216,27 @@ def exponent_cell(s: dict, key: str) -> str:
 
 
 def markdown(all_series: list[dict], axes: dict[str, tuple[int, ...]]) -> str:
-    label = {"gram": "model.gram", "dense": "gbm dense", "gram_strategy": "gbm gram", "matrix_free": "gbm matrix_free"}
+    label = {
+        "gram": "model.gram",
+        "dense": "gbm dense",
+        "gram_strategy": "gbm gram",
+        "matrix_free": "gbm matrix_free",
+    }
     out = []
     for axis, values in axes.items():
-        arch = (f"MLP {M_ARCH['d_x']}-{M_ARCH['width']}-1, m varies" if axis == "m"
-                else f"MLP {W_ARCH['d_x']}-w-1, m = {W_ARCH['m']}, w varies")
-        out += [f"### Scaling against {axis} ({arch}): seconds / peak-RSS increment GB", "",
-                "| series | " + " | ".join(f"{axis}={v}" for v in values)
-                + " | time exponent: fit (last two) | memory exponent: fit (last two) |",
-                "|" + "---|" * (len(values) + 3)]
+        arch = (
+            f"MLP {M_ARCH['d_x']}-{M_ARCH['width']}-1, m varies"
+            if axis == "m"
+            else f"MLP {W_ARCH['d_x']}-w-1, m = {W_ARCH['m']}, w varies"
+        )
+        out += [
+            f"### Scaling against {axis} ({arch}): seconds / peak-RSS increment GB",
+            "",
+            "| series | "
+            + " | ".join(f"{axis}={v}" for v in values)
+            + " | time exponent: fit (last two) | memory exponent: fit (last two) |",
+            "|" + "---|" * (len(values) + 3),
+        ]
         for s in (s for s in all_series if s["axis"] == axis):
             by = {p[axis]: p for p in s["points"]}
             cells = []
@@ -194,11 +250,17 @@ def markdown(all_series: list[dict], axes: dict[str, tuple[int, ...]]) -> str:
                     cells.append(p["error"].split(" (")[0])
             te, me = exponent_cell(s, "time_exponent"), exponent_cell(s, "memory_exponent")
             out.append(f"| {label[s['series']]} | " + " | ".join(cells) + f" | {te} | {me} |")
-        notes = [f"- {label[s['series']]}: {s['note']}" for s in all_series if s["axis"] == axis and s["note"]]
+        notes = [
+            f"- {label[s['series']]}: {s['note']}"
+            for s in all_series
+            if s["axis"] == axis and s["note"]
+        ]
         out += ["", *notes, ""]
-    out.append("gbm = gradient_basis_minimum (squared loss). Memory: increment of the process's peak RSS over its "
-               "resident size just before the timed call (fresh process per point); peak RSS and the library's "
-               "estimate are in the JSON.")
+    out.append(
+        "gbm = gradient_basis_minimum (squared loss). Memory: increment of the process's peak RSS over its "
+        "resident size just before the timed call (fresh process per point); peak RSS and the library's "
+        "estimate are in the JSON."
+    )
     return "\n".join(out)
 
 
@@ -206,13 +268,24 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--quick", action="store_true", help="3 points per series, small caps")
-    p.add_argument("--series", default=",".join(SERIES), help="comma-separated subset of " + ",".join(SERIES))
+    p.add_argument(
+        "--series", default=",".join(SERIES), help="comma-separated subset of " + ",".join(SERIES)
+    )
     p.add_argument("--axes", default="m,width")
-    p.add_argument("--cap", type=float, default=None, help="seconds one point may take (default 45, quick 5)")
-    p.add_argument("--series-budget", type=float, default=None, help="seconds per series (default 75, quick 10)")
+    p.add_argument(
+        "--cap", type=float, default=None, help="seconds one point may take (default 45, quick 5)"
+    )
+    p.add_argument(
+        "--series-budget",
+        type=float,
+        default=None,
+        help="seconds per series (default 75, quick 10)",
+    )
     p.add_argument("--setup-cap", type=float, default=60)
     p.add_argument("--out-dir", type=Path, default=_common.RESULTS_DIR)
-    p.add_argument("--render", type=Path, help="print the tables of an earlier results JSON and exit")
+    p.add_argument(
+        "--render", type=Path, help="print the tables of an earlier results JSON and exit"
+    )
     args = p.parse_args(argv)
     args.series_list = _common.comma_list(args.series)
     args.axis_list = _common.comma_list(args.axes)
@@ -230,13 +303,21 @@ def main(argv=None) -> int:
         for s in data["series"]:
             axes.setdefault(s["axis"], M_VALUES if s["axis"] == "m" else WIDTHS)
         env = data["environment"]
-        print(markdown(data["series"], axes) + "\n\n" + _common.env_block(env) + f"\n- wall time {env['wall_s']:.0f} s")
+        print(
+            markdown(data["series"], axes)
+            + "\n\n"
+            + _common.env_block(env)
+            + f"\n- wall time {env['wall_s']:.0f} s"
+        )
         return 0
     t_start = time.perf_counter()
     env = _common.environment()
     warn = _common.load_warning(env["loadavg_at_start"])
     print(f"# scaling benchmark{'; ' + warn if warn else ''}", flush=True)
-    axes = {"m": M_VALUES[:3] if args.quick else M_VALUES, "width": WIDTHS[:3] if args.quick else WIDTHS}
+    axes = {
+        "m": M_VALUES[:3] if args.quick else M_VALUES,
+        "width": WIDTHS[:3] if args.quick else WIDTHS,
+    }
     axes = {a: v for a, v in axes.items() if a in args.axis_list}
     all_series = []
     with tempfile.TemporaryDirectory(prefix="scaling_bench_") as tmp:
@@ -244,11 +325,21 @@ def main(argv=None) -> int:
             for series in args.series_list:
                 all_series.append(run_series(series, axis, values, args, Path(tmp)))
     env["wall_s"] = time.perf_counter() - t_start
-    md = markdown(all_series, axes) + "\n\n" + _common.env_block(env) + f"\n- wall time {env['wall_s']:.0f} s"
+    md = (
+        markdown(all_series, axes)
+        + "\n\n"
+        + _common.env_block(env)
+        + f"\n- wall time {env['wall_s']:.0f} s"
+    )
     print()
     print(md)
-    _common.write_results("scaling_quick" if args.quick else "scaling", env,
-                          {"series": all_series, "cap_s": args.cap, "series_budget_s": args.series_budget}, md, args.out_dir)
+    _common.write_results(
+        "scaling_quick" if args.quick else "scaling",
+        env,
+        {"series": all_series, "cap_s": args.cap, "series_budget_s": args.series_budget},
+        md,
+        args.out_dir,
+    )
     return 0
 
 

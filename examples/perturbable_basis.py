@@ -14,20 +14,22 @@ import numpy as np
 
 import gradbasis as gb
 
-model = gb.MLP([1, 1, 1], "tanh", bias=False)        # f = w2 tanh(w1 x)
+model = gb.MLP([1, 1, 1], "tanh", bias=False)  # f = w2 tanh(w1 x)
 X = np.array([[0.5], [1.0], [2.0]])
 w1 = 0.7
 t = np.tanh(w1 * X[:, 0])
 y = np.array([1.0, 0.3, 0.0])
-y -= t * (t @ y) / (t @ t)                           # targets orthogonal to tanh(w1 x)
+y -= t * (t @ y) / (t @ t)  # targets orthogonal to tanh(w1 x)
 obj = gb.Objective(model, "squared", X, y[:, None])
 theta = np.array([w1, 0.0])
 
-S = gb.perturbation_directions(model, theta, X)     # verified directions in V[theta, eps]
+S = gb.perturbation_directions(model, theta, X)  # verified directions in V[theta, eps]
 print(f"|S| = {len(S)} directions, kinds {S.counts()}, largest change of f_X {S.changes.max():.1e}")
 print(f"Theorem 1: {gb.theorem1(obj, theta).verdict}")
 r = gb.theorem2(obj, theta, S=S)
 print(f"dim T = {r.dim_T}, dim T~ = {r.dim_T_tilde}")
-print(f"L(theta) = {r.loss_value:.6f}; inf over T = {r.gradient_basis_value:.6f}; inf over T~ in [{r.lower:.3g}, {r.value:.3g}]")
+print(
+    f"L(theta) = {r.loss_value:.6f}; inf over T = {r.gradient_basis_value:.6f}; inf over T~ in [{r.lower:.3g}, {r.value:.3g}]"
+)
 print(f"Theorem 2: {r.verdict} - {r.reason}")
 print(f"Lemma 3 residual max_j ||grad L(theta + eps S_j)|| = {r.lemma3_residual:.3g}")

@@ -63,9 +63,9 @@ import gradbasis as gb
 RESULTS = Path(__file__).resolve().parent / "results"
 D_X, HIDDEN, D_Z, TEACHER_WIDTH = 6, 3, 5, 8
 OUTPUTS = {"squared": (1, 2, 5), "cross_entropy": (2, 5)}
-GTOL = 1e-10           # the optimiser's target
-CONVERGED = 1e-8       # what counts as converged in the tables
-CRITICAL = 1e-6        # Theorem 3's grad_tol: the check only judges points below it
+GTOL = 1e-10  # the optimiser's target
+CONVERGED = 1e-8  # what counts as converged in the tables
+CRITICAL = 1e-6  # Theorem 3's grad_tol: the check only judges points below it
 
 
 def make_data(loss: str, d_y: int, seed: int, m: int) -> tuple[np.ndarray, np.ndarray]:
@@ -126,9 +126,18 @@ def check(obj: gb.Objective, theta: np.ndarray) -> dict:
 def trained_run(loss: str, d_y: int, seed: int, m: int, max_iter: int) -> dict:
     obj = make_objective(loss, d_y, seed, m)
     t0 = time.perf_counter()
-    opt = gb.minimize(obj, obj.model.init(seed), method="lbfgs+newton", gtol=GTOL, max_iter=max_iter)
-    rec = {"loss": loss, "d_y": d_y, "seed": seed, "theta": "trained", "iterations": opt.iterations,
-           "optimizer_message": opt.message, "train_seconds": opt.seconds}
+    opt = gb.minimize(
+        obj, obj.model.init(seed), method="lbfgs+newton", gtol=GTOL, max_iter=max_iter
+    )
+    rec = {
+        "loss": loss,
+        "d_y": d_y,
+        "seed": seed,
+        "theta": "trained",
+        "iterations": opt.iterations,
+        "optimizer_message": opt.message,
+        "train_seconds": opt.seconds,
+    }
     rec.update(check(obj, opt.theta))
     rec["seconds"] = time.perf_counter() - t0
     return rec
@@ -138,8 +147,15 @@ def initial_run(loss: str, d_y: int, m: int) -> dict:
     """The contrast: the same check at the untrained theta of seed 0."""
     obj = make_objective(loss, d_y, 0, m)
     t0 = time.perf_counter()
-    rec = {"loss": loss, "d_y": d_y, "seed": 0, "theta": "initial", "iterations": 0,
-           "optimizer_message": "", "train_seconds": 0.0}
+    rec = {
+        "loss": loss,
+        "d_y": d_y,
+        "seed": 0,
+        "theta": "initial",
+        "iterations": 0,
+        "optimizer_message": "",
+        "train_seconds": 0.0,
+    }
     rec.update(check(obj, obj.model.init(0)))
     rec["status"] = "untrained"
     rec["seconds"] = time.perf_counter() - t0
@@ -155,9 +171,17 @@ def fmt(x: object) -> str:
     return str(x)
 
 
-COLUMNS = [("seed", "seed"), ("L", "L"), ("gradient_norm", "norm grad"), ("status", "status"),
-           ("lambda_min", "lambda_min"), ("shamir", "Shamir"), ("meets_shamir", "L <= Sh"),
-           ("features", "[x,z]"), ("meets_features", "L <= xz")]
+COLUMNS = [
+    ("seed", "seed"),
+    ("L", "L"),
+    ("gradient_norm", "norm grad"),
+    ("status", "status"),
+    ("lambda_min", "lambda_min"),
+    ("shamir", "Shamir"),
+    ("meets_shamir", "L <= Sh"),
+    ("features", "[x,z]"),
+    ("meets_features", "L <= xz"),
+]
 
 
 def run_table(runs: list[dict], lead: tuple[str, ...] = ()) -> str:
@@ -167,9 +191,16 @@ def run_table(runs: list[dict], lead: tuple[str, ...] = ()) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in runs:
         cells = [fmt(r[k]) for k in lead] + [fmt(r[k]) for k, _ in COLUMNS]
-        cells += [f"[{fmt(r['lower'])}, {fmt(r['value'])}]", fmt(r["gap"]), r["verdict"], str(r["rank_W"]),
-                  f"{r['dim_T']} / {r['dim_T_tilde']}", str(r["num_directions"]), str(r["iterations"]),
-                  f"{r['seconds']:.2f}"]
+        cells += [
+            f"[{fmt(r['lower'])}, {fmt(r['value'])}]",
+            fmt(r["gap"]),
+            r["verdict"],
+            str(r["rank_W"]),
+            f"{r['dim_T']} / {r['dim_T_tilde']}",
+            str(r["num_directions"]),
+            str(r["iterations"]),
+            f"{r['seconds']:.2f}",
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -220,26 +251,45 @@ def summary(trained: list[dict], initial: list[dict], wall: float) -> list[str]:
     ]
 
 
-def markdown(trained: list[dict], initial: list[dict], wall: float, m: int, max_iter: int, command: str) -> str:
-    out = ["# Theorem 3 and Shamir's Proposition 1 on ResNets (eq. 4.1)", "",
-           f"f(x) = W (x + R z(x; u)), d_x = {D_X}, z = MLP([{D_X}, {HIDDEN}, {D_Z}], tanh), m = {m}, tanh teacher "
-           f"(squared: + 0.1 noise; cross-entropy: soft targets). gb.minimize lbfgs+newton, gtol {GTOL:g}, "
-           f"max_iter {max_iter} per stage; then gb.theorem3. Command: `{command}`", "", "## Summary", ""]
+def markdown(
+    trained: list[dict], initial: list[dict], wall: float, m: int, max_iter: int, command: str
+) -> str:
+    out = [
+        "# Theorem 3 and Shamir's Proposition 1 on ResNets (eq. 4.1)",
+        "",
+        f"f(x) = W (x + R z(x; u)), d_x = {D_X}, z = MLP([{D_X}, {HIDDEN}, {D_Z}], tanh), m = {m}, tanh teacher "
+        f"(squared: + 0.1 noise; cross-entropy: soft targets). gb.minimize lbfgs+newton, gtol {GTOL:g}, "
+        f"max_iter {max_iter} per stage; then gb.theorem3. Command: `{command}`",
+        "",
+        "## Summary",
+        "",
+    ]
     out += summary(trained, initial, wall)
     for loss, outputs in OUTPUTS.items():
         for d_y in outputs:
             runs = [r for r in trained if r["loss"] == loss and r["d_y"] == d_y]
             if runs:
                 out += ["", f"## {loss}, d_y = {d_y}", "", run_table(runs)]
-    out += ["", "## Contrast: untrained theta (model.init(0))", "", run_table(initial, lead=("loss", "d_y"))]
+    out += [
+        "",
+        "## Contrast: untrained theta (model.init(0))",
+        "",
+        run_table(initial, lead=("loss", "d_y")),
+    ]
     return "\n".join(out) + "\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=5, help="training seeds per (loss, d_y) (default 5)")
-    parser.add_argument("--quick", action="store_true", help="a small smoke run (1 seed, m = 60, max_iter 300)")
-    parser.add_argument("--max-iter", type=int, default=1000, help="iterations per optimiser stage (default 1000)")
+    parser.add_argument(
+        "--seeds", type=int, default=5, help="training seeds per (loss, d_y) (default 5)"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="a small smoke run (1 seed, m = 60, max_iter 300)"
+    )
+    parser.add_argument(
+        "--max-iter", type=int, default=1000, help="iterations per optimiser stage (default 1000)"
+    )
     args = parser.parse_args()
     seeds = range(1 if args.quick else args.seeds)
     m, max_iter = (60, 300) if args.quick else (100, args.max_iter)
@@ -250,18 +300,35 @@ def main() -> None:
             initial.append(initial_run(loss, d_y, m))
             for seed in seeds:
                 r = trained_run(loss, d_y, seed, m, max_iter)
-                print(f"{loss:13s} d_y={d_y} seed={seed}: L={r['L']:.6g} grad={r['gradient_norm']:.2e} "
-                      f"{r['verdict']}, L <= Shamir {r['meets_shamir']} ({r['seconds']:.1f} s)", flush=True)
+                print(
+                    f"{loss:13s} d_y={d_y} seed={seed}: L={r['L']:.6g} grad={r['gradient_norm']:.2e} "
+                    f"{r['verdict']}, L <= Shamir {r['meets_shamir']} ({r['seconds']:.1f} s)",
+                    flush=True,
+                )
                 trained.append(r)
     wall = time.perf_counter() - start
     name = "theorem3_resnet" + ("_quick" if args.quick else "")
     command = "python experiments/theorem3_resnet.py" + (
-        " --quick" if args.quick else f" --seeds {args.seeds}")
+        " --quick" if args.quick else f" --seeds {args.seeds}"
+    )
     RESULTS.mkdir(exist_ok=True)
-    payload = {"experiment": "theorem3_resnet", "quick": args.quick, "command": command, "wall_seconds": wall,
-               "setup": {"d_x": D_X, "hidden": HIDDEN, "d_z": D_Z, "m": m, "gtol": GTOL, "max_iter": max_iter,
-                         "converged_below": CONVERGED, "critical_below": CRITICAL},
-               "runs": trained + initial}
+    payload = {
+        "experiment": "theorem3_resnet",
+        "quick": args.quick,
+        "command": command,
+        "wall_seconds": wall,
+        "setup": {
+            "d_x": D_X,
+            "hidden": HIDDEN,
+            "d_z": D_Z,
+            "m": m,
+            "gtol": GTOL,
+            "max_iter": max_iter,
+            "converged_below": CONVERGED,
+            "critical_below": CRITICAL,
+        },
+        "runs": trained + initial,
+    }
     (RESULTS / f"{name}.json").write_text(json.dumps(gb.verdict.jsonable(payload), indent=1) + "\n")
     md = markdown(trained, initial, wall, m, max_iter, command)
     (RESULTS / f"{name}.md").write_text(md)

@@ -57,11 +57,11 @@ import numpy as np
 import gradbasis as gb
 
 RESULTS = Path(__file__).resolve().parent / "results"
-GTOL = 1e-10          # the optimiser's target for ||grad L||
-CRITICAL = 1e-6       # ||grad L|| at which the theorem checks treat theta as critical
-RTOL = 1e-8           # "at the global minimum": |L - min| <= RTOL * max(1, |L|) (Theorem 4's tol)
-WIDTHS = {1: (4,), 2: (4, 3), 3: (5, 3, 4)}          # every width >= d_y = 3
-BOTTLENECKS = ((2,), (4, 2), (4, 1))                  # a width < d_y = 3
+GTOL = 1e-10  # the optimiser's target for ||grad L||
+CRITICAL = 1e-6  # ||grad L|| at which the theorem checks treat theta as critical
+RTOL = 1e-8  # "at the global minimum": |L - min| <= RTOL * max(1, |L|) (Theorem 4's tol)
+WIDTHS = {1: (4,), 2: (4, 3), 3: (5, 3, 4)}  # every width >= d_y = 3
+BOTTLENECKS = ((2,), (4, 2), (4, 1))  # a width < d_y = 3
 
 
 def make_data(loss: str, quick: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -91,7 +91,12 @@ def linear_fit(loss: str, X: np.ndarray, Y: np.ndarray) -> dict:
     """The convex linear model trained directly: attained optimum (finite weights) or not."""
     model = gb.MLP([X.shape[1], Y.shape[1]], "identity", bias=False)
     res = train(gb.Objective(model, loss, X, Y), model.init(0))
-    return {"loss": loss, "value": res.value, "gradient_norm": res.gradient_norm, "weight_norm": float(np.linalg.norm(res.theta))}
+    return {
+        "loss": loss,
+        "value": res.value,
+        "gradient_norm": res.gradient_norm,
+        "weight_norm": float(np.linalg.norm(res.theta)),
+    }
 
 
 def rank_r_optimum(obj: gb.Objective, r: int) -> float | None:
@@ -154,29 +159,53 @@ def fmt(x: object) -> str:
 
 
 def md_table(runs: list[dict], contrast: bool) -> str:
-    cols = [("loss", "loss"), ("widths", "widths"), ("depth", "H"), ("seed", "seed"), ("L", "L"),
-            ("gradient_norm", "norm grad"), ("converged", "conv"), ("global_min", "global min"), ("excess", "L - min")]
+    cols = [
+        ("loss", "loss"),
+        ("widths", "widths"),
+        ("depth", "H"),
+        ("seed", "seed"),
+        ("L", "L"),
+        ("gradient_norm", "norm grad"),
+        ("converged", "conv"),
+        ("global_min", "global min"),
+        ("excess", "L - min"),
+    ]
     if contrast:
         cols.append(("rank_r_optimum", "rank-r opt"))
-    cols += [("verdict", "verdict"), ("in_theta", "in Theta"), ("set_sizes", "J sizes"), ("lambda_min", "lambda_min")]
-    lines = ["| " + " | ".join(h for _, h in cols) + " | dim T / T~ | s |", "|" + "---|" * (len(cols) + 2)]
+    cols += [
+        ("verdict", "verdict"),
+        ("in_theta", "in Theta"),
+        ("set_sizes", "J sizes"),
+        ("lambda_min", "lambda_min"),
+    ]
+    lines = [
+        "| " + " | ".join(h for _, h in cols) + " | dim T / T~ | s |",
+        "|" + "---|" * (len(cols) + 2),
+    ]
     for r in runs:
-        cells = [fmt(r[k]) for k, _ in cols] + [f"{r['dim_T']} / {r['dim_T_tilde']}", f"{r['seconds']:.2f}"]
+        cells = [fmt(r[k]) for k, _ in cols] + [
+            f"{r['dim_T']} / {r['dim_T_tilde']}",
+            f"{r['seconds']:.2f}",
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def group_table(runs: list[dict]) -> str:
     """One row per (loss, widths): how many runs, verdicts and the worst excess over the linear optimum."""
-    lines = ["| loss | widths | runs | in Theta | critical | at global min | verdicts | max L - min | max abs(L - rank-r opt) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| loss | widths | runs | in Theta | critical | at global min | verdicts | max L - min | max abs(L - rank-r opt) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     keys = dict.fromkeys((r["loss"], tuple(r["widths"])) for r in runs)
     for loss, widths in keys:
         g = [r for r in runs if r["loss"] == loss and tuple(r["widths"]) == widths]
         rr = [abs(r["L"] - r["rank_r_optimum"]) for r in g if r["rank_r_optimum"] is not None]
-        lines.append(f"| {loss} | {fmt(widths)} | {len(g)} | {sum(r['in_theta'] for r in g)} | {sum(r['critical'] for r in g)} | "
-                     f"{sum(r['at_global_min'] for r in g)} | {counts(g, 'verdict')} | {fmt(max(r['excess'] for r in g))} | "
-                     f"{fmt(max(rr)) if rr else '-'} |")
+        lines.append(
+            f"| {loss} | {fmt(widths)} | {len(g)} | {sum(r['in_theta'] for r in g)} | {sum(r['critical'] for r in g)} | "
+            f"{sum(r['at_global_min'] for r in g)} | {counts(g, 'verdict')} | {fmt(max(r['excess'] for r in g))} | "
+            f"{fmt(max(rr)) if rr else '-'} |"
+        )
     return "\n".join(lines)
 
 
@@ -209,19 +238,27 @@ def summary(main: list[dict], contrast: list[dict], fits: list[dict], wall: floa
         f"(above the linear optimum in {sum(r['excess'] > RTOL * max(1.0, abs(r['L'])) for r in contrast)}/{len(contrast)} runs).",
     ]
     if rr:
-        lines.append(f"* Contrast, squared loss: largest |L - rank-r optimum| {max(map(abs, rr)):.3g} over {len(rr)} runs "
-                     "(the bottleneck networks reach the rank-constrained optimum, not the linear one).")
+        lines.append(
+            f"* Contrast, squared loss: largest |L - rank-r optimum| {max(map(abs, rr)):.3g} over {len(rr)} runs "
+            "(the bottleneck networks reach the rank-constrained optimum, not the linear one)."
+        )
     for f in fits:
-        lines.append(f"* Linear model fitted directly ({f['loss']}): L = {f['value']:.10g}, ||grad|| = {f['gradient_norm']:.3g}, "
-                     f"||a|| = {f['weight_norm']:.3g} (a finite minimiser: the infimum is attained).")
+        lines.append(
+            f"* Linear model fitted directly ({f['loss']}): L = {f['value']:.10g}, ||grad|| = {f['gradient_norm']:.3g}, "
+            f"||a|| = {f['weight_norm']:.3g} (a finite minimiser: the infimum is attained)."
+        )
     lines.append(f"* Wall time: {wall:.1f} s.")
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=5, help="training seeds per configuration (default 5)")
-    parser.add_argument("--quick", action="store_true", help="a small smoke run (2 seeds, fewer configurations)")
+    parser.add_argument(
+        "--seeds", type=int, default=5, help="training seeds per configuration (default 5)"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="a small smoke run (2 seeds, fewer configurations)"
+    )
     args = parser.parse_args()
     seeds = range(2 if args.quick else args.seeds)
     depths = (1, 2) if args.quick else (1, 2, 3)
@@ -237,28 +274,37 @@ def main() -> None:
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     name = "theorem4_deep_linear" + ("_quick" if args.quick else "")
-    payload = {"experiment": "theorem4_deep_linear", "quick": args.quick, "wall_seconds": wall,
-               "linear_fits": fits, "runs": [dict(r, group="main") for r in main_runs] + [dict(r, group="contrast") for r in contrast_runs]}
+    payload = {
+        "experiment": "theorem4_deep_linear",
+        "quick": args.quick,
+        "wall_seconds": wall,
+        "linear_fits": fits,
+        "runs": [dict(r, group="main") for r in main_runs]
+        + [dict(r, group="contrast") for r in contrast_runs],
+    }
     (RESULTS / f"{name}.json").write_text(json.dumps(gb.verdict.jsonable(payload), indent=1))
-    text = "\n\n".join([
-        "# Theorem 4 on deep linear networks (Laurent & Brecht 2018, Proposition 2)",
-        "Every width >= d_y = 3, t = 0: Theorem 4 says every local minimum equals the global minimum, "
-        "the convex linear model's optimum inf_a sum l(a x).",
-        summary(main_runs, contrast_runs, fits, wall),
-        "## Per configuration",
-        group_table(main_runs + contrast_runs),
-        "## Main runs (every hidden width >= d_y)",
-        md_table(main_runs, contrast=False),
-        "## Contrast: a bottleneck layer narrower than d_y",
-        "theta is not in Theta_(d_y,0) and Theorem 4 does not apply. With the squared loss L stays above the "
-        "linear optimum, at the best map of rank min(widths) (rank-r opt, reduced-rank regression). With "
-        "cross-entropy the softmax ignores a constant added to every logit, so a map of rank d_y - 1 = 2 loses "
-        "nothing: width-2 bottlenecks still reach the linear optimum (Theorem 4's condition is sufficient, "
-        "not necessary), and only width 1 stays above it.",
-        md_table(contrast_runs, contrast=True),
-        f"Command: `python experiments/theorem4_deep_linear.py --seeds {args.seeds}"
-        + (" --quick" if args.quick else "") + "`",
-    ])
+    text = "\n\n".join(
+        [
+            "# Theorem 4 on deep linear networks (Laurent & Brecht 2018, Proposition 2)",
+            "Every width >= d_y = 3, t = 0: Theorem 4 says every local minimum equals the global minimum, "
+            "the convex linear model's optimum inf_a sum l(a x).",
+            summary(main_runs, contrast_runs, fits, wall),
+            "## Per configuration",
+            group_table(main_runs + contrast_runs),
+            "## Main runs (every hidden width >= d_y)",
+            md_table(main_runs, contrast=False),
+            "## Contrast: a bottleneck layer narrower than d_y",
+            "theta is not in Theta_(d_y,0) and Theorem 4 does not apply. With the squared loss L stays above the "
+            "linear optimum, at the best map of rank min(widths) (rank-r opt, reduced-rank regression). With "
+            "cross-entropy the softmax ignores a constant added to every logit, so a map of rank d_y - 1 = 2 loses "
+            "nothing: width-2 bottlenecks still reach the linear optimum (Theorem 4's condition is sufficient, "
+            "not necessary), and only width 1 stays above it.",
+            md_table(contrast_runs, contrast=True),
+            f"Command: `python experiments/theorem4_deep_linear.py --seeds {args.seeds}"
+            + (" --quick" if args.quick else "")
+            + "`",
+        ]
+    )
     (RESULTS / f"{name}.md").write_text(text + "\n")
     print(summary(main_runs, contrast_runs, fits, wall))
 

@@ -65,11 +65,11 @@ from gradbasis.datasets import standardize
 
 RESULTS = Path(__file__).resolve().parent / "results"
 D_X, D_Y = 4, 2
-GTOL = 1e-10          # the optimiser's target for ||grad L||
-CRITICAL = 1e-6       # ||grad L|| at which Theorem 4's check treats theta as critical
-KINK = 1e-8           # a kink margin below this is "on a kink" (pre-activation 0 up to rounding)
-LIFT = 3.0            # smallest pre-activation of a forced unit on the data, at the start
-DATA_MARGIN = 0.3     # teacher data: every teacher pre-activation at least this far from 0
+GTOL = 1e-10  # the optimiser's target for ||grad L||
+CRITICAL = 1e-6  # ||grad L|| at which Theorem 4's check treats theta as critical
+KINK = 1e-8  # a kink margin below this is "on a kink" (pre-activation 0 up to rounding)
+LIFT = 3.0  # smallest pre-activation of a forced unit on the data, at the start
+DATA_MARGIN = 0.3  # teacher data: every teacher pre-activation at least this far from 0
 NOISE = 0.02
 
 
@@ -77,9 +77,9 @@ NOISE = 0.02
 class Config:
     name: str
     widths: tuple[int, ...]
-    t: int              # Theorem 4's t; the forced units sit in layer t + 1
-    data: str           # "teacher" or "smooth"
-    init: str           # "random" or "near teacher"
+    t: int  # Theorem 4's t; the forced units sit in layer t + 1
+    data: str  # "teacher" or "smooth"
+    init: str  # "random" or "near teacher"
 
     @property
     def forced_layer(self) -> int:
@@ -105,7 +105,10 @@ def force_units(model: gb.MLP, theta: np.ndarray, X: np.ndarray, layer: int) -> 
 
 def kink_distance(model: gb.MLP, theta: np.ndarray, X: np.ndarray) -> np.ndarray:
     """Per sample, the smallest |pre-activation| over all hidden units."""
-    pres = [np.abs(model.node_values(theta, X, layer.node)).min(axis=1) for layer in model.dense_layers()[:-1]]
+    pres = [
+        np.abs(model.node_values(theta, X, layer.node)).min(axis=1)
+        for layer in model.dense_layers()[:-1]
+    ]
     return np.min(pres, axis=0)
 
 
@@ -121,7 +124,9 @@ def make_problem(cfg: Config, m: int) -> tuple[gb.Objective, np.ndarray | None]:
     teacher = force_units(model, model.init(1000), pool, cfg.forced_layer)
     X = pool[kink_distance(model, teacher, pool) >= DATA_MARGIN][:m]
     if X.shape[0] < m:
-        raise RuntimeError(f"only {X.shape[0]} of {m} samples clear the teacher's kinks by {DATA_MARGIN}")
+        raise RuntimeError(
+            f"only {X.shape[0]} of {m} samples clear the teacher's kinks by {DATA_MARGIN}"
+        )
     Y = model.forward(teacher, X) + NOISE * rng.standard_normal((m, D_Y))
     return gb.Objective(model, "squared", X, Y), teacher
 
@@ -146,7 +151,9 @@ def outcome(th4, critical: bool) -> str:
 
 def run_one(cfg: Config, obj: gb.Objective, teacher: np.ndarray | None, seed: int) -> dict:
     t0 = time.perf_counter()
-    res = gb.minimize(obj, start(cfg, obj, teacher, seed), method="lbfgs+newton", gtol=GTOL, max_iter=5000)
+    res = gb.minimize(
+        obj, start(cfg, obj, teacher, seed), method="lbfgs+newton", gtol=GTOL, max_iter=5000
+    )
     th4 = gb.theorem4(obj, res.theta, cfg.t, seed=seed)
     critical = res.gradient_norm <= CRITICAL
     return {
@@ -193,16 +200,35 @@ def fmt(x: object) -> str:
     return str(x)
 
 
-COLUMNS = [("seed", "seed"), ("L", "L"), ("gradient_norm", "norm grad"), ("kink_margin", "kink"), ("set_sizes", "J sizes"),
-           ("in_theta", "in Theta"), ("verdict", "verdict"), ("induced_lower", "induced inf"), ("gap", "L - inf"),
-           ("features_bound", "feat bound"), ("meets_features", "L <= feat"), ("linear_bound", "lin bound"),
-           ("meets_linear", "L <= lin"), ("lambda_min", "lambda_min")]
+COLUMNS = [
+    ("seed", "seed"),
+    ("L", "L"),
+    ("gradient_norm", "norm grad"),
+    ("kink_margin", "kink"),
+    ("set_sizes", "J sizes"),
+    ("in_theta", "in Theta"),
+    ("verdict", "verdict"),
+    ("induced_lower", "induced inf"),
+    ("gap", "L - inf"),
+    ("features_bound", "feat bound"),
+    ("meets_features", "L <= feat"),
+    ("linear_bound", "lin bound"),
+    ("meets_linear", "L <= lin"),
+    ("lambda_min", "lambda_min"),
+]
 
 
 def md_table(runs: list[dict]) -> str:
-    lines = ["| " + " | ".join(h for _, h in COLUMNS) + " | dim T / T~ | outcome | s |", "|" + "---|" * (len(COLUMNS) + 3)]
+    lines = [
+        "| " + " | ".join(h for _, h in COLUMNS) + " | dim T / T~ | outcome | s |",
+        "|" + "---|" * (len(COLUMNS) + 3),
+    ]
     for r in runs:
-        cells = [fmt(r[k]) for k, _ in COLUMNS] + [f"{r['dim_T']} / {r['dim_T_tilde']}", r["outcome"], f"{r['seconds']:.2f}"]
+        cells = [fmt(r[k]) for k, _ in COLUMNS] + [
+            f"{r['dim_T']} / {r['dim_T_tilde']}",
+            r["outcome"],
+            f"{r['seconds']:.2f}",
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -237,16 +263,20 @@ def summary(runs: list[dict], wall: float) -> str:
             f"smallest lambda_min {np.nanmin([r['lambda_min'] for r in good]):.3g}.",
         ]
     if t0:
-        lines.append(f"* Runs where the theorem holds with t = 0: the network beats the linear model on x by "
-                     f"{min(r['linear_bound'] - r['L'] for r in t0):.3g} to {max(r['linear_bound'] - r['L'] for r in t0):.3g} "
-                     f"({len(t0)} runs).")
+        lines.append(
+            f"* Runs where the theorem holds with t = 0: the network beats the linear model on x by "
+            f"{min(r['linear_bound'] - r['L'] for r in t0):.3g} to {max(r['linear_bound'] - r['L'] for r in t0):.3g} "
+            f"({len(t0)} runs)."
+        )
     lines.append("")
     lines.append("| config | runs | holds | outcomes | L <= feat | L <= lin |")
     lines.append("|---|---|---|---|---|---|")
     for name in dict.fromkeys(r["config"] for r in runs):
         g = [r for r in runs if r["config"] == name]
-        lines.append(f"| {name} | {len(g)} | {sum(r['verdict'] == 'holds' for r in g)} | {counts(g, 'outcome')} | "
-                     f"{sum(r['meets_features'] for r in g)} | {sum(r['meets_linear'] for r in g)} |")
+        lines.append(
+            f"| {name} | {len(g)} | {sum(r['verdict'] == 'holds' for r in g)} | {counts(g, 'outcome')} | "
+            f"{sum(r['meets_features'] for r in g)} | {sum(r['meets_linear'] for r in g)} |"
+        )
     lines.append("")
     lines.append(f"* Wall time: {wall:.1f} s.")
     return "\n".join(lines)
@@ -254,7 +284,9 @@ def summary(runs: list[dict], wall: float) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=8, help="training seeds per configuration (default 8)")
+    parser.add_argument(
+        "--seeds", type=int, default=8, help="training seeds per configuration (default 8)"
+    )
     parser.add_argument("--quick", action="store_true", help="a small smoke run (2 seeds, m = 30)")
     args = parser.parse_args()
     seeds = range(2 if args.quick else args.seeds)
@@ -263,14 +295,27 @@ def main() -> None:
     runs, data = [], []
     for cfg in CONFIGS:
         obj, teacher = make_problem(cfg, m)
-        data.append({"config": cfg.name, "m": obj.num_samples, "kink_margin_of_teacher": None if teacher is None
-                     else float(obj.model.kink_margin(teacher, obj.X))})
+        data.append(
+            {
+                "config": cfg.name,
+                "m": obj.num_samples,
+                "kink_margin_of_teacher": None
+                if teacher is None
+                else float(obj.model.kink_margin(teacher, obj.X)),
+            }
+        )
         runs += [run_one(cfg, obj, teacher, s) for s in seeds]
     wall = time.perf_counter() - begin
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     name = "theorem4_relu" + ("_quick" if args.quick else "")
-    payload = {"experiment": "theorem4_relu", "quick": args.quick, "wall_seconds": wall, "data": data, "runs": runs}
+    payload = {
+        "experiment": "theorem4_relu",
+        "quick": args.quick,
+        "wall_seconds": wall,
+        "data": data,
+        "runs": runs,
+    }
     (RESULTS / f"{name}.json").write_text(json.dumps(gb.verdict.jsonable(payload), indent=1))
     parts = [
         "# Theorem 4 in ReLU networks with units kept linear",
@@ -280,8 +325,11 @@ def main() -> None:
     ]
     for cfg in CONFIGS:
         parts += [f"## {cfg.name}", md_table([r for r in runs if r["config"] == cfg.name])]
-    parts.append(f"Command: `python experiments/theorem4_relu.py --seeds {args.seeds}"
-                 + (" --quick" if args.quick else "") + "`")
+    parts.append(
+        f"Command: `python experiments/theorem4_relu.py --seeds {args.seeds}"
+        + (" --quick" if args.quick else "")
+        + "`"
+    )
     (RESULTS / f"{name}.md").write_text("\n\n".join(parts) + "\n")
     print(summary(runs, wall))
 

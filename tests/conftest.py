@@ -20,7 +20,9 @@ def model_zoo() -> dict[str, gb.Model]:
     zoo["skip"] = gb.SkipMLP([4, 5, 6, 3], skip_from=[0, 1], activation="softplus")
     zoo["skip-nobias"] = gb.SkipMLP([4, 5, 6, 3], skip_from=[1], activation="relu", bias=False)
     zoo["resnet-mlp"] = gb.ResNet(4, 2, gb.MLP([4, 6, 3], "tanh"))
-    zoo["resnet-preact"] = gb.ResNet(4, 2, gb.PreActResidualStack(4, hidden=5, num_blocks=2, activation="relu"))
+    zoo["resnet-preact"] = gb.ResNet(
+        4, 2, gb.PreActResidualStack(4, hidden=5, num_blocks=2, activation="relu")
+    )
     return zoo
 
 
@@ -37,7 +39,9 @@ def model(request) -> gb.Model:
     return ZOO[request.param]
 
 
-def random_point(model: gb.Model, rng: np.random.Generator, m: int = 11) -> tuple[np.ndarray, np.ndarray]:
+def random_point(
+    model: gb.Model, rng: np.random.Generator, m: int = 11
+) -> tuple[np.ndarray, np.ndarray]:
     """theta (init plus small noise so biases are nonzero) and inputs X with m samples."""
     theta = model.init(seed=int(rng.integers(1 << 30))) + 0.1 * rng.normal(size=model.num_params)
     return theta, rng.normal(size=(m, model.input_dim))

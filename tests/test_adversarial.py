@@ -56,10 +56,15 @@ def relu_minimum_with_dead_unit(dead_margin: float = 1e-3):
     beta = np.linalg.lstsq(A, y, rcond=None)[0]
     w0, b0 = beta[:3], 10.0 - (X @ beta[:3]).min()  # pre-activation >= 10 on every sample
     w1 = rng.normal(size=3)
-    b1 = -(X @ w1).max() - dead_margin               # max pre-activation = -dead_margin
+    b1 = -(X @ w1).max() - dead_margin  # max pre-activation = -dead_margin
     c = beta[3] - b0
     model = gb.MLP([3, 2, 1], "relu")
-    params = {"W1": np.vstack([w0, w1]), "b1": np.array([b0, b1]), "W2": np.array([[1.0, 0.0]]), "b2": np.array([c])}
+    params = {
+        "W1": np.vstack([w0, w1]),
+        "b1": np.array([b0, b1]),
+        "W2": np.array([[1.0, 0.0]]),
+        "b2": np.array([c]),
+    }
     theta = model.flatten(params)
     return gb.Objective(model, "squared", X, y[:, None]), theta
 
@@ -103,7 +108,9 @@ def test_criticality_is_invariant_under_rescaling_a_layer():
     same scale-free stationarity, though ||grad L|| changes by orders of magnitude."""
     obj, theta = relu_minimum_with_dead_unit()
     model = obj.model
-    theta = theta + 1e-7 * np.random.default_rng(0).normal(size=theta.size)  # slightly off the minimum
+    theta = theta + 1e-7 * np.random.default_rng(0).normal(
+        size=theta.size
+    )  # slightly off the minimum
     verdicts, rel, gnorm = set(), [], []
     for c in (1e-3, 1.0, 1e3):
         p = model.unflatten(theta)
@@ -180,7 +187,9 @@ def test_gram_never_holds_where_its_span_misses_a_direction():
     obj = gb.Objective(model, "squared", Phi, y[:, None])
     theta = np.r_[np.linalg.lstsq(Phi[:, :2], y, rcond=None)[0], 0.0]
     dense = gb.theorem1(obj, theta, strategy="dense")
-    assert dense.verdict == gb.Verdict.DOES_NOT_APPLY, str(dense)  # d_3 L is far from 0 in scale-free terms
+    assert dense.verdict == gb.Verdict.DOES_NOT_APPLY, str(
+        dense
+    )  # d_3 L is far from 0 in scale-free terms
     for s in ("gram", "matrix_free"):
         assert gb.theorem1(obj, theta, strategy=s).verdict == dense.verdict
 
@@ -309,7 +318,9 @@ def test_stationarity_in_sample_chunks_matches_the_dense_jacobian(monkeypatch):
     theta = theta + 1e-2 * np.random.default_rng(1).normal(size=theta.size)
     L, g = obj.value_and_gradient(theta)
     whole = stationarity(obj, theta, g, L, J=obj.model.jacobian(theta, obj.X))
-    monkeypatch.setattr(cert, "_CHUNK_BYTES", 8 * obj.model.num_params * obj.model.output_dim * 7)  # 7 samples
+    monkeypatch.setattr(
+        cert, "_CHUNK_BYTES", 8 * obj.model.num_params * obj.model.output_dim * 7
+    )  # 7 samples
     chunked = stationarity(obj, theta, g, L)
     assert chunked.worst_parameter == whole.worst_parameter
     assert chunked.relative == pytest.approx(whole.relative, rel=1e-10)

@@ -33,7 +33,11 @@ def nan_at(arr, index):
         (lambda: MLP.jvp(THETA, X, THETA[:3]), gb.ShapeError, "v has shape"),
         (lambda: MLP.vjp(THETA, X, Y[:4]), gb.ShapeError, "U has 4 rows"),
         (lambda: MLP.jacobian(THETA, X, memory_budget=1000), gb.MemoryBudgetError, "memory_budget"),
-        (lambda: MLP.jacobian(THETA, X, out=np.empty((10, 26), order="F")), gb.ShapeError, "C-contiguous"),
+        (
+            lambda: MLP.jacobian(THETA, X, out=np.empty((10, 26), order="F")),
+            gb.ShapeError,
+            "C-contiguous",
+        ),
         (lambda: MLP.jacobian(THETA, X, out=np.empty((9, 26))), gb.ShapeError, "shape"),
         (lambda: MLP.forward(THETA, X, n_threads=0), ValueError, "n_threads"),
         (lambda: gb.MLP([3, 4, 2], "swish"), gb.UnknownNameError, "swish"),
@@ -43,19 +47,34 @@ def nan_at(arr, index):
         (lambda: gb.SkipMLP([3, 4, 2], skip_from=[5]), ValueError, "skip_from"),
         (lambda: gb.ResNet(4, 2, gb.MLP([3, 4, 2])), ValueError, "input_dim"),
         (lambda: MLP.flatten({"W1": np.zeros((4, 3))}), gb.ShapeError, "missing"),
-        (lambda: MLP.flatten({**MLP.unflatten(THETA), "W1": np.zeros((3, 4))}), gb.ShapeError, "W1 has shape"),
+        (
+            lambda: MLP.flatten({**MLP.unflatten(THETA), "W1": np.zeros((3, 4))}),
+            gb.ShapeError,
+            "W1 has shape",
+        ),
         (lambda: gb.Objective(MLP, "squared", X, Y[:4]), gb.ShapeError, "Y has 4 rows"),
         (lambda: gb.Objective(MLP, "squared", X, nan_at(Y, (0, 0))), gb.NonFiniteError, "Y"),
-        (lambda: gb.Objective(MLP, "squared", X, Y, np.r_[1.0, 1, 0, 1, 1]), gb.InvalidWeightsError, r"weights\[2\]"),
+        (
+            lambda: gb.Objective(MLP, "squared", X, Y, np.r_[1.0, 1, 0, 1, 1]),
+            gb.InvalidWeightsError,
+            r"weights\[2\]",
+        ),
         (lambda: gb.Objective(MLP, "squared", X, Y, np.ones(4)), gb.ShapeError, "weights"),
         (lambda: gb.Objective(MLP, "cross_entropy", X, np.abs(Y)), gb.InvalidLabelError, "sums to"),
         (lambda: gb.Objective(MLP, "cross_entropy", X, Y - 5), gb.InvalidLabelError, "negative"),
         (lambda: gb.Objective(MLP, "smoothed_hinge", X, Y), gb.InvalidLabelError, "one output"),
-        (lambda: gb.Objective(gb.MLP([3, 2, 1]), "smoothed_hinge", X, np.r_[1, -1, 1, 0.5, 1]), gb.InvalidLabelError,
-         r"Y\[3\]"),
+        (
+            lambda: gb.Objective(gb.MLP([3, 2, 1]), "smoothed_hinge", X, np.r_[1, -1, 1, 0.5, 1]),
+            gb.InvalidLabelError,
+            r"Y\[3\]",
+        ),
         (lambda: gb.SmoothedHingeLoss(p=1.5), ValueError, "p >= 2"),
         (lambda: gb.Objective(MLP, "huber", X, Y), gb.UnknownNameError, "huber"),
-        (lambda: gb.Objective(MLP, "squared", X, Y).hessian_vector(THETA, THETA[:2]), gb.ShapeError, "v"),
+        (
+            lambda: gb.Objective(MLP, "squared", X, Y).hessian_vector(THETA, THETA[:2]),
+            gb.ShapeError,
+            "v",
+        ),
     ],
 )
 def test_bad_input_raises_a_named_error(call, error, match):
@@ -75,7 +94,10 @@ def test_memory_is_checked_before_allocating():
 def test_convertible_arrays_are_accepted():
     """float32, integer, Fortran-ordered and strided inputs are converted, not rejected."""
     expected = MLP.forward(THETA, X)
-    np.testing.assert_allclose(MLP.forward(THETA.astype(np.float32), X), MLP.forward(THETA.astype(np.float32).astype(float), X))
+    np.testing.assert_allclose(
+        MLP.forward(THETA.astype(np.float32), X),
+        MLP.forward(THETA.astype(np.float32).astype(float), X),
+    )
     np.testing.assert_array_equal(MLP.forward(THETA, np.asfortranarray(X)), expected)
     wide = np.zeros((5, 6))
     wide[:, ::2] = X

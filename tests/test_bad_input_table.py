@@ -32,7 +32,7 @@ OTHER_TEST = Path(__file__).resolve().with_name("test_bad_input.py")
 
 
 # ----------------------------------------------------------------------------- small problem
-M = gb.MLP([3, 4, 2], "tanh")                         # 26 parameters
+M = gb.MLP([3, 4, 2], "tanh")  # 26 parameters
 THETA = M.init(seed=0) + 0.1
 RNG = np.random.default_rng(7)
 X = RNG.normal(size=(5, 3))
@@ -42,7 +42,7 @@ OBJ = gb.Objective(M, "squared", X, Y)
 RELU = gb.MLP([3, 4, 2], "relu")
 RESNET = gb.ResNet(3, 2, gb.MLP([3, 4, 3], "tanh"))
 STACK = gb.PreActResidualStack(3, hidden=4, num_blocks=1, activation="tanh")
-S_DIRS = np.eye(M.num_params)[:2]                     # two plain directions for the perturbable basis
+S_DIRS = np.eye(M.num_params)[:2]  # two plain directions for the perturbable basis
 
 
 def nan_at(arr: np.ndarray, index, value: float = np.nan) -> np.ndarray:
@@ -161,14 +161,39 @@ def row(entry, bad, call, expect=(), phrase="", *, outcome="", now=None) -> None
 # Families of bad arrays. Each entry: key -> (description, value, error, phrase template).
 def theta_family(n: int = M.num_params, name: str = "theta", good: np.ndarray = THETA):
     return {
-        "short": (f"{name} of the wrong length ({n - 1} for {n} parameters)", good[:-1], gb.ShapeError, f"expected ({n},)"),
+        "short": (
+            f"{name} of the wrong length ({n - 1} for {n} parameters)",
+            good[:-1],
+            gb.ShapeError,
+            f"expected ({n},)",
+        ),
         "2d": (f"{name} 2-D ({n}, 1)", good[:, None], gb.ShapeError, f"{name} has shape ({n}, 1)"),
         "scalar": (f"{name} a scalar", np.float64(1.0), gb.ShapeError, f"so expected ({n},)"),
-        "nan": (f"{name} with a NaN", nan_at(good, 3), gb.NonFiniteError, f"{name} holds 1 NaN/inf value(s), the first at index (3,)"),
-        "inf": (f"{name} with +inf", nan_at(good, 5, np.inf), gb.NonFiniteError, f"{name} holds 1 NaN/inf"),
-        "complex": (f"{name} complex", good.astype(complex), gb.DTypeError, f"{name} has dtype complex128"),
+        "nan": (
+            f"{name} with a NaN",
+            nan_at(good, 3),
+            gb.NonFiniteError,
+            f"{name} holds 1 NaN/inf value(s), the first at index (3,)",
+        ),
+        "inf": (
+            f"{name} with +inf",
+            nan_at(good, 5, np.inf),
+            gb.NonFiniteError,
+            f"{name} holds 1 NaN/inf",
+        ),
+        "complex": (
+            f"{name} complex",
+            good.astype(complex),
+            gb.DTypeError,
+            f"{name} has dtype complex128",
+        ),
         "bool": (f"{name} bool", good > 0, gb.DTypeError, f"{name} has dtype bool"),
-        "object": (f"{name} object array", good.astype(object), gb.DTypeError, f"{name} has dtype object"),
+        "object": (
+            f"{name} object array",
+            good.astype(object),
+            gb.DTypeError,
+            f"{name} has dtype object",
+        ),
         "str": (f"{name} strings", good.astype(str), gb.DTypeError, f"{name} has dtype <U"),
     }
 
@@ -176,20 +201,52 @@ def theta_family(n: int = M.num_params, name: str = "theta", good: np.ndarray = 
 def samples_family(d: int = 3, name: str = "X", good: np.ndarray = X):
     m = good.shape[0]
     return {
-        "columns": (f"{name} with {d + 1} columns for {d}", np.hstack([good, good[:, :1]]), gb.ShapeError, f"{name} has {d + 1} columns; expected {d}"),
+        "columns": (
+            f"{name} with {d + 1} columns for {d}",
+            np.hstack([good, good[:, :1]]),
+            gb.ShapeError,
+            f"{name} has {d + 1} columns; expected {d}",
+        ),
         "1d": (f"{name} 1-D (one sample)", good[0], gb.ShapeError, "reshape(1, -1)"),
         "3d": (f"{name} 3-D", good[None], gb.ShapeError, f"{name} must be 2-D"),
-        "empty": (f"{name} with no samples (m = 0)", good[:0], gb.ShapeError, f"{name} has no samples"),
-        "nan": (f"{name} with a NaN", nan_at(good, (1, 0)), gb.NonFiniteError, f"{name} holds 1 NaN/inf value(s), the first at index (1, 0)"),
-        "inf": (f"{name} with -inf", nan_at(good, (m - 1, d - 1), -np.inf), gb.NonFiniteError, f"index ({m - 1}, {d - 1})"),
+        "empty": (
+            f"{name} with no samples (m = 0)",
+            good[:0],
+            gb.ShapeError,
+            f"{name} has no samples",
+        ),
+        "nan": (
+            f"{name} with a NaN",
+            nan_at(good, (1, 0)),
+            gb.NonFiniteError,
+            f"{name} holds 1 NaN/inf value(s), the first at index (1, 0)",
+        ),
+        "inf": (
+            f"{name} with -inf",
+            nan_at(good, (m - 1, d - 1), -np.inf),
+            gb.NonFiniteError,
+            f"index ({m - 1}, {d - 1})",
+        ),
         "bool": (f"{name} bool", good > 0, gb.DTypeError, f"{name} has dtype bool"),
-        "complex": (f"{name} complex", good.astype(complex), gb.DTypeError, f"{name} has dtype complex128"),
-        "object": (f"{name} object array", good.astype(object), gb.DTypeError, f"{name} has dtype object"),
+        "complex": (
+            f"{name} complex",
+            good.astype(complex),
+            gb.DTypeError,
+            f"{name} has dtype complex128",
+        ),
+        "object": (
+            f"{name} object array",
+            good.astype(object),
+            gb.DTypeError,
+            f"{name} has dtype object",
+        ),
         "str": (f"{name} strings", good.astype(str), gb.DTypeError, f"{name} has dtype <U"),
     }
 
 
-def add_family(entry: str, family: dict, call: Callable[[object], object], keys=None, skip=()) -> None:
+def add_family(
+    entry: str, family: dict, call: Callable[[object], object], keys=None, skip=()
+) -> None:
     for key, (bad, value, error, phrase) in family.items():
         if (keys is None or key in keys) and key not in skip:
             row(entry, bad, lambda _t, value=value: call(value), error, phrase)
@@ -198,8 +255,12 @@ def add_family(entry: str, family: dict, call: Callable[[object], object], keys=
 # --- model methods: theta and X families on every method that takes them ---------------------
 # MLP.forward's theta length, NaN and X columns/1-D/empty/NaN/complex/object rows are in test_bad_input.py.
 add_family("Model.forward", theta_family(), lambda t: M.forward(t, X), skip=("short", "nan"))
-add_family("Model.forward", samples_family(),
-    lambda x: M.forward(THETA, x), skip=("columns", "1d", "empty", "nan", "complex", "object"))
+add_family(
+    "Model.forward",
+    samples_family(),
+    lambda x: M.forward(THETA, x),
+    skip=("columns", "1d", "empty", "nan", "complex", "object"),
+)
 for name, method in [
     ("Model.jacobian", M.jacobian),
     ("Model.gram", M.gram),
@@ -209,483 +270,1519 @@ for name, method in [
 ]:
     add_family(name, theta_family(), lambda t, method=method: method(t, X))
     add_family(name, samples_family(), lambda x, method=method: method(THETA, x))
-add_family("Model.node_values", theta_family(),
-    lambda t: M.node_values(t, X, 1), keys=("short", "nan", "complex"))
-add_family("Model.node_values", samples_family(),
-    lambda x: M.node_values(THETA, x, 1), keys=("columns", "empty", "inf", "bool"))
-add_family("Model.jvp", theta_family(), lambda t: M.jvp(t, X, THETA), keys=("short", "nan", "complex", "str"))
-add_family("Model.jvp", samples_family(),
-    lambda x: M.jvp(THETA, x, THETA), keys=("columns", "1d", "empty", "nan", "bool", "object"))
+add_family(
+    "Model.node_values",
+    theta_family(),
+    lambda t: M.node_values(t, X, 1),
+    keys=("short", "nan", "complex"),
+)
+add_family(
+    "Model.node_values",
+    samples_family(),
+    lambda x: M.node_values(THETA, x, 1),
+    keys=("columns", "empty", "inf", "bool"),
+)
+add_family(
+    "Model.jvp",
+    theta_family(),
+    lambda t: M.jvp(t, X, THETA),
+    keys=("short", "nan", "complex", "str"),
+)
+add_family(
+    "Model.jvp",
+    samples_family(),
+    lambda x: M.jvp(THETA, x, THETA),
+    keys=("columns", "1d", "empty", "nan", "bool", "object"),
+)
 add_family("Model.jvp", theta_family(name="v"), lambda v: M.jvp(THETA, X, v), skip=("short",))
-add_family("Model.vjp", theta_family(), lambda t: M.vjp(t, X, Y), keys=("short", "nan", "complex", "bool"))
-add_family("Model.vjp", samples_family(),
-    lambda x: M.vjp(THETA, x, Y), keys=("columns", "1d", "empty", "inf", "object"))
+add_family(
+    "Model.vjp", theta_family(), lambda t: M.vjp(t, X, Y), keys=("short", "nan", "complex", "bool")
+)
+add_family(
+    "Model.vjp",
+    samples_family(),
+    lambda x: M.vjp(THETA, x, Y),
+    keys=("columns", "1d", "empty", "inf", "object"),
+)
 add_family("Model.vjp", samples_family(2, "U", Y), lambda u: M.vjp(THETA, X, u))
 add_family("Model.homogeneity", theta_family(), lambda t: M.homogeneity(t))
 add_family("Model.unflatten", theta_family(), lambda t: M.unflatten(t))
-add_family("Model.gram", samples_family(name="X2"),
-    lambda x: M.gram(THETA, X, x), keys=("columns", "1d", "empty", "nan", "complex"))
+add_family(
+    "Model.gram",
+    samples_family(name="X2"),
+    lambda x: M.gram(THETA, X, x),
+    keys=("columns", "1d", "empty", "nan", "complex"),
+)
 
-row("Model.jacobian", "out float32", lambda _: M.jacobian(THETA, X, out=np.empty((10, 26), np.float32)),
-    gb.ShapeError, "float64 array of shape (10, 26)")
-row("Model.jacobian", "out read-only", lambda _: M.jacobian(THETA, X, out=np.broadcast_to(np.empty(26), (10, 26))),
-    gb.ShapeError, "writeable")
-row("Model.jacobian", "out not an array (list)", lambda _: M.jacobian(THETA, X, out=[[0.0] * 26] * 10),
-    gb.ShapeError, "out must be")
-row("Model.jacobian", "memory_budget NaN", lambda _: M.jacobian(THETA, X, memory_budget=float("nan")),
-    gb.InvalidOptionError, "memory_budget")
-row("Model.jacobian", "memory_budget negative", lambda _: M.jacobian(THETA, X, memory_budget=-1),
-    gb.MemoryBudgetError, "memory_budget")
-row("Model.gram", "memory_budget tiny (100 bytes)", lambda _: M.gram(THETA, X, memory_budget=100),
-    gb.MemoryBudgetError, "the Gram matrix 10 x 10")
-row("Model.gram", "huge m (200000 samples: K would be 1.3 TB)", lambda _: M.gram(THETA, np.zeros((200_000, 3))),
-    gb.MemoryBudgetError, "the Gram matrix 400000 x 400000")
-row("Model.gram", "out of the wrong shape", lambda _: M.gram(THETA, X, out=np.empty((10, 9))),
-    gb.ShapeError, "shape (10, 10)")
-row("Model.gram", "weights naming an unknown block", lambda _: M.gram(THETA, X, weights={"W9": 1.0}),
-    gb.UnknownNameError, "W9")
-row("Model.gram", "a negative block weight", lambda _: M.gram(THETA, X, weights={"W1": -1.0}),
-    gb.InvalidOptionError, "'W1' must be a finite number >= 0")
-row("Model.gram", "a NaN block weight", lambda _: M.gram(THETA, X, weights={"b2": float("nan")}),
-    gb.InvalidOptionError, "'b2'")
-row("Model.gram_diagonal", "a NaN block weight", lambda _: M.gram_diagonal(THETA, X, weights={"W2": np.nan}),
-    gb.InvalidOptionError, "'W2'")
-row("Model.gram_trace", "weights naming an unknown block", lambda _: M.gram_trace(THETA, X, weights={"bias": 1.0}),
-    gb.UnknownNameError, "bias")
-row("Model.forward", "huge m: a broadcast X of 10^16 samples (copy of 213 PiB)",
-    lambda _: M.forward(THETA, np.broadcast_to(X[:1], (10**16, 3))), gb.MemoryBudgetError, "X")
-row("Model.forward", "integer X (int64)",
+row(
+    "Model.jacobian",
+    "out float32",
+    lambda _: M.jacobian(THETA, X, out=np.empty((10, 26), np.float32)),
+    gb.ShapeError,
+    "float64 array of shape (10, 26)",
+)
+row(
+    "Model.jacobian",
+    "out read-only",
+    lambda _: M.jacobian(THETA, X, out=np.broadcast_to(np.empty(26), (10, 26))),
+    gb.ShapeError,
+    "writeable",
+)
+row(
+    "Model.jacobian",
+    "out not an array (list)",
+    lambda _: M.jacobian(THETA, X, out=[[0.0] * 26] * 10),
+    gb.ShapeError,
+    "out must be",
+)
+row(
+    "Model.jacobian",
+    "memory_budget NaN",
+    lambda _: M.jacobian(THETA, X, memory_budget=float("nan")),
+    gb.InvalidOptionError,
+    "memory_budget",
+)
+row(
+    "Model.jacobian",
+    "memory_budget negative",
+    lambda _: M.jacobian(THETA, X, memory_budget=-1),
+    gb.MemoryBudgetError,
+    "memory_budget",
+)
+row(
+    "Model.gram",
+    "memory_budget tiny (100 bytes)",
+    lambda _: M.gram(THETA, X, memory_budget=100),
+    gb.MemoryBudgetError,
+    "the Gram matrix 10 x 10",
+)
+row(
+    "Model.gram",
+    "huge m (200000 samples: K would be 1.3 TB)",
+    lambda _: M.gram(THETA, np.zeros((200_000, 3))),
+    gb.MemoryBudgetError,
+    "the Gram matrix 400000 x 400000",
+)
+row(
+    "Model.gram",
+    "out of the wrong shape",
+    lambda _: M.gram(THETA, X, out=np.empty((10, 9))),
+    gb.ShapeError,
+    "shape (10, 10)",
+)
+row(
+    "Model.gram",
+    "weights naming an unknown block",
+    lambda _: M.gram(THETA, X, weights={"W9": 1.0}),
+    gb.UnknownNameError,
+    "W9",
+)
+row(
+    "Model.gram",
+    "a negative block weight",
+    lambda _: M.gram(THETA, X, weights={"W1": -1.0}),
+    gb.InvalidOptionError,
+    "'W1' must be a finite number >= 0",
+)
+row(
+    "Model.gram",
+    "a NaN block weight",
+    lambda _: M.gram(THETA, X, weights={"b2": float("nan")}),
+    gb.InvalidOptionError,
+    "'b2'",
+)
+row(
+    "Model.gram_diagonal",
+    "a NaN block weight",
+    lambda _: M.gram_diagonal(THETA, X, weights={"W2": np.nan}),
+    gb.InvalidOptionError,
+    "'W2'",
+)
+row(
+    "Model.gram_trace",
+    "weights naming an unknown block",
+    lambda _: M.gram_trace(THETA, X, weights={"bias": 1.0}),
+    gb.UnknownNameError,
+    "bias",
+)
+row(
+    "Model.forward",
+    "huge m: a broadcast X of 10^16 samples (copy of 213 PiB)",
+    lambda _: M.forward(THETA, np.broadcast_to(X[:1], (10**16, 3))),
+    gb.MemoryBudgetError,
+    "X",
+)
+row(
+    "Model.forward",
+    "integer X (int64)",
     lambda _: same_as_float(lambda x: M.forward(THETA, x), np.arange(15).reshape(5, 3) % 4),
-    outcome="accepted: converted to float64, same result as the float input")
-row("Model.jacobian", "integer theta (int32)",
+    outcome="accepted: converted to float64, same result as the float input",
+)
+row(
+    "Model.jacobian",
+    "integer theta (int32)",
     lambda _: same_as_float(lambda t: M.jacobian(t, X), (np.arange(26) % 3).astype(np.int32)),
-    outcome="accepted: converted to float64, same result as the float input")
-row("Model.forward", "n_threads = -1", lambda _: M.forward(THETA, X, n_threads=-1),
-    (gb.GradbasisError, ValueError), "n_threads")
-row("Model.gram", "n_threads = 2.5", lambda _: M.gram(THETA, X, n_threads=2.5),
-    (gb.GradbasisError, ValueError), "n_threads")
-row("Model.node_values", "node index out of range (99)", lambda _: M.node_values(THETA, X, 99),
-    (gb.GradbasisError, ValueError), "node")
-row("Model.node_values", "node index True (a bool)", lambda _: M.node_values(THETA, X, True),
-    (gb.GradbasisError, ValueError), "node")
-row("Model.flatten", "a block holding NaN", lambda _: M.flatten({**M.unflatten(THETA), "b2": np.array([0.0, np.nan])}),
-    gb.NonFiniteError, "holds 1 NaN")
-row("Model.flatten", "a complex block", lambda _: M.flatten({**M.unflatten(THETA), "b1": np.zeros(4, complex)}),
-    gb.DTypeError, "b1 has dtype complex128")
-row("Model.flatten", "an extra block name", lambda _: M.flatten({**M.unflatten(THETA), "W3": np.zeros(2)}),
-    gb.ShapeError, "unknown ['W3']")
-row("Model.flatten", "a block of strings", lambda _: M.flatten({**M.unflatten(THETA), "b2": np.array(["a", "b"])}),
-    gb.DTypeError, "b2 has dtype <U1")
+    outcome="accepted: converted to float64, same result as the float input",
+)
+row(
+    "Model.forward",
+    "n_threads = -1",
+    lambda _: M.forward(THETA, X, n_threads=-1),
+    (gb.GradbasisError, ValueError),
+    "n_threads",
+)
+row(
+    "Model.gram",
+    "n_threads = 2.5",
+    lambda _: M.gram(THETA, X, n_threads=2.5),
+    (gb.GradbasisError, ValueError),
+    "n_threads",
+)
+row(
+    "Model.node_values",
+    "node index out of range (99)",
+    lambda _: M.node_values(THETA, X, 99),
+    (gb.GradbasisError, ValueError),
+    "node",
+)
+row(
+    "Model.node_values",
+    "node index True (a bool)",
+    lambda _: M.node_values(THETA, X, True),
+    (gb.GradbasisError, ValueError),
+    "node",
+)
+row(
+    "Model.flatten",
+    "a block holding NaN",
+    lambda _: M.flatten({**M.unflatten(THETA), "b2": np.array([0.0, np.nan])}),
+    gb.NonFiniteError,
+    "holds 1 NaN",
+)
+row(
+    "Model.flatten",
+    "a complex block",
+    lambda _: M.flatten({**M.unflatten(THETA), "b1": np.zeros(4, complex)}),
+    gb.DTypeError,
+    "b1 has dtype complex128",
+)
+row(
+    "Model.flatten",
+    "an extra block name",
+    lambda _: M.flatten({**M.unflatten(THETA), "W3": np.zeros(2)}),
+    gb.ShapeError,
+    "unknown ['W3']",
+)
+row(
+    "Model.flatten",
+    "a block of strings",
+    lambda _: M.flatten({**M.unflatten(THETA), "b2": np.array(["a", "b"])}),
+    gb.DTypeError,
+    "b2 has dtype <U1",
+)
 row("Model.init", "seed = -1", lambda _: M.init(seed=-1), (gb.GradbasisError, ValueError), "seed")
-row("Model.init", "a model too large for memory (10^16 parameters)", lambda _: gb.MLP([10**8, 10**8, 1], "tanh").init(),
-    gb.MemoryBudgetError, "parameters")
-row("Model.homogeneity", "PreActResidualStack (no block f is linear in)", lambda _: STACK.homogeneity(STACK.init()),
-    (gb.GradbasisError, NotImplementedError), "Assumption 2")
+row(
+    "Model.init",
+    "a model too large for memory (10^16 parameters)",
+    lambda _: gb.MLP([10**8, 10**8, 1], "tanh").init(),
+    gb.MemoryBudgetError,
+    "parameters",
+)
+row(
+    "Model.homogeneity",
+    "PreActResidualStack (no block f is linear in)",
+    lambda _: STACK.homogeneity(STACK.init()),
+    (gb.GradbasisError, NotImplementedError),
+    "Assumption 2",
+)
 
 # --- model constructors -------------------------------------------------------------------------
-row("MLP", "a negative layer size", lambda _: gb.MLP([3, -4, 2]),
-    gb.ShapeError, "layer_sizes[1] must be a positive integer")
+row(
+    "MLP",
+    "a negative layer size",
+    lambda _: gb.MLP([3, -4, 2]),
+    gb.ShapeError,
+    "layer_sizes[1] must be a positive integer",
+)
 row("MLP", "a float layer size", lambda _: gb.MLP([3, 4.5, 2]), gb.ShapeError, "layer_sizes[1]")
 row("MLP", "a bool layer size", lambda _: gb.MLP([True, 4, 2]), gb.ShapeError, "layer_sizes[0]")
-row("MLP", "layer_sizes a string", lambda _: gb.MLP("342"), gb.ShapeError, "layer_sizes must be a sequence")
-row("MLP", "activation not a string (3)", lambda _: gb.MLP([3, 4, 2], 3),
-    gb.UnknownNameError, "activation must be a name")
-row("MLP", "unreadable leaky_relu slope", lambda _: gb.MLP([3, 4, 2], "leaky_relu(abc)"),
-    gb.UnknownNameError, "cannot read the slope")
-row("MLP", "3 activation names for 1 hidden layer", lambda _: gb.MLP([3, 4, 2], ["tanh"] * 3),
-    (gb.GradbasisError, ValueError), "3 activations for 1 hidden")
-row("MLP", "negative_slope NaN", lambda _: gb.MLP([3, 4, 2], "leaky_relu", negative_slope=float("nan")),
-    (gb.GradbasisError, ValueError), "negative_slope")
-row("MLP", "Activation('swish') built directly", lambda _: gb.MLP([3, 4, 2], gb.Activation("swish")),
-    gb.UnknownNameError, "swish")
-row("MLP", "Activation('leaky_relu', nan) built directly", lambda _: gb.MLP([3, 4, 2],
-    gb.Activation("leaky_relu", float("nan"))).forward(THETA, X),
-    gb.InvalidOptionError, "negative_slope")
-row("SkipMLP", "skip_from = [-1]", lambda _: gb.SkipMLP([3, 4, 2], skip_from=[-1]),
-    (gb.GradbasisError, ValueError), "skip_from")
-row("SkipMLP", "unknown activation", lambda _: gb.SkipMLP([3, 4, 2], activation="swish"),
-    gb.UnknownNameError, "swish")
-row("SkipMLP", "a zero layer size", lambda _: gb.SkipMLP([3, 0, 2]), gb.ShapeError, "layer_sizes[1]")
-row("ResNet", "residual not a model (a string)", lambda _: gb.ResNet(3, 2, "mlp"),
-    (gb.GradbasisError, TypeError), "residual must be")
-row("ResNet", "residual input 4 for input_dim 3", lambda _: gb.ResNet(3, 2, gb.MLP([4, 4, 3])),
-    (gb.GradbasisError, ValueError), "input_dim")
-row("ResNet", "output_dim 0", lambda _: gb.ResNet(3, 0, gb.MLP([3, 4, 3])),
-    gb.ShapeError, "output_dim must be a positive integer")
-row("BasisModel", "num_features 0", lambda _: gb.BasisModel(0, 2),
-    gb.ShapeError, "num_features must be a positive integer")
-row("BasisModel", "output_dim a string", lambda _: gb.BasisModel(3, "2"), gb.ShapeError, "output_dim")
-row("PreActResidualStack", "hidden 0", lambda _: gb.PreActResidualStack(3, 0),
-    gb.ShapeError, "hidden must be a positive integer")
-row("PreActResidualStack", "num_blocks 2.5", lambda _: gb.PreActResidualStack(3, 4, 2.5),
-    gb.ShapeError, "num_blocks")
-row("PreActResidualStack", "unknown activation", lambda _: gb.PreActResidualStack(3, 4, activation="mish"),
-    gb.UnknownNameError, "mish")
+row(
+    "MLP",
+    "layer_sizes a string",
+    lambda _: gb.MLP("342"),
+    gb.ShapeError,
+    "layer_sizes must be a sequence",
+)
+row(
+    "MLP",
+    "activation not a string (3)",
+    lambda _: gb.MLP([3, 4, 2], 3),
+    gb.UnknownNameError,
+    "activation must be a name",
+)
+row(
+    "MLP",
+    "unreadable leaky_relu slope",
+    lambda _: gb.MLP([3, 4, 2], "leaky_relu(abc)"),
+    gb.UnknownNameError,
+    "cannot read the slope",
+)
+row(
+    "MLP",
+    "3 activation names for 1 hidden layer",
+    lambda _: gb.MLP([3, 4, 2], ["tanh"] * 3),
+    (gb.GradbasisError, ValueError),
+    "3 activations for 1 hidden",
+)
+row(
+    "MLP",
+    "negative_slope NaN",
+    lambda _: gb.MLP([3, 4, 2], "leaky_relu", negative_slope=float("nan")),
+    (gb.GradbasisError, ValueError),
+    "negative_slope",
+)
+row(
+    "MLP",
+    "Activation('swish') built directly",
+    lambda _: gb.MLP([3, 4, 2], gb.Activation("swish")),
+    gb.UnknownNameError,
+    "swish",
+)
+row(
+    "MLP",
+    "Activation('leaky_relu', nan) built directly",
+    lambda _: gb.MLP([3, 4, 2], gb.Activation("leaky_relu", float("nan"))).forward(THETA, X),
+    gb.InvalidOptionError,
+    "negative_slope",
+)
+row(
+    "SkipMLP",
+    "skip_from = [-1]",
+    lambda _: gb.SkipMLP([3, 4, 2], skip_from=[-1]),
+    (gb.GradbasisError, ValueError),
+    "skip_from",
+)
+row(
+    "SkipMLP",
+    "unknown activation",
+    lambda _: gb.SkipMLP([3, 4, 2], activation="swish"),
+    gb.UnknownNameError,
+    "swish",
+)
+row(
+    "SkipMLP", "a zero layer size", lambda _: gb.SkipMLP([3, 0, 2]), gb.ShapeError, "layer_sizes[1]"
+)
+row(
+    "ResNet",
+    "residual not a model (a string)",
+    lambda _: gb.ResNet(3, 2, "mlp"),
+    (gb.GradbasisError, TypeError),
+    "residual must be",
+)
+row(
+    "ResNet",
+    "residual input 4 for input_dim 3",
+    lambda _: gb.ResNet(3, 2, gb.MLP([4, 4, 3])),
+    (gb.GradbasisError, ValueError),
+    "input_dim",
+)
+row(
+    "ResNet",
+    "output_dim 0",
+    lambda _: gb.ResNet(3, 0, gb.MLP([3, 4, 3])),
+    gb.ShapeError,
+    "output_dim must be a positive integer",
+)
+row(
+    "BasisModel",
+    "num_features 0",
+    lambda _: gb.BasisModel(0, 2),
+    gb.ShapeError,
+    "num_features must be a positive integer",
+)
+row(
+    "BasisModel",
+    "output_dim a string",
+    lambda _: gb.BasisModel(3, "2"),
+    gb.ShapeError,
+    "output_dim",
+)
+row(
+    "PreActResidualStack",
+    "hidden 0",
+    lambda _: gb.PreActResidualStack(3, 0),
+    gb.ShapeError,
+    "hidden must be a positive integer",
+)
+row(
+    "PreActResidualStack",
+    "num_blocks 2.5",
+    lambda _: gb.PreActResidualStack(3, 4, 2.5),
+    gb.ShapeError,
+    "num_blocks",
+)
+row(
+    "PreActResidualStack",
+    "unknown activation",
+    lambda _: gb.PreActResidualStack(3, 4, activation="mish"),
+    gb.UnknownNameError,
+    "mish",
+)
 
 # --- losses ---------------------------------------------------------------------------------------
 SQ, CE, HINGE = gb.SquaredLoss(), gb.CrossEntropyLoss(), gb.SmoothedHingeLoss()
 PM1 = np.array([[1.0], [-1.0], [1.0], [1.0], [-1.0]])
-row("get_loss", "unknown name 'huber2'", lambda _: gb.get_loss("huber2"),
-    gb.UnknownNameError, "unknown loss 'huber2'")
-row("get_loss", "not a name (None)", lambda _: gb.get_loss(None), gb.UnknownNameError, "unknown loss None")
-row("SmoothedHingeLoss", "p = NaN", lambda _: gb.SmoothedHingeLoss(p=float("nan")),
-    (gb.GradbasisError, ValueError), "p >= 2")
+row(
+    "get_loss",
+    "unknown name 'huber2'",
+    lambda _: gb.get_loss("huber2"),
+    gb.UnknownNameError,
+    "unknown loss 'huber2'",
+)
+row(
+    "get_loss",
+    "not a name (None)",
+    lambda _: gb.get_loss(None),
+    gb.UnknownNameError,
+    "unknown loss None",
+)
+row(
+    "SmoothedHingeLoss",
+    "p = NaN",
+    lambda _: gb.SmoothedHingeLoss(p=float("nan")),
+    (gb.GradbasisError, ValueError),
+    "p >= 2",
+)
 for method in ("value", "gradient", "hessian", "conjugate"):
     entry = f"Loss.{method}"
     fn = getattr(SQ, method)
     qname = "S" if method == "conjugate" else "Q"
-    add_family(entry, samples_family(2, qname, Y),
-    lambda q, fn=fn: fn(q, Y), keys=("columns", "empty", "nan", "complex"))
-    add_family(entry, samples_family(2, "Y", Y), lambda y, fn=fn: fn(Y, y), keys=("empty", "inf", "object"))
-    row(entry, f"{qname} with 4 rows for 5 targets", lambda _, fn=fn: fn(Y[:4], Y),
-    gb.ShapeError, f"{qname} has 4 rows; expected 5")
-row("Loss.value", "cross-entropy targets not summing to 1", lambda _: CE.value(Y, ONE_HOT * 0.5),
-    gb.InvalidLabelError, "sums to 0.5")
-row("Loss.gradient", "cross-entropy with one class (d_y = 1)", lambda _: CE.gradient(Y[:, :1], ONE_HOT[:, :1]),
-    gb.InvalidLabelError, "d_y >= 2")
-row("Loss.hessian", "smoothed hinge label 0", lambda _: HINGE.hessian(PM1, nan_at(PM1, (2, 0), 0.0)),
-    gb.InvalidLabelError, "Y[2] = 0.0")
-row("Loss.conjugate", "smoothed hinge with 2 outputs", lambda _: HINGE.conjugate(Y, ONE_HOT),
-    gb.InvalidLabelError, "one output (d_y = 1)")
-row("Loss.conjugate", "S outside the conjugate's domain",
-    lambda _: (lambda c: np.testing.assert_array_equal(c, np.inf))(CE.conjugate(np.full((5, 2), 3.0), ONE_HOT)),
-    outcome="not an error: +inf, as documented (l* is +inf outside its domain)")
-row("Loss.check_targets", "Y with 3 columns for output_dim 2",
+    add_family(
+        entry,
+        samples_family(2, qname, Y),
+        lambda q, fn=fn: fn(q, Y),
+        keys=("columns", "empty", "nan", "complex"),
+    )
+    add_family(
+        entry, samples_family(2, "Y", Y), lambda y, fn=fn: fn(Y, y), keys=("empty", "inf", "object")
+    )
+    row(
+        entry,
+        f"{qname} with 4 rows for 5 targets",
+        lambda _, fn=fn: fn(Y[:4], Y),
+        gb.ShapeError,
+        f"{qname} has 4 rows; expected 5",
+    )
+row(
+    "Loss.value",
+    "cross-entropy targets not summing to 1",
+    lambda _: CE.value(Y, ONE_HOT * 0.5),
+    gb.InvalidLabelError,
+    "sums to 0.5",
+)
+row(
+    "Loss.gradient",
+    "cross-entropy with one class (d_y = 1)",
+    lambda _: CE.gradient(Y[:, :1], ONE_HOT[:, :1]),
+    gb.InvalidLabelError,
+    "d_y >= 2",
+)
+row(
+    "Loss.hessian",
+    "smoothed hinge label 0",
+    lambda _: HINGE.hessian(PM1, nan_at(PM1, (2, 0), 0.0)),
+    gb.InvalidLabelError,
+    "Y[2] = 0.0",
+)
+row(
+    "Loss.conjugate",
+    "smoothed hinge with 2 outputs",
+    lambda _: HINGE.conjugate(Y, ONE_HOT),
+    gb.InvalidLabelError,
+    "one output (d_y = 1)",
+)
+row(
+    "Loss.conjugate",
+    "S outside the conjugate's domain",
+    lambda _: (lambda c: np.testing.assert_array_equal(c, np.inf))(
+        CE.conjugate(np.full((5, 2), 3.0), ONE_HOT)
+    ),
+    outcome="not an error: +inf, as documented (l* is +inf outside its domain)",
+)
+row(
+    "Loss.check_targets",
+    "Y with 3 columns for output_dim 2",
     lambda _: SQ.check_targets(np.zeros((5, 3)), output_dim=2),
-    gb.ShapeError, "Y has 3 columns; expected 2")
-row("Loss.check_targets", "Y with 4 rows for num_samples 5", lambda _: SQ.check_targets(Y[:4], num_samples=5),
-    gb.ShapeError, "Y has 4 rows; expected 5")
-row("Loss.check_targets", "cross-entropy targets with NaN", lambda _: CE.check_targets(nan_at(ONE_HOT, (0, 1))),
-    gb.NonFiniteError, "Y holds 1 NaN")
-row("Loss.check_targets", "Y 1-D for 2 outputs", lambda _: SQ.check_targets(Y[:, 0], output_dim=2),
-    gb.ShapeError, "Y must be 2-D")
-row("Loss.check_targets", "cross-entropy targets bool", lambda _: CE.check_targets(ONE_HOT > 0),
-    gb.DTypeError, "Y has dtype bool")
+    gb.ShapeError,
+    "Y has 3 columns; expected 2",
+)
+row(
+    "Loss.check_targets",
+    "Y with 4 rows for num_samples 5",
+    lambda _: SQ.check_targets(Y[:4], num_samples=5),
+    gb.ShapeError,
+    "Y has 4 rows; expected 5",
+)
+row(
+    "Loss.check_targets",
+    "cross-entropy targets with NaN",
+    lambda _: CE.check_targets(nan_at(ONE_HOT, (0, 1))),
+    gb.NonFiniteError,
+    "Y holds 1 NaN",
+)
+row(
+    "Loss.check_targets",
+    "Y 1-D for 2 outputs",
+    lambda _: SQ.check_targets(Y[:, 0], output_dim=2),
+    gb.ShapeError,
+    "Y must be 2-D",
+)
+row(
+    "Loss.check_targets",
+    "cross-entropy targets bool",
+    lambda _: CE.check_targets(ONE_HOT > 0),
+    gb.DTypeError,
+    "Y has dtype bool",
+)
 
 # --- Objective --------------------------------------------------------------------------------------
-row("Objective", "model not a gradbasis model", lambda _: gb.Objective("mlp", "squared", X, Y),
-    (gb.GradbasisError, TypeError), "model must be a gradbasis model")
-row("Objective", "a user loss object", lambda _: gb.Objective(M, NonConvexLoss(), X, Y),
-    gb.UnknownNameError, "unknown loss")
-add_family("Objective", samples_family(),
-    lambda x: gb.Objective(M, "squared", x, Y), keys=("columns", "empty", "inf", "bool", "str"))
-add_family("Objective", samples_family(2, "Y", Y),
-    lambda y: gb.Objective(M, "squared", X, y), keys=("columns", "3d", "complex", "object"))
-row("Objective", "Y with 3 columns for 2 outputs", lambda _: gb.Objective(M, "squared", X, np.zeros((5, 3))),
-    gb.ShapeError, "Y has 3 columns; expected 2")
-row("Objective", "cross-entropy targets with NaN",
+row(
+    "Objective",
+    "model not a gradbasis model",
+    lambda _: gb.Objective("mlp", "squared", X, Y),
+    (gb.GradbasisError, TypeError),
+    "model must be a gradbasis model",
+)
+row(
+    "Objective",
+    "a user loss object",
+    lambda _: gb.Objective(M, NonConvexLoss(), X, Y),
+    gb.UnknownNameError,
+    "unknown loss",
+)
+add_family(
+    "Objective",
+    samples_family(),
+    lambda x: gb.Objective(M, "squared", x, Y),
+    keys=("columns", "empty", "inf", "bool", "str"),
+)
+add_family(
+    "Objective",
+    samples_family(2, "Y", Y),
+    lambda y: gb.Objective(M, "squared", X, y),
+    keys=("columns", "3d", "complex", "object"),
+)
+row(
+    "Objective",
+    "Y with 3 columns for 2 outputs",
+    lambda _: gb.Objective(M, "squared", X, np.zeros((5, 3))),
+    gb.ShapeError,
+    "Y has 3 columns; expected 2",
+)
+row(
+    "Objective",
+    "cross-entropy targets with NaN",
     lambda _: gb.Objective(M, "cross_entropy", X, nan_at(ONE_HOT, (3, 0))),
-    gb.NonFiniteError, "Y holds 1 NaN")
-row("Objective", "cross-entropy with one output",
+    gb.NonFiniteError,
+    "Y holds 1 NaN",
+)
+row(
+    "Objective",
+    "cross-entropy with one output",
     lambda _: gb.Objective(gb.MLP([3, 4, 1]), "cross_entropy", X, np.ones((5, 1))),
-    gb.InvalidLabelError, "d_y >= 2")
-row("Objective", "smoothed hinge label 2",
+    gb.InvalidLabelError,
+    "d_y >= 2",
+)
+row(
+    "Objective",
+    "smoothed hinge label 2",
     lambda _: gb.Objective(gb.MLP([3, 4, 1]), "smoothed_hinge", X, nan_at(PM1, (4, 0), 2.0)),
-    gb.InvalidLabelError, "Y[4] = 2.0")
-row("Objective", "weights negative", lambda _: gb.Objective(M, "squared", X, Y, -np.ones(5)),
-    gb.InvalidWeightsError, "weights[0] = -1.0")
-row("Objective", "weights NaN", lambda _: gb.Objective(M, "squared", X, Y, nan_at(np.ones(5), 1)),
-    gb.NonFiniteError, "weights holds 1 NaN")
-row("Objective", "weights +inf", lambda _: gb.Objective(M, "squared", X, Y, nan_at(np.ones(5), 2, np.inf)),
-    gb.NonFiniteError, "weights holds 1 NaN/inf")
-row("Objective", "weights 2-D (5, 1)", lambda _: gb.Objective(M, "squared", X, Y, np.ones((5, 1))),
-    gb.ShapeError, "weights has shape (5, 1)")
-row("Objective", "weights bool", lambda _: gb.Objective(M, "squared", X, Y, np.ones(5, bool)),
-    gb.DTypeError, "weights has dtype bool")
-row("Objective", "n_threads = 0", lambda _: gb.Objective(M, "squared", X, Y, n_threads=0),
-    (gb.GradbasisError, ValueError), "n_threads")
+    gb.InvalidLabelError,
+    "Y[4] = 2.0",
+)
+row(
+    "Objective",
+    "weights negative",
+    lambda _: gb.Objective(M, "squared", X, Y, -np.ones(5)),
+    gb.InvalidWeightsError,
+    "weights[0] = -1.0",
+)
+row(
+    "Objective",
+    "weights NaN",
+    lambda _: gb.Objective(M, "squared", X, Y, nan_at(np.ones(5), 1)),
+    gb.NonFiniteError,
+    "weights holds 1 NaN",
+)
+row(
+    "Objective",
+    "weights +inf",
+    lambda _: gb.Objective(M, "squared", X, Y, nan_at(np.ones(5), 2, np.inf)),
+    gb.NonFiniteError,
+    "weights holds 1 NaN/inf",
+)
+row(
+    "Objective",
+    "weights 2-D (5, 1)",
+    lambda _: gb.Objective(M, "squared", X, Y, np.ones((5, 1))),
+    gb.ShapeError,
+    "weights has shape (5, 1)",
+)
+row(
+    "Objective",
+    "weights bool",
+    lambda _: gb.Objective(M, "squared", X, Y, np.ones(5, bool)),
+    gb.DTypeError,
+    "weights has dtype bool",
+)
+row(
+    "Objective",
+    "n_threads = 0",
+    lambda _: gb.Objective(M, "squared", X, Y, n_threads=0),
+    (gb.GradbasisError, ValueError),
+    "n_threads",
+)
 for method in ("value", "value_and_gradient", "gradient", "residual_duals"):
-    add_family(f"Objective.{method}", theta_family(),
-    lambda t, method=method: getattr(OBJ, method)(t), keys=("short", "nan", "complex", "bool"))
-add_family("Objective.hessian_vector", theta_family(),
-    lambda t: OBJ.hessian_vector(t, THETA), keys=("short", "nan", "object"))
-add_family("Objective.hessian_vector", theta_family(name="v"),
-    lambda v: OBJ.hessian_vector(THETA, v), keys=("nan", "inf", "complex", "2d"))
+    add_family(
+        f"Objective.{method}",
+        theta_family(),
+        lambda t, method=method: getattr(OBJ, method)(t),
+        keys=("short", "nan", "complex", "bool"),
+    )
+add_family(
+    "Objective.hessian_vector",
+    theta_family(),
+    lambda t: OBJ.hessian_vector(t, THETA),
+    keys=("short", "nan", "object"),
+)
+add_family(
+    "Objective.hessian_vector",
+    theta_family(name="v"),
+    lambda v: OBJ.hessian_vector(THETA, v),
+    keys=("nan", "inf", "complex", "2d"),
+)
 
 # --- induced_minimum ---------------------------------------------------------------------------------
 J = M.jacobian(THETA, X)
-add_family("induced_minimum", samples_family(26, "basis", J),
-    lambda b: gb.induced_minimum(b, "squared", Y), keys=("nan", "inf", "complex", "bool", "object", "str"))
-row("induced_minimum", "basis with 9 rows for m*d_y = 10", lambda _: gb.induced_minimum(J[:9], "squared", Y),
-    gb.ShapeError, "m*d_y = 10 rows")
-row("induced_minimum", "basis 1-D", lambda _: gb.induced_minimum(J[:, 0], "squared", Y),
-    gb.ShapeError, "basis must be 2-D")
-row("induced_minimum", "basis with no columns", lambda _: gb.induced_minimum(J[:, :0], "squared", Y),
-    gb.ShapeError, "basis has no columns")
-row("induced_minimum", "empty data (m = 0)", lambda _: gb.induced_minimum(J[:0], "squared", Y[:0]),
-    gb.ShapeError, "Y has no samples")
-row("induced_minimum", "unknown loss", lambda _: gb.induced_minimum(J, "hinge", Y),
-    gb.UnknownNameError, "unknown loss 'hinge'")
-row("induced_minimum", "cross-entropy targets negative",
+add_family(
+    "induced_minimum",
+    samples_family(26, "basis", J),
+    lambda b: gb.induced_minimum(b, "squared", Y),
+    keys=("nan", "inf", "complex", "bool", "object", "str"),
+)
+row(
+    "induced_minimum",
+    "basis with 9 rows for m*d_y = 10",
+    lambda _: gb.induced_minimum(J[:9], "squared", Y),
+    gb.ShapeError,
+    "m*d_y = 10 rows",
+)
+row(
+    "induced_minimum",
+    "basis 1-D",
+    lambda _: gb.induced_minimum(J[:, 0], "squared", Y),
+    gb.ShapeError,
+    "basis must be 2-D",
+)
+row(
+    "induced_minimum",
+    "basis with no columns",
+    lambda _: gb.induced_minimum(J[:, :0], "squared", Y),
+    gb.ShapeError,
+    "basis has no columns",
+)
+row(
+    "induced_minimum",
+    "empty data (m = 0)",
+    lambda _: gb.induced_minimum(J[:0], "squared", Y[:0]),
+    gb.ShapeError,
+    "Y has no samples",
+)
+row(
+    "induced_minimum",
+    "unknown loss",
+    lambda _: gb.induced_minimum(J, "hinge", Y),
+    gb.UnknownNameError,
+    "unknown loss 'hinge'",
+)
+row(
+    "induced_minimum",
+    "cross-entropy targets negative",
     lambda _: gb.induced_minimum(J, "cross_entropy", ONE_HOT - 0.5),
-    gb.InvalidLabelError, "negative entry")
-row("induced_minimum", "weights zero", lambda _: gb.induced_minimum(J, "squared", Y, np.zeros(5)),
-    gb.InvalidWeightsError, "weights must be positive")
-row("induced_minimum", "weights of the wrong length", lambda _: gb.induced_minimum(J, "squared", Y, np.ones(4)),
-    gb.ShapeError, "weights has shape (4,)")
-row("induced_minimum", "rank_tol = 1", lambda _: gb.induced_minimum(J, "squared", Y, rank_tol=1.0),
-    gb.InvalidOptionError, "rank_tol must be a relative cut in [0, 1)")
-row("induced_minimum", "rank_tol = -1e-3", lambda _: gb.induced_minimum(J, "squared", Y, rank_tol=-1e-3),
-    gb.InvalidOptionError, "rank_tol")
-row("induced_minimum", "rank_tol NaN", lambda _: gb.induced_minimum(J, "squared", Y, rank_tol=float("nan")),
-    gb.InvalidOptionError, "rank_tol")
-row("induced_minimum", "a cut of 2", lambda _: gb.induced_minimum(J, "squared", Y, cuts=[1e-6, 2.0]),
-    gb.InvalidOptionError, "cuts must be a relative cut")
-row("induced_minimum", "tol = 0", lambda _: gb.induced_minimum(J, "squared", Y, tol=0.0),
-    gb.InvalidOptionError, "tol must lie in (0, 1)")
-row("induced_minimum", "tol NaN", lambda _: gb.induced_minimum(J, "squared", Y, tol=float("nan")),
-    gb.InvalidOptionError, "tol must lie in (0, 1)")
-row("induced_minimum", "max_iter = 0", lambda _: gb.induced_minimum(J, "squared", Y, max_iter=0),
-    gb.InvalidOptionError, "max_iter must be positive")
+    gb.InvalidLabelError,
+    "negative entry",
+)
+row(
+    "induced_minimum",
+    "weights zero",
+    lambda _: gb.induced_minimum(J, "squared", Y, np.zeros(5)),
+    gb.InvalidWeightsError,
+    "weights must be positive",
+)
+row(
+    "induced_minimum",
+    "weights of the wrong length",
+    lambda _: gb.induced_minimum(J, "squared", Y, np.ones(4)),
+    gb.ShapeError,
+    "weights has shape (4,)",
+)
+row(
+    "induced_minimum",
+    "rank_tol = 1",
+    lambda _: gb.induced_minimum(J, "squared", Y, rank_tol=1.0),
+    gb.InvalidOptionError,
+    "rank_tol must be a relative cut in [0, 1)",
+)
+row(
+    "induced_minimum",
+    "rank_tol = -1e-3",
+    lambda _: gb.induced_minimum(J, "squared", Y, rank_tol=-1e-3),
+    gb.InvalidOptionError,
+    "rank_tol",
+)
+row(
+    "induced_minimum",
+    "rank_tol NaN",
+    lambda _: gb.induced_minimum(J, "squared", Y, rank_tol=float("nan")),
+    gb.InvalidOptionError,
+    "rank_tol",
+)
+row(
+    "induced_minimum",
+    "a cut of 2",
+    lambda _: gb.induced_minimum(J, "squared", Y, cuts=[1e-6, 2.0]),
+    gb.InvalidOptionError,
+    "cuts must be a relative cut",
+)
+row(
+    "induced_minimum",
+    "tol = 0",
+    lambda _: gb.induced_minimum(J, "squared", Y, tol=0.0),
+    gb.InvalidOptionError,
+    "tol must lie in (0, 1)",
+)
+row(
+    "induced_minimum",
+    "tol NaN",
+    lambda _: gb.induced_minimum(J, "squared", Y, tol=float("nan")),
+    gb.InvalidOptionError,
+    "tol must lie in (0, 1)",
+)
+row(
+    "induced_minimum",
+    "max_iter = 0",
+    lambda _: gb.induced_minimum(J, "squared", Y, max_iter=0),
+    gb.InvalidOptionError,
+    "max_iter must be positive",
+)
 
 # --- strategies ---------------------------------------------------------------------------------------
-row("gradient_basis_minimum", "unknown strategy", lambda _: gb.gradient_basis_minimum(OBJ, THETA, strategy="sparse"),
-    gb.UnknownNameError, "unknown strategy 'sparse'")
-row("gradient_basis_minimum", "memory_budget tiny, strategy auto",
+row(
+    "gradient_basis_minimum",
+    "unknown strategy",
+    lambda _: gb.gradient_basis_minimum(OBJ, THETA, strategy="sparse"),
+    gb.UnknownNameError,
+    "unknown strategy 'sparse'",
+)
+row(
+    "gradient_basis_minimum",
+    "memory_budget tiny, strategy auto",
     lambda _: gb.gradient_basis_minimum(OBJ, THETA, memory_budget=10),
-    gb.MemoryBudgetError, "no strategy fits")
-row("gradient_basis_minimum", "memory_budget tiny, strategy dense",
+    gb.MemoryBudgetError,
+    "no strategy fits",
+)
+row(
+    "gradient_basis_minimum",
+    "memory_budget tiny, strategy dense",
     lambda _: gb.gradient_basis_minimum(OBJ, THETA, strategy="dense", memory_budget=10),
-    gb.MemoryBudgetError, "strategy 'dense' does not fit")
-row("gradient_basis_minimum", "memory_budget NaN",
+    gb.MemoryBudgetError,
+    "strategy 'dense' does not fit",
+)
+row(
+    "gradient_basis_minimum",
+    "memory_budget NaN",
     lambda _: gb.gradient_basis_minimum(OBJ, THETA, memory_budget=float("nan")),
-    gb.InvalidOptionError, "memory_budget")
-add_family("gradient_basis_minimum", theta_family(),
-    lambda t: gb.gradient_basis_minimum(OBJ, t), keys=("short", "nan", "complex"))
-row("gradient_basis_minimum", "rank_tol = 2, strategy dense",
+    gb.InvalidOptionError,
+    "memory_budget",
+)
+add_family(
+    "gradient_basis_minimum",
+    theta_family(),
+    lambda t: gb.gradient_basis_minimum(OBJ, t),
+    keys=("short", "nan", "complex"),
+)
+row(
+    "gradient_basis_minimum",
+    "rank_tol = 2, strategy dense",
     lambda _: gb.gradient_basis_minimum(OBJ, THETA, strategy="dense", rank_tol=2.0),
-    gb.InvalidOptionError, "rank_tol")
-row("gradient_basis_minimum", "rank_tol = 2, strategy gram",
+    gb.InvalidOptionError,
+    "rank_tol",
+)
+row(
+    "gradient_basis_minimum",
+    "rank_tol = 2, strategy gram",
     lambda _: gb.gradient_basis_minimum(OBJ, THETA, strategy="gram", rank_tol=2.0),
-    gb.InvalidOptionError, "rank_tol")
-row("gradient_basis_minimum", "tol = -1, strategy matrix_free",
+    gb.InvalidOptionError,
+    "rank_tol",
+)
+row(
+    "gradient_basis_minimum",
+    "tol = -1, strategy matrix_free",
     lambda _: gb.gradient_basis_minimum(OBJ, THETA, strategy="matrix_free", tol=-1.0),
-    gb.InvalidOptionError, "tol")
-row("gradient_basis_minimum", "a cut of NaN, strategy gram",
+    gb.InvalidOptionError,
+    "tol",
+)
+row(
+    "gradient_basis_minimum",
+    "a cut of NaN, strategy gram",
     lambda _: gb.gradient_basis_minimum(OBJ, THETA, strategy="gram", cuts=[float("nan")]),
-    gb.InvalidOptionError, "cuts")
-row("gradient_basis_minimum", "obj not an Objective", lambda _: gb.gradient_basis_minimum((M, "squared", X, Y), THETA),
-    (gb.GradbasisError, TypeError), "Objective")
-row("choose_strategy", "memory_budget 0", lambda _: gb.choose_strategy(OBJ, 0),
-    gb.MemoryBudgetError, "no strategy fits")
-row("choose_strategy", "obj not an Objective", lambda _: gb.choose_strategy(M),
-    (gb.GradbasisError, TypeError), "Objective")
-row("memory_estimate", "memory_budget a string", lambda _: gb.memory_estimate(OBJ, "8GB"),
-    gb.InvalidOptionError, "memory_budget")
+    gb.InvalidOptionError,
+    "cuts",
+)
+row(
+    "gradient_basis_minimum",
+    "obj not an Objective",
+    lambda _: gb.gradient_basis_minimum((M, "squared", X, Y), THETA),
+    (gb.GradbasisError, TypeError),
+    "Objective",
+)
+row(
+    "choose_strategy",
+    "memory_budget 0",
+    lambda _: gb.choose_strategy(OBJ, 0),
+    gb.MemoryBudgetError,
+    "no strategy fits",
+)
+row(
+    "choose_strategy",
+    "obj not an Objective",
+    lambda _: gb.choose_strategy(M),
+    (gb.GradbasisError, TypeError),
+    "Objective",
+)
+row(
+    "memory_estimate",
+    "memory_budget a string",
+    lambda _: gb.memory_estimate(OBJ, "8GB"),
+    gb.InvalidOptionError,
+    "memory_budget",
+)
 
 # --- checks of the paper ------------------------------------------------------------------------------
-row("assumption1", "a user loss that is not convex",
+row(
+    "assumption1",
+    "a user loss that is not convex",
     lambda _: assert_violated(gb.assumption1(NonConvexLoss()), "midpoint convexity fails"),
-    outcome="verdict `violated`: 'user loss is not convex/differentiable: midpoint convexity fails ...'")
-row("assumption1", "a user loss returning NaN", lambda _: gb.assumption1(NaNLoss()), gb.NonFiniteError, "NaN")
-row("assumption1", "a user loss without gradient()", lambda _: gb.assumption1(ValueOnlyLoss()),
-    (gb.GradbasisError, TypeError), "gradient")
-row("assumption1", "probes = 0", lambda _: gb.assumption1(NonConvexLoss(), probes=0),
-    gb.InvalidOptionError, "probes")
-row("assumption1", "tol = -1", lambda _: gb.assumption1(ConvexUserLoss(), tol=-1.0),
-    gb.InvalidOptionError, "tol")
-row("assumption2", "tol NaN", lambda _: gb.assumption2(M, THETA, X, tol=float("nan")),
-    gb.InvalidOptionError, "tol")
+    outcome="verdict `violated`: 'user loss is not convex/differentiable: midpoint convexity fails ...'",
+)
+row(
+    "assumption1",
+    "a user loss returning NaN",
+    lambda _: gb.assumption1(NaNLoss()),
+    gb.NonFiniteError,
+    "NaN",
+)
+row(
+    "assumption1",
+    "a user loss without gradient()",
+    lambda _: gb.assumption1(ValueOnlyLoss()),
+    (gb.GradbasisError, TypeError),
+    "gradient",
+)
+row(
+    "assumption1",
+    "probes = 0",
+    lambda _: gb.assumption1(NonConvexLoss(), probes=0),
+    gb.InvalidOptionError,
+    "probes",
+)
+row(
+    "assumption1",
+    "tol = -1",
+    lambda _: gb.assumption1(ConvexUserLoss(), tol=-1.0),
+    gb.InvalidOptionError,
+    "tol",
+)
+row(
+    "assumption2",
+    "tol NaN",
+    lambda _: gb.assumption2(M, THETA, X, tol=float("nan")),
+    gb.InvalidOptionError,
+    "tol",
+)
 add_family("assumption2", theta_family(), lambda t: gb.assumption2(M, t, X), keys=("short", "nan"))
-add_family("assumption2", samples_family(),
-    lambda x: gb.assumption2(M, THETA, x), keys=("columns", "empty", "inf"))
-row("assumption2", "model not a gradbasis model", lambda _: gb.assumption2("mlp", THETA, X),
-    (gb.GradbasisError, TypeError), "model")
+add_family(
+    "assumption2",
+    samples_family(),
+    lambda x: gb.assumption2(M, THETA, x),
+    keys=("columns", "empty", "inf"),
+)
+row(
+    "assumption2",
+    "model not a gradbasis model",
+    lambda _: gb.assumption2("mlp", THETA, X),
+    (gb.GradbasisError, TypeError),
+    "model",
+)
 row("lemma2", "tol = -1", lambda _: gb.lemma2(OBJ, THETA, tol=-1.0), gb.InvalidOptionError, "tol")
 add_family("lemma2", theta_family(), lambda t: gb.lemma2(OBJ, t), keys=("short", "inf"))
-row("classify_point", "grad_tol NaN", lambda _: gb.classify_point(OBJ, THETA, grad_tol=float("nan")),
-    gb.InvalidOptionError, "grad_tol")
-row("classify_point", "curvature_tol = -1", lambda _: gb.classify_point(OBJ, THETA, curvature_tol=-1.0),
-    gb.InvalidOptionError, "curvature_tol")
-add_family("classify_point", theta_family(),
-    lambda t: gb.classify_point(OBJ, t), keys=("short", "nan", "str"))
-row("classify_point", "obj not an Objective", lambda _: gb.classify_point(M, THETA),
-    (gb.GradbasisError, TypeError), "Objective")
-row("theorem1", "rtol = -1", lambda _: gb.theorem1(OBJ, THETA, rtol=-1.0), gb.InvalidOptionError, "rtol")
-row("theorem1", "rtol NaN", lambda _: gb.theorem1(OBJ, THETA, rtol=float("nan")),
-    gb.InvalidOptionError, "rtol")
-row("theorem1", "grad_tol NaN", lambda _: gb.theorem1(OBJ, THETA, grad_tol=float("nan")),
-    gb.InvalidOptionError, "grad_tol")
-row("theorem1", "rank_tol = 1.5", lambda _: gb.theorem1(OBJ, THETA, rank_tol=1.5),
-    gb.InvalidOptionError, "rank_tol must be a relative cut")
-row("theorem1", "cuts with -1", lambda _: gb.theorem1(OBJ, THETA, cuts=[-1.0]), gb.InvalidOptionError, "cuts")
-row("theorem1", "jacobian of the wrong shape", lambda _: gb.theorem1(OBJ, THETA, jacobian=J[:, :5].T),
-    gb.ShapeError, "jacobian")
-row("theorem1", "jacobian with NaN", lambda _: gb.theorem1(OBJ, THETA, jacobian=nan_at(J, (0, 0))),
-    gb.NonFiniteError, "jacobian")
-row("theorem1", "unknown strategy", lambda _: gb.theorem1(OBJ, THETA, strategy="fast"),
-    gb.UnknownNameError, "unknown strategy 'fast'")
-row("theorem1", "memory_budget tiny (dense)", lambda _: gb.theorem1(OBJ, THETA, memory_budget=16),
-    gb.MemoryBudgetError, "dense Jacobian 10 x 26")
-row("theorem1", "memory_budget tiny (auto)", lambda _: gb.theorem1(OBJ, THETA, strategy="auto", memory_budget=16),
-    gb.MemoryBudgetError, "no strategy fits")
+row(
+    "classify_point",
+    "grad_tol NaN",
+    lambda _: gb.classify_point(OBJ, THETA, grad_tol=float("nan")),
+    gb.InvalidOptionError,
+    "grad_tol",
+)
+row(
+    "classify_point",
+    "curvature_tol = -1",
+    lambda _: gb.classify_point(OBJ, THETA, curvature_tol=-1.0),
+    gb.InvalidOptionError,
+    "curvature_tol",
+)
+add_family(
+    "classify_point",
+    theta_family(),
+    lambda t: gb.classify_point(OBJ, t),
+    keys=("short", "nan", "str"),
+)
+row(
+    "classify_point",
+    "obj not an Objective",
+    lambda _: gb.classify_point(M, THETA),
+    (gb.GradbasisError, TypeError),
+    "Objective",
+)
+row(
+    "theorem1",
+    "rtol = -1",
+    lambda _: gb.theorem1(OBJ, THETA, rtol=-1.0),
+    gb.InvalidOptionError,
+    "rtol",
+)
+row(
+    "theorem1",
+    "rtol NaN",
+    lambda _: gb.theorem1(OBJ, THETA, rtol=float("nan")),
+    gb.InvalidOptionError,
+    "rtol",
+)
+row(
+    "theorem1",
+    "grad_tol NaN",
+    lambda _: gb.theorem1(OBJ, THETA, grad_tol=float("nan")),
+    gb.InvalidOptionError,
+    "grad_tol",
+)
+row(
+    "theorem1",
+    "rank_tol = 1.5",
+    lambda _: gb.theorem1(OBJ, THETA, rank_tol=1.5),
+    gb.InvalidOptionError,
+    "rank_tol must be a relative cut",
+)
+row(
+    "theorem1",
+    "cuts with -1",
+    lambda _: gb.theorem1(OBJ, THETA, cuts=[-1.0]),
+    gb.InvalidOptionError,
+    "cuts",
+)
+row(
+    "theorem1",
+    "jacobian of the wrong shape",
+    lambda _: gb.theorem1(OBJ, THETA, jacobian=J[:, :5].T),
+    gb.ShapeError,
+    "jacobian",
+)
+row(
+    "theorem1",
+    "jacobian with NaN",
+    lambda _: gb.theorem1(OBJ, THETA, jacobian=nan_at(J, (0, 0))),
+    gb.NonFiniteError,
+    "jacobian",
+)
+row(
+    "theorem1",
+    "unknown strategy",
+    lambda _: gb.theorem1(OBJ, THETA, strategy="fast"),
+    gb.UnknownNameError,
+    "unknown strategy 'fast'",
+)
+row(
+    "theorem1",
+    "memory_budget tiny (dense)",
+    lambda _: gb.theorem1(OBJ, THETA, memory_budget=16),
+    gb.MemoryBudgetError,
+    "dense Jacobian 10 x 26",
+)
+row(
+    "theorem1",
+    "memory_budget tiny (auto)",
+    lambda _: gb.theorem1(OBJ, THETA, strategy="auto", memory_budget=16),
+    gb.MemoryBudgetError,
+    "no strategy fits",
+)
 add_family("theorem1", theta_family(), lambda t: gb.theorem1(OBJ, t), keys=("short", "nan", "bool"))
-row("theorem1", "a model without Assumption 2 (PreActResidualStack)",
-    lambda _: gb.theorem1(gb.Objective(STACK, "squared", X, Y[:, :1].repeat(3, 1)), STACK.init()), (gb.GradbasisError, NotImplementedError), "Assumption 2")
-row("representation_bound", "rtol = -1", lambda _: gb.representation_bound(OBJ, THETA, rtol=-1.0),
-    gb.InvalidOptionError, "rtol")
-add_family("representation_bound", theta_family(),
-    lambda t: gb.representation_bound(OBJ, t), keys=("short", "nan"))
-row("representation_bound", "PreActResidualStack model",
-    lambda _: gb.representation_bound(gb.Objective(STACK, "squared", X, Y[:, :1].repeat(3, 1)), STACK.init()), (gb.GradbasisError, NotImplementedError), "Assumption 2")
+row(
+    "theorem1",
+    "a model without Assumption 2 (PreActResidualStack)",
+    lambda _: gb.theorem1(gb.Objective(STACK, "squared", X, Y[:, :1].repeat(3, 1)), STACK.init()),
+    (gb.GradbasisError, NotImplementedError),
+    "Assumption 2",
+)
+row(
+    "representation_bound",
+    "rtol = -1",
+    lambda _: gb.representation_bound(OBJ, THETA, rtol=-1.0),
+    gb.InvalidOptionError,
+    "rtol",
+)
+add_family(
+    "representation_bound",
+    theta_family(),
+    lambda t: gb.representation_bound(OBJ, t),
+    keys=("short", "nan"),
+)
+row(
+    "representation_bound",
+    "PreActResidualStack model",
+    lambda _: gb.representation_bound(
+        gb.Objective(STACK, "squared", X, Y[:, :1].repeat(3, 1)), STACK.init()
+    ),
+    (gb.GradbasisError, NotImplementedError),
+    "Assumption 2",
+)
 
 # --- local minima: perturbations, perturbable basis, Theorems 2-4 --------------------------------------
 PD = gb.perturbation_directions
-row("perturbation_directions", "eps = 0", lambda _: PD(M, THETA, X, eps=0.0),
-    gb.InvalidOptionError, "eps must be a positive finite step")
-row("perturbation_directions", "eps = -0.1", lambda _: PD(M, THETA, X, eps=-0.1),
-    gb.InvalidOptionError, "eps must be a positive")
-row("perturbation_directions", "eps NaN", lambda _: PD(M, THETA, X, eps=float("nan")),
-    gb.InvalidOptionError, "eps must be")
-row("perturbation_directions", "eps +inf", lambda _: PD(M, THETA, X, eps=float("inf")),
-    gb.InvalidOptionError, "eps must be")
-row("perturbation_directions", "unknown kind", lambda _: PD(M, THETA, X, kinds=["null"]),
-    gb.UnknownNameError, "['null']")
-row("perturbation_directions", "kinds a string", lambda _: PD(M, THETA, X, kinds="layer_null"),
-    gb.UnknownNameError, "unknown perturbation kinds")
-row("perturbation_directions", "budget = -1", lambda _: PD(M, THETA, X, budget=-1),
-    gb.InvalidOptionError, "budget must be a non-negative integer")
-row("perturbation_directions", "budget = 2.5", lambda _: PD(M, THETA, X, budget=2.5),
-    gb.InvalidOptionError, "budget")
-row("perturbation_directions", "combinations = -3", lambda _: PD(M, THETA, X, combinations=-3),
-    gb.InvalidOptionError, "combinations")
-row("perturbation_directions", "margin NaN", lambda _: PD(M, THETA, X, margin=float("nan")),
-    gb.InvalidOptionError, "margin must be finite")
-row("perturbation_directions", "tol = -1", lambda _: PD(M, THETA, X, tol=-1.0),
-    gb.InvalidOptionError, "tol must be finite and >= 0")
-row("perturbation_directions", "null_rtol NaN", lambda _: PD(M, THETA, X, null_rtol=float("nan")),
-    gb.InvalidOptionError, "null_rtol")
-row("perturbation_directions", "null_rtol = 2", lambda _: PD(M, THETA, X, null_rtol=2.0),
-    gb.InvalidOptionError, "null_rtol")
-add_family("perturbation_directions", theta_family(), lambda t: PD(M, t, X), keys=("short", "nan", "complex"))
-add_family("perturbation_directions", samples_family(),
-    lambda x: PD(M, THETA, x), keys=("columns", "empty", "nan"))
+row(
+    "perturbation_directions",
+    "eps = 0",
+    lambda _: PD(M, THETA, X, eps=0.0),
+    gb.InvalidOptionError,
+    "eps must be a positive finite step",
+)
+row(
+    "perturbation_directions",
+    "eps = -0.1",
+    lambda _: PD(M, THETA, X, eps=-0.1),
+    gb.InvalidOptionError,
+    "eps must be a positive",
+)
+row(
+    "perturbation_directions",
+    "eps NaN",
+    lambda _: PD(M, THETA, X, eps=float("nan")),
+    gb.InvalidOptionError,
+    "eps must be",
+)
+row(
+    "perturbation_directions",
+    "eps +inf",
+    lambda _: PD(M, THETA, X, eps=float("inf")),
+    gb.InvalidOptionError,
+    "eps must be",
+)
+row(
+    "perturbation_directions",
+    "unknown kind",
+    lambda _: PD(M, THETA, X, kinds=["null"]),
+    gb.UnknownNameError,
+    "['null']",
+)
+row(
+    "perturbation_directions",
+    "kinds a string",
+    lambda _: PD(M, THETA, X, kinds="layer_null"),
+    gb.UnknownNameError,
+    "unknown perturbation kinds",
+)
+row(
+    "perturbation_directions",
+    "budget = -1",
+    lambda _: PD(M, THETA, X, budget=-1),
+    gb.InvalidOptionError,
+    "budget must be a non-negative integer",
+)
+row(
+    "perturbation_directions",
+    "budget = 2.5",
+    lambda _: PD(M, THETA, X, budget=2.5),
+    gb.InvalidOptionError,
+    "budget",
+)
+row(
+    "perturbation_directions",
+    "combinations = -3",
+    lambda _: PD(M, THETA, X, combinations=-3),
+    gb.InvalidOptionError,
+    "combinations",
+)
+row(
+    "perturbation_directions",
+    "margin NaN",
+    lambda _: PD(M, THETA, X, margin=float("nan")),
+    gb.InvalidOptionError,
+    "margin must be finite",
+)
+row(
+    "perturbation_directions",
+    "tol = -1",
+    lambda _: PD(M, THETA, X, tol=-1.0),
+    gb.InvalidOptionError,
+    "tol must be finite and >= 0",
+)
+row(
+    "perturbation_directions",
+    "null_rtol NaN",
+    lambda _: PD(M, THETA, X, null_rtol=float("nan")),
+    gb.InvalidOptionError,
+    "null_rtol",
+)
+row(
+    "perturbation_directions",
+    "null_rtol = 2",
+    lambda _: PD(M, THETA, X, null_rtol=2.0),
+    gb.InvalidOptionError,
+    "null_rtol",
+)
+add_family(
+    "perturbation_directions",
+    theta_family(),
+    lambda t: PD(M, t, X),
+    keys=("short", "nan", "complex"),
+)
+add_family(
+    "perturbation_directions",
+    samples_family(),
+    lambda x: PD(M, THETA, x),
+    keys=("columns", "empty", "nan"),
+)
 PB = gb.perturbable_basis
-row("perturbable_basis", "S of the wrong width", lambda _: PB(M, THETA, X, S_DIRS[:, :5], 1e-2),
-    gb.ShapeError, "S must be (k, num_params = 26)")
-row("perturbable_basis", "S 1-D", lambda _: PB(M, THETA, X, S_DIRS[0], 1e-2), gb.ShapeError, "S must be")
-row("perturbable_basis", "S with NaN", lambda _: PB(M, THETA, X, nan_at(S_DIRS, (1, 1)), 1e-2),
-    gb.NonFiniteError, "S holds")
-row("perturbable_basis", "S complex", lambda _: PB(M, THETA, X, S_DIRS.astype(complex), 1e-2),
-    gb.DTypeError, "S")
-row("perturbable_basis", "S of strings", lambda _: PB(M, THETA, X, S_DIRS.astype(str), 1e-2),
-    gb.DTypeError, "S")
-row("perturbable_basis", "eps missing for a plain array S", lambda _: PB(M, THETA, X, S_DIRS),
-    gb.InvalidOptionError, "eps is required")
-row("perturbable_basis", "eps = 0", lambda _: PB(M, THETA, X, S_DIRS, 0.0),
-    gb.InvalidOptionError, "eps must be a positive finite step")
-row("perturbable_basis", "batch = 0", lambda _: PB(M, THETA, X, S_DIRS, 1e-2, batch=0),
-    gb.InvalidOptionError, "batch must be a positive integer")
-row("perturbable_basis", "unknown strategy", lambda _: PB(M, THETA, X, S_DIRS, 1e-2, strategy="auto"),
-    gb.UnknownNameError, "'dense' or 'gram'")
-row("perturbable_basis", "rank_tol = 1", lambda _: PB(M, THETA, X, S_DIRS, 1e-2, rank_tol=1.0),
-    gb.InvalidOptionError, "rank_tol must be a relative cut")
-row("perturbable_basis", "memory_budget tiny", lambda _: PB(M, THETA, X, S_DIRS, 1e-2, memory_budget=64),
-    gb.MemoryBudgetError, "the perturbable basis")
-row("perturbable_basis", "memory_budget tiny (gram)",
+row(
+    "perturbable_basis",
+    "S of the wrong width",
+    lambda _: PB(M, THETA, X, S_DIRS[:, :5], 1e-2),
+    gb.ShapeError,
+    "S must be (k, num_params = 26)",
+)
+row(
+    "perturbable_basis",
+    "S 1-D",
+    lambda _: PB(M, THETA, X, S_DIRS[0], 1e-2),
+    gb.ShapeError,
+    "S must be",
+)
+row(
+    "perturbable_basis",
+    "S with NaN",
+    lambda _: PB(M, THETA, X, nan_at(S_DIRS, (1, 1)), 1e-2),
+    gb.NonFiniteError,
+    "S holds",
+)
+row(
+    "perturbable_basis",
+    "S complex",
+    lambda _: PB(M, THETA, X, S_DIRS.astype(complex), 1e-2),
+    gb.DTypeError,
+    "S",
+)
+row(
+    "perturbable_basis",
+    "S of strings",
+    lambda _: PB(M, THETA, X, S_DIRS.astype(str), 1e-2),
+    gb.DTypeError,
+    "S",
+)
+row(
+    "perturbable_basis",
+    "eps missing for a plain array S",
+    lambda _: PB(M, THETA, X, S_DIRS),
+    gb.InvalidOptionError,
+    "eps is required",
+)
+row(
+    "perturbable_basis",
+    "eps = 0",
+    lambda _: PB(M, THETA, X, S_DIRS, 0.0),
+    gb.InvalidOptionError,
+    "eps must be a positive finite step",
+)
+row(
+    "perturbable_basis",
+    "batch = 0",
+    lambda _: PB(M, THETA, X, S_DIRS, 1e-2, batch=0),
+    gb.InvalidOptionError,
+    "batch must be a positive integer",
+)
+row(
+    "perturbable_basis",
+    "unknown strategy",
+    lambda _: PB(M, THETA, X, S_DIRS, 1e-2, strategy="auto"),
+    gb.UnknownNameError,
+    "'dense' or 'gram'",
+)
+row(
+    "perturbable_basis",
+    "rank_tol = 1",
+    lambda _: PB(M, THETA, X, S_DIRS, 1e-2, rank_tol=1.0),
+    gb.InvalidOptionError,
+    "rank_tol must be a relative cut",
+)
+row(
+    "perturbable_basis",
+    "memory_budget tiny",
+    lambda _: PB(M, THETA, X, S_DIRS, 1e-2, memory_budget=64),
+    gb.MemoryBudgetError,
+    "the perturbable basis",
+)
+row(
+    "perturbable_basis",
+    "memory_budget tiny (gram)",
     lambda _: PB(M, THETA, X, S_DIRS, 1e-2, strategy="gram", memory_budget=64),
-    gb.MemoryBudgetError, "Gram matrix")
-add_family("perturbable_basis", samples_family(),
-    lambda x: PB(M, THETA, x, S_DIRS, 1e-2), keys=("columns", "empty", "inf"))
-row("lemma1", "S2 of the wrong width", lambda _: gb.lemma1(M, THETA, X, S_DIRS, S_DIRS[:, :3], 1e-2),
-    gb.ShapeError, "num_params = 26")
-row("lemma1", "eps = 0", lambda _: gb.lemma1(M, THETA, X, S_DIRS, S_DIRS, 0.0),
-    gb.InvalidOptionError, "eps must be a positive")
-row("lemma1", "rank_tol = 1", lambda _: gb.lemma1(M, THETA, X, S_DIRS, S_DIRS, 1e-2, rank_tol=1.0),
-    gb.InvalidOptionError, "rank_tol")
-row("lemma1", "tol NaN", lambda _: gb.lemma1(M, THETA, X, S_DIRS, S_DIRS, 1e-2, tol=float("nan")),
-    gb.InvalidOptionError, "tol")
-row("lemma3", "S of the wrong width", lambda _: gb.lemma3(OBJ, THETA, S_DIRS[:, :4], 1e-2),
-    gb.InvalidOptionError, "S must be (k, num_params = 26)")
-row("lemma3", "eps missing for a plain array S", lambda _: gb.lemma3(OBJ, THETA, S_DIRS),
-    gb.InvalidOptionError, "eps is required")
-row("lemma3", "eps = -1", lambda _: gb.lemma3(OBJ, THETA, S_DIRS, -1.0),
-    gb.InvalidOptionError, "eps must be a positive")
-row("lemma3", "S with +inf", lambda _: gb.lemma3(OBJ, THETA, nan_at(S_DIRS, (0, 2), np.inf), 1e-2),
-    gb.NonFiniteError, "S holds")
-row("lemma3", "grad_tol = -1", lambda _: gb.lemma3(OBJ, THETA, S_DIRS, 1e-2, grad_tol=-1.0),
-    gb.InvalidOptionError, "grad_tol")
-row("theorem2", "S a plain array", lambda _: gb.theorem2(OBJ, THETA, S=S_DIRS),
-    (gb.GradbasisError, TypeError), "PerturbationSet")
-row("theorem2", "eps = 0", lambda _: gb.theorem2(OBJ, THETA, eps=0.0),
-    gb.InvalidOptionError, "eps must be a positive")
-row("theorem2", "unknown kind", lambda _: gb.theorem2(OBJ, THETA, kinds=["dead"]),
-    gb.UnknownNameError, "['dead']")
-row("theorem2", "unknown strategy", lambda _: gb.theorem2(OBJ, THETA, strategy="matrix_free"),
-    gb.UnknownNameError, "'dense' or 'gram'")
-row("theorem2", "rtol = 0", lambda _: gb.theorem2(OBJ, THETA, rtol=0.0), gb.InvalidOptionError, "rtol")
+    gb.MemoryBudgetError,
+    "Gram matrix",
+)
+add_family(
+    "perturbable_basis",
+    samples_family(),
+    lambda x: PB(M, THETA, x, S_DIRS, 1e-2),
+    keys=("columns", "empty", "inf"),
+)
+row(
+    "lemma1",
+    "S2 of the wrong width",
+    lambda _: gb.lemma1(M, THETA, X, S_DIRS, S_DIRS[:, :3], 1e-2),
+    gb.ShapeError,
+    "num_params = 26",
+)
+row(
+    "lemma1",
+    "eps = 0",
+    lambda _: gb.lemma1(M, THETA, X, S_DIRS, S_DIRS, 0.0),
+    gb.InvalidOptionError,
+    "eps must be a positive",
+)
+row(
+    "lemma1",
+    "rank_tol = 1",
+    lambda _: gb.lemma1(M, THETA, X, S_DIRS, S_DIRS, 1e-2, rank_tol=1.0),
+    gb.InvalidOptionError,
+    "rank_tol",
+)
+row(
+    "lemma1",
+    "tol NaN",
+    lambda _: gb.lemma1(M, THETA, X, S_DIRS, S_DIRS, 1e-2, tol=float("nan")),
+    gb.InvalidOptionError,
+    "tol",
+)
+row(
+    "lemma3",
+    "S of the wrong width",
+    lambda _: gb.lemma3(OBJ, THETA, S_DIRS[:, :4], 1e-2),
+    gb.InvalidOptionError,
+    "S must be (k, num_params = 26)",
+)
+row(
+    "lemma3",
+    "eps missing for a plain array S",
+    lambda _: gb.lemma3(OBJ, THETA, S_DIRS),
+    gb.InvalidOptionError,
+    "eps is required",
+)
+row(
+    "lemma3",
+    "eps = -1",
+    lambda _: gb.lemma3(OBJ, THETA, S_DIRS, -1.0),
+    gb.InvalidOptionError,
+    "eps must be a positive",
+)
+row(
+    "lemma3",
+    "S with +inf",
+    lambda _: gb.lemma3(OBJ, THETA, nan_at(S_DIRS, (0, 2), np.inf), 1e-2),
+    gb.NonFiniteError,
+    "S holds",
+)
+row(
+    "lemma3",
+    "grad_tol = -1",
+    lambda _: gb.lemma3(OBJ, THETA, S_DIRS, 1e-2, grad_tol=-1.0),
+    gb.InvalidOptionError,
+    "grad_tol",
+)
+row(
+    "theorem2",
+    "S a plain array",
+    lambda _: gb.theorem2(OBJ, THETA, S=S_DIRS),
+    (gb.GradbasisError, TypeError),
+    "PerturbationSet",
+)
+row(
+    "theorem2",
+    "eps = 0",
+    lambda _: gb.theorem2(OBJ, THETA, eps=0.0),
+    gb.InvalidOptionError,
+    "eps must be a positive",
+)
+row(
+    "theorem2",
+    "unknown kind",
+    lambda _: gb.theorem2(OBJ, THETA, kinds=["dead"]),
+    gb.UnknownNameError,
+    "['dead']",
+)
+row(
+    "theorem2",
+    "unknown strategy",
+    lambda _: gb.theorem2(OBJ, THETA, strategy="matrix_free"),
+    gb.UnknownNameError,
+    "'dense' or 'gram'",
+)
+row(
+    "theorem2",
+    "rtol = 0",
+    lambda _: gb.theorem2(OBJ, THETA, rtol=0.0),
+    gb.InvalidOptionError,
+    "rtol",
+)
 add_family("theorem2", theta_family(), lambda t: gb.theorem2(OBJ, t), keys=("short", "nan"))
 OBJ_RES = gb.Objective(RESNET, "squared", X, Y)
-row("theorem3", "a model that is not a ResNet", lambda _: gb.theorem3(OBJ, THETA),
-    (gb.GradbasisError, TypeError), "ResNet")
-row("theorem3", "eps NaN", lambda _: gb.theorem3(OBJ_RES, RESNET.init(), eps=float("nan")),
-    gb.InvalidOptionError, "eps must be")
-add_family("theorem3", theta_family(RESNET.num_params, good=RESNET.init() + 0.1),
-    lambda t: gb.theorem3(OBJ_RES, t), keys=("short", "nan"))
+row(
+    "theorem3",
+    "a model that is not a ResNet",
+    lambda _: gb.theorem3(OBJ, THETA),
+    (gb.GradbasisError, TypeError),
+    "ResNet",
+)
+row(
+    "theorem3",
+    "eps NaN",
+    lambda _: gb.theorem3(OBJ_RES, RESNET.init(), eps=float("nan")),
+    gb.InvalidOptionError,
+    "eps must be",
+)
+add_family(
+    "theorem3",
+    theta_family(RESNET.num_params, good=RESNET.init() + 0.1),
+    lambda t: gb.theorem3(OBJ_RES, t),
+    keys=("short", "nan"),
+)
 OBJ_LIN = gb.Objective(gb.MLP([3, 4, 2], "identity"), "squared", X, Y)
-row("theorem4", "t = 5 for H = 1", lambda _: gb.theorem4(OBJ_LIN, THETA, 5),
-    gb.InvalidOptionError, "t must be an integer in 0..H = 0..1")
-row("theorem4", "t = True", lambda _: gb.theorem4(OBJ_LIN, THETA, True),
-    gb.InvalidOptionError, "t must be an integer")
-row("theorem4", "t = -1", lambda _: gb.theorem4(OBJ_LIN, THETA, -1),
-    gb.InvalidOptionError, "t must be an integer")
-row("theorem4", "margin = -1", lambda _: gb.theorem4(OBJ_LIN, THETA, 0, margin=-1.0),
-    gb.InvalidOptionError, "margin must be finite")
-row("theorem4", "a model that is not an MLP (ResNet)", lambda _: gb.theorem4(OBJ_RES, RESNET.init(), 0),
-    (gb.GradbasisError, TypeError), "MLP")
+row(
+    "theorem4",
+    "t = 5 for H = 1",
+    lambda _: gb.theorem4(OBJ_LIN, THETA, 5),
+    gb.InvalidOptionError,
+    "t must be an integer in 0..H = 0..1",
+)
+row(
+    "theorem4",
+    "t = True",
+    lambda _: gb.theorem4(OBJ_LIN, THETA, True),
+    gb.InvalidOptionError,
+    "t must be an integer",
+)
+row(
+    "theorem4",
+    "t = -1",
+    lambda _: gb.theorem4(OBJ_LIN, THETA, -1),
+    gb.InvalidOptionError,
+    "t must be an integer",
+)
+row(
+    "theorem4",
+    "margin = -1",
+    lambda _: gb.theorem4(OBJ_LIN, THETA, 0, margin=-1.0),
+    gb.InvalidOptionError,
+    "margin must be finite",
+)
+row(
+    "theorem4",
+    "a model that is not an MLP (ResNet)",
+    lambda _: gb.theorem4(OBJ_RES, RESNET.init(), 0),
+    (gb.GradbasisError, TypeError),
+    "MLP",
+)
 add_family("theorem4", theta_family(), lambda t: gb.theorem4(OBJ_LIN, t, 0), keys=("short", "nan"))
-row("linear_unit_sets", "margin NaN", lambda _: gb.linear_unit_sets(RELU, THETA, X, margin=float("nan")),
-    gb.InvalidOptionError, "margin must be finite")
-row("linear_unit_sets", "a SkipMLP", lambda _: gb.linear_unit_sets(gb.SkipMLP([3, 4, 2]), THETA, X),
-    (gb.GradbasisError, TypeError), "MLP")
-add_family("linear_unit_sets", theta_family(),
-    lambda t: gb.linear_unit_sets(RELU, t, X), keys=("short", "inf"))
-add_family("linear_unit_sets", samples_family(),
-    lambda x: gb.linear_unit_sets(RELU, THETA, x), keys=("columns", "empty"))
-row("in_theta_nt", "t = 2 for H = 1", lambda _: gb.in_theta_nt(RELU, THETA, X, 1, 2),
-    gb.InvalidOptionError, "t must lie in 0..H = 0..1")
-row("in_theta_nt", "n = -1", lambda _: gb.in_theta_nt(RELU, THETA, X, -1, 0), gb.InvalidOptionError, "n")
-row("hidden_features", "layer 7 of a 1-hidden-layer MLP", lambda _: gb.hidden_features(RELU, THETA, X, [7]),
-    gb.InvalidOptionError, "layers")
-row("hidden_features", "theta with NaN", lambda _: gb.hidden_features(RELU, nan_at(THETA, 0), X, [0, 1]),
-    gb.NonFiniteError, "theta holds 1 NaN")
-row("residual_features", "a model that is not a ResNet", lambda _: gb.residual_features(M, THETA, X),
-    (gb.GradbasisError, TypeError), "ResNet")
-row("residual_features", "X with 2 columns for 3", lambda _: gb.residual_features(RESNET, RESNET.init(), X[:, :2]),
-    gb.ShapeError, "X has 2 columns; expected 3")
+row(
+    "linear_unit_sets",
+    "margin NaN",
+    lambda _: gb.linear_unit_sets(RELU, THETA, X, margin=float("nan")),
+    gb.InvalidOptionError,
+    "margin must be finite",
+)
+row(
+    "linear_unit_sets",
+    "a SkipMLP",
+    lambda _: gb.linear_unit_sets(gb.SkipMLP([3, 4, 2]), THETA, X),
+    (gb.GradbasisError, TypeError),
+    "MLP",
+)
+add_family(
+    "linear_unit_sets",
+    theta_family(),
+    lambda t: gb.linear_unit_sets(RELU, t, X),
+    keys=("short", "inf"),
+)
+add_family(
+    "linear_unit_sets",
+    samples_family(),
+    lambda x: gb.linear_unit_sets(RELU, THETA, x),
+    keys=("columns", "empty"),
+)
+row(
+    "in_theta_nt",
+    "t = 2 for H = 1",
+    lambda _: gb.in_theta_nt(RELU, THETA, X, 1, 2),
+    gb.InvalidOptionError,
+    "t must lie in 0..H = 0..1",
+)
+row(
+    "in_theta_nt",
+    "n = -1",
+    lambda _: gb.in_theta_nt(RELU, THETA, X, -1, 0),
+    gb.InvalidOptionError,
+    "n",
+)
+row(
+    "hidden_features",
+    "layer 7 of a 1-hidden-layer MLP",
+    lambda _: gb.hidden_features(RELU, THETA, X, [7]),
+    gb.InvalidOptionError,
+    "layers",
+)
+row(
+    "hidden_features",
+    "theta with NaN",
+    lambda _: gb.hidden_features(RELU, nan_at(THETA, 0), X, [0, 1]),
+    gb.NonFiniteError,
+    "theta holds 1 NaN",
+)
+row(
+    "residual_features",
+    "a model that is not a ResNet",
+    lambda _: gb.residual_features(M, THETA, X),
+    (gb.GradbasisError, TypeError),
+    "ResNet",
+)
+row(
+    "residual_features",
+    "X with 2 columns for 3",
+    lambda _: gb.residual_features(RESNET, RESNET.init(), X[:, :2]),
+    gb.ShapeError,
+    "X has 2 columns; expected 3",
+)
 
 # --- training and constructions -------------------------------------------------------------------------
-row("minimize", "unknown method", lambda _: gb.minimize(OBJ, THETA, method="adam"),
-    gb.UnknownNameError, "unknown method 'adam'")
-row("minimize", "gtol = 0", lambda _: gb.minimize(OBJ, THETA, gtol=0.0),
-    (gb.GradbasisError, ValueError), "gtol")
-row("minimize", "gtol NaN", lambda _: gb.minimize(OBJ, THETA, gtol=float("nan")),
-    (gb.GradbasisError, ValueError), "gtol")
-row("minimize", "max_iter = 0", lambda _: gb.minimize(OBJ, THETA, max_iter=0),
-    (gb.GradbasisError, ValueError), "max_iter")
-row("minimize", "obj not an Objective", lambda _: gb.minimize(M, THETA),
-    (gb.GradbasisError, TypeError), "Objective")
-add_family("minimize", theta_family(name="theta0"),
-    lambda t: gb.minimize(OBJ, t), keys=("short", "nan", "complex"))
+row(
+    "minimize",
+    "unknown method",
+    lambda _: gb.minimize(OBJ, THETA, method="adam"),
+    gb.UnknownNameError,
+    "unknown method 'adam'",
+)
+row(
+    "minimize",
+    "gtol = 0",
+    lambda _: gb.minimize(OBJ, THETA, gtol=0.0),
+    (gb.GradbasisError, ValueError),
+    "gtol",
+)
+row(
+    "minimize",
+    "gtol NaN",
+    lambda _: gb.minimize(OBJ, THETA, gtol=float("nan")),
+    (gb.GradbasisError, ValueError),
+    "gtol",
+)
+row(
+    "minimize",
+    "max_iter = 0",
+    lambda _: gb.minimize(OBJ, THETA, max_iter=0),
+    (gb.GradbasisError, ValueError),
+    "max_iter",
+)
+row(
+    "minimize",
+    "obj not an Objective",
+    lambda _: gb.minimize(M, THETA),
+    (gb.GradbasisError, TypeError),
+    "Objective",
+)
+add_family(
+    "minimize",
+    theta_family(name="theta0"),
+    lambda t: gb.minimize(OBJ, t),
+    keys=("short", "nan", "complex"),
+)
 OI = gb.overparameterized_init
 XU = X / np.linalg.norm(X, axis=1, keepdims=True)
-row("overparameterized_init", "a hidden layer narrower than m", lambda _: OI(XU, [4], 2),
-    gb.ShapeError, "width 4 < m = 5")
-row("overparameterized_init", "no hidden layer", lambda _: OI(XU, [], 2),
-    gb.ShapeError, "hidden_sizes is empty")
-row("overparameterized_init", "hidden_sizes a string", lambda _: OI(XU, "88", 2),
-    gb.ShapeError, "hidden_sizes must be a list")
-row("overparameterized_init", "output_dim 0", lambda _: OI(XU, [8], 0), gb.ShapeError, "layer_sizes[2]")
-row("overparameterized_init", "duplicated samples", lambda _: OI(np.vstack([XU, XU[:1]]), [8], 2),
-    gb.IndistinctSamplesError, "not distinct")
-row("overparameterized_init", "a zero sample", lambda _: OI(nan_at(XU, (2, slice(None)), 0.0), [8], 2),
-    gb.IndistinctSamplesError, "sample 2 is the zero vector")
-row("overparameterized_init", "bias=False with a non-constant last column", lambda _: OI(XU, [8], 2, bias=False),
-    gb.ShapeError, "one nonzero constant")
-add_family("overparameterized_init", samples_family(good=XU),
-    lambda x: OI(x, [8], 2), keys=("3d", "empty", "nan", "complex", "object"))
-row("overparameterized_init", "X 1-D", lambda _: OI(XU[0], [8], 2),
-    gb.ShapeError, "X must be 2-D (samples, features); got shape (3,)")
+row(
+    "overparameterized_init",
+    "a hidden layer narrower than m",
+    lambda _: OI(XU, [4], 2),
+    gb.ShapeError,
+    "width 4 < m = 5",
+)
+row(
+    "overparameterized_init",
+    "no hidden layer",
+    lambda _: OI(XU, [], 2),
+    gb.ShapeError,
+    "hidden_sizes is empty",
+)
+row(
+    "overparameterized_init",
+    "hidden_sizes a string",
+    lambda _: OI(XU, "88", 2),
+    gb.ShapeError,
+    "hidden_sizes must be a list",
+)
+row(
+    "overparameterized_init",
+    "output_dim 0",
+    lambda _: OI(XU, [8], 0),
+    gb.ShapeError,
+    "layer_sizes[2]",
+)
+row(
+    "overparameterized_init",
+    "duplicated samples",
+    lambda _: OI(np.vstack([XU, XU[:1]]), [8], 2),
+    gb.IndistinctSamplesError,
+    "not distinct",
+)
+row(
+    "overparameterized_init",
+    "a zero sample",
+    lambda _: OI(nan_at(XU, (2, slice(None)), 0.0), [8], 2),
+    gb.IndistinctSamplesError,
+    "sample 2 is the zero vector",
+)
+row(
+    "overparameterized_init",
+    "bias=False with a non-constant last column",
+    lambda _: OI(XU, [8], 2, bias=False),
+    gb.ShapeError,
+    "one nonzero constant",
+)
+add_family(
+    "overparameterized_init",
+    samples_family(good=XU),
+    lambda x: OI(x, [8], 2),
+    keys=("3d", "empty", "nan", "complex", "object"),
+)
+row(
+    "overparameterized_init",
+    "X 1-D",
+    lambda _: OI(XU[0], [8], 2),
+    gb.ShapeError,
+    "X must be 2-D (samples, features); got shape (3,)",
+)
+
 
 # --- distributed (Dask; no client: local threads) ----------------------------------------------------------
 def dask_array(a: np.ndarray, rows: int = 2):
@@ -695,108 +1792,320 @@ def dask_array(a: np.ndarray, rows: int = 2):
 
 
 DJ, DG, DIM = gb.distributed_jacobian, gb.distributed_gram, gb.distributed_induced_minimum
-row("distributed_jacobian", "chunk_size = 0", lambda _: DJ(M, THETA, X, chunk_size=0),
-    gb.InvalidOptionError, "chunk_size must be a positive number")
-row("distributed_jacobian", "a Dask X with 2 columns for 3", lambda _: DJ(M, THETA, dask_array(X[:, :2])),
-    gb.ShapeError, "X must be 2-D (samples, 3)")
-row("distributed_jacobian", "a Dask X with NaN", lambda _: DJ(M, THETA, dask_array(nan_at(X, (4, 2)))).compute(),
-    gb.NonFiniteError, "X holds 1 NaN")
+row(
+    "distributed_jacobian",
+    "chunk_size = 0",
+    lambda _: DJ(M, THETA, X, chunk_size=0),
+    gb.InvalidOptionError,
+    "chunk_size must be a positive number",
+)
+row(
+    "distributed_jacobian",
+    "a Dask X with 2 columns for 3",
+    lambda _: DJ(M, THETA, dask_array(X[:, :2])),
+    gb.ShapeError,
+    "X must be 2-D (samples, 3)",
+)
+row(
+    "distributed_jacobian",
+    "a Dask X with NaN",
+    lambda _: DJ(M, THETA, dask_array(nan_at(X, (4, 2)))).compute(),
+    gb.NonFiniteError,
+    "X holds 1 NaN",
+)
 add_family("distributed_jacobian", theta_family(), lambda t: DJ(M, t, X), keys=("short", "nan"))
-add_family("distributed_jacobian", samples_family(),
-    lambda x: DJ(M, THETA, x), keys=("columns", "empty", "inf", "bool"))
-row("distributed_gram", "chunk_size = -2", lambda _: DG(M, THETA, X, chunk_size=-2),
-    gb.InvalidOptionError, "chunk_size")
-row("distributed_gram", "n_threads = 0", lambda _: DG(M, THETA, X, n_threads=0),
-    (gb.GradbasisError, ValueError), "n_threads")
+add_family(
+    "distributed_jacobian",
+    samples_family(),
+    lambda x: DJ(M, THETA, x),
+    keys=("columns", "empty", "inf", "bool"),
+)
+row(
+    "distributed_gram",
+    "chunk_size = -2",
+    lambda _: DG(M, THETA, X, chunk_size=-2),
+    gb.InvalidOptionError,
+    "chunk_size",
+)
+row(
+    "distributed_gram",
+    "n_threads = 0",
+    lambda _: DG(M, THETA, X, n_threads=0),
+    (gb.GradbasisError, ValueError),
+    "n_threads",
+)
 add_family("distributed_gram", theta_family(), lambda t: DG(M, t, X), keys=("short", "complex"))
 add_family("distributed_gram", samples_family(), lambda x: DG(M, THETA, x), keys=("1d", "nan"))
-row("distributed_induced_minimum", "unknown method", lambda _: DIM(OBJ, THETA, method="svd"),
-    gb.UnknownNameError, "unknown method 'svd'")
-row("distributed_induced_minimum", "tsqr with cross-entropy", lambda _: DIM((M, "cross_entropy", X, ONE_HOT), THETA),
-    gb.InvalidOptionError, "squared loss only")
-row("distributed_induced_minimum", "problem a list, not a tuple", lambda _: DIM([M, "squared", X, Y], THETA),
-    (gb.GradbasisError, TypeError), "Objective or a tuple")
-row("distributed_induced_minimum", "negative weights (NumPy)", lambda _: DIM((M, "squared", X, Y, -np.ones(5)), THETA),
-    gb.InvalidWeightsError, "weights must be positive")
-row("distributed_induced_minimum", "negative weights (Dask)",
+row(
+    "distributed_induced_minimum",
+    "unknown method",
+    lambda _: DIM(OBJ, THETA, method="svd"),
+    gb.UnknownNameError,
+    "unknown method 'svd'",
+)
+row(
+    "distributed_induced_minimum",
+    "tsqr with cross-entropy",
+    lambda _: DIM((M, "cross_entropy", X, ONE_HOT), THETA),
+    gb.InvalidOptionError,
+    "squared loss only",
+)
+row(
+    "distributed_induced_minimum",
+    "problem a list, not a tuple",
+    lambda _: DIM([M, "squared", X, Y], THETA),
+    (gb.GradbasisError, TypeError),
+    "Objective or a tuple",
+)
+row(
+    "distributed_induced_minimum",
+    "negative weights (NumPy)",
+    lambda _: DIM((M, "squared", X, Y, -np.ones(5)), THETA),
+    gb.InvalidWeightsError,
+    "weights must be positive",
+)
+row(
+    "distributed_induced_minimum",
+    "negative weights (Dask)",
     lambda _: DIM((M, "squared", X, Y, dask_array(-np.ones((5, 1)))), THETA),
-    gb.InvalidWeightsError, "weights must be positive")
-row("distributed_induced_minimum", "targets with NaN (gram)",
+    gb.InvalidWeightsError,
+    "weights must be positive",
+)
+row(
+    "distributed_induced_minimum",
+    "targets with NaN (gram)",
     lambda _: DIM((M, "squared", X, nan_at(Y, (0, 0))), THETA, method="gram"),
-    gb.NonFiniteError, "Y holds 1 NaN")
-row("distributed_induced_minimum", "rank_tol = 1 (tsqr)", lambda _: DIM(OBJ, THETA, rank_tol=1.0),
-    gb.InvalidOptionError, "rank_tol and cuts must be relative cuts")
-row("distributed_induced_minimum", "memory_budget tiny (gram)",
+    gb.NonFiniteError,
+    "Y holds 1 NaN",
+)
+row(
+    "distributed_induced_minimum",
+    "rank_tol = 1 (tsqr)",
+    lambda _: DIM(OBJ, THETA, rank_tol=1.0),
+    gb.InvalidOptionError,
+    "rank_tol and cuts must be relative cuts",
+)
+row(
+    "distributed_induced_minimum",
+    "memory_budget tiny (gram)",
     lambda _: DIM(OBJ, THETA, method="gram", memory_budget=8),
-    gb.MemoryBudgetError, "Gram matrix 10 x 10")
-add_family("distributed_induced_minimum", theta_family(), lambda t: DIM(OBJ, t), keys=("short", "nan"))
-add_family("distributed_induced_minimum", samples_family(2, "Y", Y),
-    lambda y: DIM((M, "squared", X, y), THETA), keys=("columns", "inf"))
+    gb.MemoryBudgetError,
+    "Gram matrix 10 x 10",
+)
+add_family(
+    "distributed_induced_minimum", theta_family(), lambda t: DIM(OBJ, t), keys=("short", "nan")
+)
+add_family(
+    "distributed_induced_minimum",
+    samples_family(2, "Y", Y),
+    lambda y: DIM((M, "squared", X, y), THETA),
+    keys=("columns", "inf"),
+)
 
 # --- data files and the command line ------------------------------------------------------------------------
-row("load_data_file", "a file that does not exist", lambda t: load_data_file(t / "nope.npz"),
-    DataFileError, "does not exist")
-row("load_data_file", "an unsupported suffix", lambda t: load_data_file(write_text(t, "d.json", "{}")),
-    DataFileError, "unsupported data file 'd.json'")
-row("load_data_file", ".npz without X", lambda t: load_data_file(write_npz(t, y=np.arange(4))),
-    DataFileError, "no array named 'X'")
-row("load_data_file", ".npz without y or Y", lambda t: load_data_file(write_npz(t, X=X)),
-    DataFileError, "needs labels 'y' or targets 'Y'")
-row("load_data_file", ".npz X with NaN",
+row(
+    "load_data_file",
+    "a file that does not exist",
+    lambda t: load_data_file(t / "nope.npz"),
+    DataFileError,
+    "does not exist",
+)
+row(
+    "load_data_file",
+    "an unsupported suffix",
+    lambda t: load_data_file(write_text(t, "d.json", "{}")),
+    DataFileError,
+    "unsupported data file 'd.json'",
+)
+row(
+    "load_data_file",
+    ".npz without X",
+    lambda t: load_data_file(write_npz(t, y=np.arange(4))),
+    DataFileError,
+    "no array named 'X'",
+)
+row(
+    "load_data_file",
+    ".npz without y or Y",
+    lambda t: load_data_file(write_npz(t, X=X)),
+    DataFileError,
+    "needs labels 'y' or targets 'Y'",
+)
+row(
+    "load_data_file",
+    ".npz X with NaN",
     lambda t: load_data_file(write_npz(t, X=nan_at(X, (3, 1)), y=np.arange(5) % 2)),
-    gb.NonFiniteError, "X holds 1 NaN")
-row("load_data_file", ".npz Y with +inf", lambda t: load_data_file(write_npz(t, X=X, Y=nan_at(Y, (0, 1), np.inf))),
-    gb.NonFiniteError, "Y holds 1 NaN/inf")
-row("load_data_file", ".npz X 1-D", lambda t: load_data_file(write_npz(t, X=X[:, 0], y=np.arange(5) % 2)),
-    gb.ShapeError, "X must be (m, d_x)")
-row("load_data_file", ".npz with m = 0", lambda t: load_data_file(write_npz(t, X=X[:0], y=np.arange(0))),
-    gb.ShapeError, "X must be (m, d_x)")
-row("load_data_file", ".npz y of the wrong length", lambda t: load_data_file(write_npz(t, X=X, y=np.arange(4) % 2)),
-    gb.ShapeError, "one label/target row per sample")
-row("load_data_file", ".npz with a single class", lambda t: load_data_file(write_npz(t, X=X, y=np.zeros(5))),
-    gb.InvalidLabelError, "single class")
-row("load_data_file", ".npz X complex", lambda t: load_data_file(write_npz(t, X=X.astype(complex), y=np.arange(5) % 2)),
-    gb.DTypeError, "X has dtype complex128")
-row("load_data_file", ".npz X an object array",
+    gb.NonFiniteError,
+    "X holds 1 NaN",
+)
+row(
+    "load_data_file",
+    ".npz Y with +inf",
+    lambda t: load_data_file(write_npz(t, X=X, Y=nan_at(Y, (0, 1), np.inf))),
+    gb.NonFiniteError,
+    "Y holds 1 NaN/inf",
+)
+row(
+    "load_data_file",
+    ".npz X 1-D",
+    lambda t: load_data_file(write_npz(t, X=X[:, 0], y=np.arange(5) % 2)),
+    gb.ShapeError,
+    "X must be (m, d_x)",
+)
+row(
+    "load_data_file",
+    ".npz with m = 0",
+    lambda t: load_data_file(write_npz(t, X=X[:0], y=np.arange(0))),
+    gb.ShapeError,
+    "X must be (m, d_x)",
+)
+row(
+    "load_data_file",
+    ".npz y of the wrong length",
+    lambda t: load_data_file(write_npz(t, X=X, y=np.arange(4) % 2)),
+    gb.ShapeError,
+    "one label/target row per sample",
+)
+row(
+    "load_data_file",
+    ".npz with a single class",
+    lambda t: load_data_file(write_npz(t, X=X, y=np.zeros(5))),
+    gb.InvalidLabelError,
+    "single class",
+)
+row(
+    "load_data_file",
+    ".npz X complex",
+    lambda t: load_data_file(write_npz(t, X=X.astype(complex), y=np.arange(5) % 2)),
+    gb.DTypeError,
+    "X has dtype complex128",
+)
+row(
+    "load_data_file",
+    ".npz X an object array",
     lambda t: load_data_file(write_npz(t, X=X.astype(object), y=np.arange(5) % 2)),
-    DataFileError, "X")
-row("load_data_file", "a .npz that is not a zip file", lambda t: load_data_file(write_text(t, "d.npz", "not a zip")),
-    DataFileError, "d.npz")
-row("load_data_file", ".csv with a non-numeric feature",
+    DataFileError,
+    "X",
+)
+row(
+    "load_data_file",
+    "a .npz that is not a zip file",
+    lambda t: load_data_file(write_text(t, "d.npz", "not a zip")),
+    DataFileError,
+    "d.npz",
+)
+row(
+    "load_data_file",
+    ".csv with a non-numeric feature",
     lambda t: load_data_file(write_text(t, "d.csv", "a,b,label\n1,x,0\n2,3,1\n")),
-    DataFileError, "must be numeric")
-row("load_data_file", ".csv with only a header", lambda t: load_data_file(write_text(t, "d.csv", "a,label\n")),
-    DataFileError, "needs a header row and at least one sample")
-row("load_data_file", ".csv with rows of different lengths",
+    DataFileError,
+    "must be numeric",
+)
+row(
+    "load_data_file",
+    ".csv with only a header",
+    lambda t: load_data_file(write_text(t, "d.csv", "a,label\n")),
+    DataFileError,
+    "needs a header row and at least one sample",
+)
+row(
+    "load_data_file",
+    ".csv with rows of different lengths",
     lambda t: load_data_file(write_text(t, "d.csv", "a,b,label\n1,2,0\n3,1\n")),
-    DataFileError, "2 columns")
-row("load_data_file", ".csv with NaN", lambda t: load_data_file(write_text(t, "d.csv", "a,label\n1,0\nnan,1\n")),
-    gb.NonFiniteError, "X holds 1 NaN")
-row("gradbasis certify", "--data that does not exist", lambda t: certify(t, "--data", str(t / "missing.csv")),
-    CommandFailed, "exit status 2: gradbasis: error: data file")
-row("gradbasis certify", "--activation swish", lambda t: certify(t, "--activation", "swish"),
-    CommandFailed, "exit status 2: gradbasis: error: unknown activation 'swish'")
-row("gradbasis certify", "--loss huber", lambda t: certify(t, "--loss", "huber"),
-    CommandFailed, "exit status 2: gradbasis: error: unknown loss 'huber'")
-row("gradbasis certify", "--loss smoothed_hinge on 3 classes", lambda t: certify(t, "--loss", "smoothed_hinge"),
-    CommandFailed, "exit status 2: gradbasis: error: the smoothed hinge loss is binary")
-row("gradbasis certify", "--widths 0", lambda t: certify(t, "--widths", "0"),
-    CommandFailed, "exit status 2: gradbasis: error: layer_sizes[1]")
-row("gradbasis certify", "--method adam", lambda t: certify(t, "--method", "adam"),
-    CommandFailed, "exit status 2: gradbasis: error: unknown method 'adam'")
-row("gradbasis certify", "--model cnn", lambda t: certify(t, "--model", "cnn"),
-    CommandFailed, "exit status 2: usage:")
-row("gradbasis certify", "--seed abc", lambda t: certify(t, "--seed", "abc"),
-    CommandFailed, "invalid int value: 'abc'")
-row("gradbasis certify", "--data with NaN",
+    DataFileError,
+    "2 columns",
+)
+row(
+    "load_data_file",
+    ".csv with NaN",
+    lambda t: load_data_file(write_text(t, "d.csv", "a,label\n1,0\nnan,1\n")),
+    gb.NonFiniteError,
+    "X holds 1 NaN",
+)
+row(
+    "gradbasis certify",
+    "--data that does not exist",
+    lambda t: certify(t, "--data", str(t / "missing.csv")),
+    CommandFailed,
+    "exit status 2: gradbasis: error: data file",
+)
+row(
+    "gradbasis certify",
+    "--activation swish",
+    lambda t: certify(t, "--activation", "swish"),
+    CommandFailed,
+    "exit status 2: gradbasis: error: unknown activation 'swish'",
+)
+row(
+    "gradbasis certify",
+    "--loss huber",
+    lambda t: certify(t, "--loss", "huber"),
+    CommandFailed,
+    "exit status 2: gradbasis: error: unknown loss 'huber'",
+)
+row(
+    "gradbasis certify",
+    "--loss smoothed_hinge on 3 classes",
+    lambda t: certify(t, "--loss", "smoothed_hinge"),
+    CommandFailed,
+    "exit status 2: gradbasis: error: the smoothed hinge loss is binary",
+)
+row(
+    "gradbasis certify",
+    "--widths 0",
+    lambda t: certify(t, "--widths", "0"),
+    CommandFailed,
+    "exit status 2: gradbasis: error: layer_sizes[1]",
+)
+row(
+    "gradbasis certify",
+    "--method adam",
+    lambda t: certify(t, "--method", "adam"),
+    CommandFailed,
+    "exit status 2: gradbasis: error: unknown method 'adam'",
+)
+row(
+    "gradbasis certify",
+    "--model cnn",
+    lambda t: certify(t, "--model", "cnn"),
+    CommandFailed,
+    "exit status 2: usage:",
+)
+row(
+    "gradbasis certify",
+    "--seed abc",
+    lambda t: certify(t, "--seed", "abc"),
+    CommandFailed,
+    "invalid int value: 'abc'",
+)
+row(
+    "gradbasis certify",
+    "--data with NaN",
     lambda t: certify(t, "--data", str(write_text(t, "d.csv", "a,label\n1,0\nnan,1\n"))),
-    CommandFailed, "exit status 2: gradbasis: error: X holds 1 NaN")
-row("gradbasis certify", "--gtol -1", lambda t: certify(t, "--gtol", "-1"),
-    CommandFailed, "exit status 2: gradbasis: error: gtol")
-row("gradbasis certify", "--max-samples -1", lambda t: certify(t, "--max-samples", "-1"),
-    CommandFailed, "exit status 2: gradbasis: error: max-samples")
-row("gradbasis certify", "--rtol -1", lambda t: certify(t, "--rtol", "-1", "--max-samples", "20", "--max-iter", "5"),
-    CommandFailed, "exit status 2: gradbasis: error: rtol")
+    CommandFailed,
+    "exit status 2: gradbasis: error: X holds 1 NaN",
+)
+row(
+    "gradbasis certify",
+    "--gtol -1",
+    lambda t: certify(t, "--gtol", "-1"),
+    CommandFailed,
+    "exit status 2: gradbasis: error: gtol",
+)
+row(
+    "gradbasis certify",
+    "--max-samples -1",
+    lambda t: certify(t, "--max-samples", "-1"),
+    CommandFailed,
+    "exit status 2: gradbasis: error: max-samples",
+)
+row(
+    "gradbasis certify",
+    "--rtol -1",
+    lambda t: certify(t, "--rtol", "-1", "--max-samples", "20", "--max-iter", "5"),
+    CommandFailed,
+    "exit status 2: gradbasis: error: rtol",
+)
 
 
 # ----------------------------------------------------------------------------- rows of test_bad_input.py
@@ -812,11 +2121,21 @@ COVERED_ELSEWHERE = [
     ("Model.forward", "X complex", "DTypeError", "complex"),
     ("Model.forward", "X object array", "DTypeError", "object"),
     ("Model.forward", "n_threads = 0", "ValueError", "n_threads"),
-    ("Model.forward", "float32, integer, Fortran-ordered, strided inputs", "accepted (converted)", "test_convertible_arrays_are_accepted"),
+    (
+        "Model.forward",
+        "float32, integer, Fortran-ordered, strided inputs",
+        "accepted (converted)",
+        "test_convertible_arrays_are_accepted",
+    ),
     ("Model.jvp", "v of the wrong length", "ShapeError", "v has shape"),
     ("Model.vjp", "U with 4 rows for 5 samples", "ShapeError", "U has 4 rows"),
     ("Model.jacobian", "memory_budget tiny", "MemoryBudgetError", "memory_budget"),
-    ("Model.jacobian", "a Jacobian of 8 TB (default budget)", "MemoryBudgetError", "dense Jacobian 1000000 x 2002000"),
+    (
+        "Model.jacobian",
+        "a Jacobian of 8 TB (default budget)",
+        "MemoryBudgetError",
+        "dense Jacobian 1000000 x 2002000",
+    ),
     ("Model.jacobian", "out Fortran-ordered", "ShapeError", "C-contiguous"),
     ("Model.jacobian", "out of the wrong shape", "ShapeError", "shape"),
     ("MLP", "unknown activation 'swish'", "UnknownNameError", "swish"),
@@ -872,16 +2191,27 @@ def test_row_ids_are_unique() -> None:
 
 def test_every_public_function_has_a_row() -> None:
     """Every callable in gradbasis.__all__ except the error and result classes appears in the table."""
-    listed = {r.entry.split(".")[0] for r in ROWS} | {e.split(".")[0] for e, *_ in COVERED_ELSEWHERE}
-    listed |= {"Model", "Loss"} if any(r.entry.startswith(("Model.", "Loss.")) for r in ROWS) else set()
+    listed = {r.entry.split(".")[0] for r in ROWS} | {
+        e.split(".")[0] for e, *_ in COVERED_ELSEWHERE
+    }
+    listed |= (
+        {"Model", "Loss"} if any(r.entry.startswith(("Model.", "Loss.")) for r in ROWS) else set()
+    )
     not_entry_points = {
         name
         for name in gb.__all__
         if not callable(getattr(gb, name))
         or (isinstance(getattr(gb, name), type) and issubclass(getattr(gb, name), BaseException))
-        or name.endswith(("Result", "Bound", "Report", "Set", "Sets", "Basis", "Estimate", "Entry", "Class"))
+        or name.endswith(
+            ("Result", "Bound", "Report", "Set", "Sets", "Basis", "Estimate", "Entry", "Class")
+        )
     }
-    not_entry_points |= {"Verdict", "SquaredLoss", "CrossEntropyLoss", "Activation"}  # no arguments to get wrong / via MLP
+    not_entry_points |= {
+        "Verdict",
+        "SquaredLoss",
+        "CrossEntropyLoss",
+        "Activation",
+    }  # no arguments to get wrong / via MLP
     missing = sorted(set(gb.__all__) - not_entry_points - listed)
     assert not missing, f"public entry points without a row: {missing}"
 
@@ -935,7 +2265,9 @@ def render_doc() -> str:
         status = "test_bad_input.py"
         if error == "ValueError":
             status += "; accepts a plain `ValueError`: the open rows of this entry point ask for a GradbasisError"
-        body.append((entry, f"| `{entry}` | {_cell(bad)} | `{error}` | `{_cell(phrase)}` | {status} |"))
+        body.append(
+            (entry, f"| `{entry}` | {_cell(bad)} | `{error}` | `{_cell(phrase)}` | {status} |")
+        )
     order = {e: i for i, e in enumerate(dict.fromkeys(r.entry for r in ROWS))}
     body.sort(key=lambda item: order.get(item[0], len(order)))
     lines += [text for _, text in body]

@@ -49,16 +49,35 @@ def test_certify_other_models_on_a_csv_file(model, tmp_path):
     X = rng.normal(size=(24, 3))
     labels = np.where(X[:, 0] + 0.5 * rng.normal(size=24) > 0, "yes", "no")
     path = tmp_path / "data.csv"
-    path.write_text("a,b,c,label\n" + "".join(f"{r[0]},{r[1]},{r[2]},{c}\n" for r, c in zip(X, labels)))
+    path.write_text(
+        "a,b,c,label\n"
+        + "".join(f"{r[0]},{r[1]},{r[2]},{c}\n" for r, c in zip(X, labels, strict=False))
+    )
     out = tmp_path / "r.json"
-    rc = main(["certify", "--model", model, "--widths", "2", "--data", str(path), "--loss", "smoothed_hinge",
-               "--output", str(out), "--quiet"])
+    rc = main(
+        [
+            "certify",
+            "--model",
+            model,
+            "--widths",
+            "2",
+            "--data",
+            str(path),
+            "--loss",
+            "smoothed_hinge",
+            "--output",
+            str(out),
+            "--quiet",
+        ]
+    )
     assert rc == 0
     assert json.loads(out.read_text())["setting"]["loss"] == "smoothed_hinge"
 
 
 def test_certify_reports_bad_input_without_a_traceback(tmp_path, capsys):
-    rc = main(["certify", "--loss", "smoothed_hinge", "--output", str(tmp_path / "r.json")])  # iris has 3 classes
+    rc = main(
+        ["certify", "--loss", "smoothed_hinge", "--output", str(tmp_path / "r.json")]
+    )  # iris has 3 classes
     assert rc == 2
     assert "binary" in capsys.readouterr().err
     rc = main(["certify", "--data", str(tmp_path / "missing.npz")])
@@ -66,5 +85,7 @@ def test_certify_reports_bad_input_without_a_traceback(tmp_path, capsys):
 
 
 def test_module_entry_point_runs():
-    done = subprocess.run([sys.executable, "-m", "gradbasis", "--version"], capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "gradbasis", "--version"], capture_output=True, text=True, check=True
+    )
     assert done.stdout.startswith("gradbasis ")

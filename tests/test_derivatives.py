@@ -14,7 +14,9 @@ import gradbasis as gb
 FD_RTOL = 1e-7
 
 
-def away_from_kinks(model: gb.Model, theta: np.ndarray, X: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def away_from_kinks(
+    model: gb.Model, theta: np.ndarray, X: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
     """Redraw X until every kinked pre-activation is at least 1e-3 from 0 (FD steps are 1e-6)."""
     for _ in range(100):
         if model.kink_margin(theta, X) > 1e-3:
@@ -38,15 +40,21 @@ def test_jvp_vjp_are_products_with_the_jacobian(model, rng):
     v = rng.normal(size=model.num_params)
     U = rng.normal(size=(X.shape[0], model.output_dim))
     # Same arithmetic up to summation order: rounding-level agreement.
-    np.testing.assert_allclose(model.jvp(theta, X, v).ravel(), J @ v, rtol=1e-12, atol=1e-12 * np.abs(J).sum())
-    np.testing.assert_allclose(model.vjp(theta, X, U), J.T @ U.ravel(), rtol=1e-12, atol=1e-12 * np.abs(J).sum())
+    np.testing.assert_allclose(
+        model.jvp(theta, X, v).ravel(), J @ v, rtol=1e-12, atol=1e-12 * np.abs(J).sum()
+    )
+    np.testing.assert_allclose(
+        model.vjp(theta, X, U), J.T @ U.ravel(), rtol=1e-12, atol=1e-12 * np.abs(J).sum()
+    )
 
 
 def test_homogeneity_reproduces_outputs(model, rng):
     """Assumption 2: J g(theta) = f_X(theta)."""
     theta, X = random_point(model, rng)
     f = model.forward(theta, X)
-    np.testing.assert_allclose(model.jacobian(theta, X) @ model.homogeneity(theta), f.ravel(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        model.jacobian(theta, X) @ model.homogeneity(theta), f.ravel(), rtol=1e-12, atol=1e-12
+    )
 
 
 LOSSES = {
@@ -57,7 +65,15 @@ LOSSES = {
 
 
 def objective_cases():
-    for name in ["mlp-tanh", "mlp-gelu", "mlp-relu", "skip", "resnet-mlp", "resnet-preact", "basis"]:
+    for name in [
+        "mlp-tanh",
+        "mlp-gelu",
+        "mlp-relu",
+        "skip",
+        "resnet-mlp",
+        "resnet-preact",
+        "basis",
+    ]:
         for loss in LOSSES:
             yield pytest.param(name, loss, id=f"{name}-{loss}")
     yield pytest.param("hinge-net", "smoothed_hinge-p3", id="hinge-net-p3")
@@ -87,7 +103,9 @@ def test_objective_gradient_and_hessian_vector(name, loss_name, rng):
     assert value == pytest.approx(float(weights @ loss.value(f, Y)), rel=1e-12)
 
     grad_fd = central_difference_jacobian(lambda t: obj.value(t), theta).ravel()
-    np.testing.assert_allclose(grad, grad_fd, rtol=FD_RTOL, atol=FD_RTOL * max(1.0, np.abs(grad).max()))
+    np.testing.assert_allclose(
+        grad, grad_fd, rtol=FD_RTOL, atol=FD_RTOL * max(1.0, np.abs(grad).max())
+    )
 
     # Lemma 2's identity: grad L = J^T u with u_i = lambda_i grad l(f(x_i)).
     u = obj.residual_duals(theta)
@@ -108,7 +126,9 @@ def test_hessian_vector_is_symmetric(rng):
     obj = gb.Objective(model, "cross_entropy", X, rng.dirichlet(np.ones(3), size=X.shape[0]))
     a, b = rng.normal(size=(2, model.num_params))
     # <a, H b> = <b, H a> for an exact Hessian; rounding only.
-    assert a @ obj.hessian_vector(theta, b) == pytest.approx(b @ obj.hessian_vector(theta, a), rel=1e-11)
+    assert a @ obj.hessian_vector(theta, b) == pytest.approx(
+        b @ obj.hessian_vector(theta, a), rel=1e-11
+    )
 
 
 def test_kink_margin(rng):
@@ -128,7 +148,9 @@ def test_deep_linear_network_is_a_product_of_matrices(rng):
     model = gb.MLP([3, 4, 5, 2], "identity", bias=False)
     theta, X = random_point(model, rng)
     p = model.unflatten(theta)
-    np.testing.assert_allclose(model.forward(theta, X), X @ (p["W3"] @ p["W2"] @ p["W1"]).T, rtol=1e-13)
+    np.testing.assert_allclose(
+        model.forward(theta, X), X @ (p["W3"] @ p["W2"] @ p["W1"]).T, rtol=1e-13
+    )
 
 
 def test_skip_mlp_without_skips_is_the_mlp(rng):
@@ -143,13 +165,17 @@ def test_resnet_formula(rng):
     model = ZOO["resnet-mlp"]
     theta, X = random_point(model, rng)
     p = model.unflatten(theta)
-    z = model.residual.forward(model.residual.flatten({k[2:]: v for k, v in p.items() if k.startswith("u.")}), X)
+    z = model.residual.forward(
+        model.residual.flatten({k[2:]: v for k, v in p.items() if k.startswith("u.")}), X
+    )
     np.testing.assert_allclose(model.forward(theta, X), (X + z @ p["R"].T) @ p["W"].T, rtol=1e-13)
 
 
 @pytest.mark.parametrize("method", ["forward", "jacobian", "jvp", "vjp", "gradient", "hvp", "kink"])
 def test_thread_count_does_not_change_results(method, rng):
-    model = gb.ResNet(6, 3, gb.PreActResidualStack(6, hidden=8, num_blocks=2, activation="leaky_relu"))
+    model = gb.ResNet(
+        6, 3, gb.PreActResidualStack(6, hidden=8, num_blocks=2, activation="leaky_relu")
+    )
     theta = model.init(seed=3)
     X = rng.normal(size=(300, 6))  # several blocks of 64 samples, a ragged last one
     Y = rng.normal(size=(300, 3))

@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import sys
 
-import numpy as np
-import pytest
-
 import dask  # the test extra installs dask and distributed
 import dask.array as da
 import distributed
+import numpy as np
+import pytest
+from conftest import ZOO, random_point
 
 import gradbasis as gb
-from conftest import ZOO, random_point
 from gradbasis.distributed import (
     distributed_gram,
     distributed_induced_minimum,
@@ -30,9 +29,16 @@ RTOL = 1e-10
 def client():
     # No dashboard: it needs bokeh and a free port, neither of which the tests are about. One
     # OpenMP thread per worker, as many as the worker has: more would oversubscribe the cores.
-    with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", env={"OMP_NUM_THREADS": "1"}
-    ) as cluster, distributed.Client(cluster) as c:
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",
+            env={"OMP_NUM_THREADS": "1"},
+        ) as cluster,
+        distributed.Client(cluster) as c,
+    ):
         yield c
 
 
@@ -59,7 +65,9 @@ def test_blocks_equal_single_machine_for_every_model(client, rng):
     for name, (theta, X) in cases.items():
         K, J = next(computed), next(computed)
         assert close(K, ZOO[name].gram(theta, X), 1e-13), name
-        np.testing.assert_array_equal(K, K.T, err_msg=name)  # lower blocks: the upper ones transposed
+        np.testing.assert_array_equal(
+            K, K.T, err_msg=name
+        )  # lower blocks: the upper ones transposed
         assert close(J, ZOO[name].jacobian(theta, X), 1e-14), name
 
 
@@ -96,7 +104,7 @@ def assert_same_infimum(res, ref):
         assert close(res.alpha, ref.alpha, 1e-8)  # coefficients: as well determined as the span
         assert close(res.fitted, ref.fitted, 1e-8)
     assert [p.cut for p in res.profile] == [p.cut for p in ref.profile]
-    for p, q in zip(res.profile, ref.profile):
+    for p, q in zip(res.profile, ref.profile, strict=True):
         assert p.rank == q.rank and close(p.value, q.value) and close(p.lower, q.lower)
 
 
@@ -116,10 +124,18 @@ def test_tsqr_with_weights_and_dask_inputs(client, rng):
     model = ZOO["mlp-tanh"]
     theta, X, Y = squared_problem(model, rng, m=37)
     w = rng.uniform(0.2, 3.0, size=37)
-    X_, Y_, w_ = da.from_array(X, chunks=(10, 4)), da.from_array(Y, chunks=(15, 3)), da.from_array(w, chunks=7)
+    X_, Y_, w_ = (
+        da.from_array(X, chunks=(10, 4)),
+        da.from_array(Y, chunks=(15, 3)),
+        da.from_array(w, chunks=7),
+    )
     cuts = (1e-3, 1e-1)
-    res = distributed_induced_minimum((model, "squared", X_, Y_, w_), theta, client=client, cuts=cuts)
-    ref = gb.gradient_basis_minimum(gb.Objective(model, "squared", X, Y, w), theta, strategy="dense", cuts=cuts)
+    res = distributed_induced_minimum(
+        (model, "squared", X_, Y_, w_), theta, client=client, cuts=cuts
+    )
+    ref = gb.gradient_basis_minimum(
+        gb.Objective(model, "squared", X, Y, w), theta, strategy="dense", cuts=cuts
+    )
     assert ref.profile[0].rank < ref.rank  # the profile cuts the span: J's singular values decide
     assert_same_infimum(res, ref)
     assert close(res.singular_values, ref.singular_values, 1e-12)
@@ -138,8 +154,12 @@ def test_bad_requests_fail_before_any_work(rng):
         distributed_induced_minimum((X, Y), theta)
     with pytest.raises(gb.InvalidOptionError, match="chunk_size"):
         distributed_jacobian(model, theta, X, chunk_size=0)
-    with pytest.raises(gb.MemoryBudgetError, match="method='tsqr'"):  # checked before any block runs
-        distributed_induced_minimum((model, "cross_entropy", X, Y), theta, method="gram", memory_budget=1000)
+    with pytest.raises(
+        gb.MemoryBudgetError, match="method='tsqr'"
+    ):  # checked before any block runs
+        distributed_induced_minimum(
+            (model, "cross_entropy", X, Y), theta, method="gram", memory_budget=1000
+        )
 
 
 def test_gram_method_equals_gram_strategy_cross_entropy(client, rng):
@@ -152,7 +172,9 @@ def test_gram_method_equals_gram_strategy_cross_entropy(client, rng):
     res = distributed_induced_minimum(obj, theta, chunk_size=16, method="gram", client=client)
     assert ref.attained
     assert_same_infimum(res, ref)
-    assert close(softmax(model.jvp(theta, X, res.alpha)), softmax(res.fitted), 1e-8)  # alpha gives the fit
+    assert close(
+        softmax(model.jvp(theta, X, res.alpha)), softmax(res.fitted), 1e-8
+    )  # alpha gives the fit
     assert res.rank_tol == ref.rank_tol and res.details["gram_rank"] == ref.details["gram_rank"]
     assert close(res.singular_values, ref.singular_values, 1e-12)
 
@@ -167,7 +189,12 @@ def test_gram_method_squared_with_dask_targets(client, rng):
     X, Y = np.vstack([X[:15], X[:15]]), Y
     ref = gb.gradient_basis_minimum(gb.Objective(model, "squared", X, Y), theta, strategy="gram")
     assert ref.rank == 45
-    problem = (model, gb.SquaredLoss(), da.from_array(X, chunks=(8, 4)), da.from_array(Y, chunks=(30, 3)))
+    problem = (
+        model,
+        gb.SquaredLoss(),
+        da.from_array(X, chunks=(8, 4)),
+        da.from_array(Y, chunks=(30, 3)),
+    )
     res = distributed_induced_minimum(problem, theta, method="gram")
     assert_same_infimum(res, ref)
 

@@ -23,7 +23,9 @@ STRATEGIES = ("dense", "gram", "matrix_free")
 RNG_SEED = 20190521
 
 
-def data(m: int = 12, d_x: int = 3, d_y: int = 2, seed: int = RNG_SEED) -> tuple[np.ndarray, np.ndarray]:
+def data(
+    m: int = 12, d_x: int = 3, d_y: int = 2, seed: int = RNG_SEED
+) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     return rng.normal(size=(m, d_x)), rng.normal(size=(m, d_y))
 
@@ -132,7 +134,9 @@ def test_zero_output_layer_leaves_the_span_of_the_output_block():
         res = gb.gradient_basis_minimum(obj, theta, strategy=strategy)
         np.testing.assert_allclose(res.value, expected, rtol=1e-10, err_msg=strategy)
         assert res.lower <= expected + 1e-10
-    assert gb.gradient_basis_minimum(obj, theta, strategy="dense").rank == np.linalg.matrix_rank(F) * 2
+    assert (
+        gb.gradient_basis_minimum(obj, theta, strategy="dense").rank == np.linalg.matrix_rank(F) * 2
+    )
     result = gb.theorem1(obj, theta)
     assert result.verdict == gb.Verdict.DOES_NOT_APPLY  # not a critical point
     assert_finite_numbers(result)
@@ -169,7 +173,9 @@ def test_duplicated_samples_equal_the_unique_data(loss):
         r1 = gb.gradient_basis_minimum(once, theta, strategy=strategy)
         r2 = gb.gradient_basis_minimum(twice, theta, strategy=strategy)
         assert r2.rank == r1.rank
-        np.testing.assert_allclose([r2.value, r2.lower], [r1.value, r1.lower], rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(
+            [r2.value, r2.lower], [r1.value, r1.lower], rtol=1e-10, atol=1e-12
+        )
     K = model.gram(theta, np.vstack([X, X]))
     assert np.array_equal(K, K.T)
     assert np.linalg.eigvalsh(K).min() >= -1e-12 * np.abs(K).max()
@@ -217,7 +223,9 @@ def test_saturated_units_give_finite_exact_limits(activation):
         obj = gb.Objective(model, loss, Xs, targets)
         value, grad = obj.value_and_gradient(theta)
         assert np.isfinite(value) and np.all(np.isfinite(grad))
-        np.testing.assert_allclose(grad, J.T @ obj.residual_duals(theta).ravel(), rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(
+            grad, J.T @ obj.residual_duals(theta).ravel(), rtol=1e-12, atol=1e-14
+        )
         assert_finite_numbers(gb.theorem1(obj, theta))
         assert_finite_numbers(gb.classify_point(obj, theta))
 
@@ -257,8 +265,12 @@ def test_deep_linear_network_is_homogeneous_at_extreme_scales(scale):
     X, _ = data()
     model = gb.MLP([3, 4, 2], "identity", bias=False)
     theta = model.init(seed=0)
-    np.testing.assert_allclose(model.forward(theta, X * scale), scale * model.forward(theta, X), rtol=1e-15)
-    np.testing.assert_allclose(model.jacobian(theta, X * scale), scale * model.jacobian(theta, X), rtol=1e-15)
+    np.testing.assert_allclose(
+        model.forward(theta, X * scale), scale * model.forward(theta, X), rtol=1e-15
+    )
+    np.testing.assert_allclose(
+        model.jacobian(theta, X * scale), scale * model.jacobian(theta, X), rtol=1e-15
+    )
 
 
 @pytest.mark.parametrize("scale", [1e-150, 1e150])
@@ -312,11 +324,17 @@ def nan_outputs_problem(loss: str = "squared"):
     return gb.Objective(model, loss, X, Y), model.init(seed=0) * 1e100
 
 
-@pytest.mark.parametrize("problem", ["loss overflows", "squared outputs NaN", "cross_entropy outputs NaN"])
+@pytest.mark.parametrize(
+    "problem", ["loss overflows", "squared outputs NaN", "cross_entropy outputs NaN"]
+)
 def test_objective_that_overflows_is_plus_infinity(problem):
     """The documented contract (Objective.value_and_gradient): L = +inf exactly, never NaN, so that
     optimisers' line searches reject the step; the gradient may hold inf or NaN there."""
-    obj, theta = overflowing_problem() if problem == "loss overflows" else nan_outputs_problem(problem.split()[0])
+    obj, theta = (
+        overflowing_problem()
+        if problem == "loss overflows"
+        else nan_outputs_problem(problem.split()[0])
+    )
     value, grad = obj.value_and_gradient(theta)
     assert value == math.inf
     assert obj.value(theta) == math.inf
@@ -414,9 +432,13 @@ def test_gram_that_overflows_names_the_overflow():
     model = gb.MLP([3, 4, 4, 4, 2], "identity", bias=False)
     theta = model.init(seed=0) * 1e100
     assert np.all(np.isfinite(model.jacobian(theta, X)))
-    with pytest.raises(gb.NonFiniteError, match=r"Gram matrix overflows float64 \(\d+ of 576 entries"):
+    with pytest.raises(
+        gb.NonFiniteError, match=r"Gram matrix overflows float64 \(\d+ of 576 entries"
+    ):
         model.gram(theta, X)
-    with pytest.raises(gb.NonFiniteError, match=r"Gram matrix overflows float64 \(\d+ of 24 entries"):
+    with pytest.raises(
+        gb.NonFiniteError, match=r"Gram matrix overflows float64 \(\d+ of 24 entries"
+    ):
         model.gram_diagonal(theta, X)
     with pytest.raises(gb.NonFiniteError, match="rescale the data or theta"):
         model.gram(theta, X, X[:3], out=np.empty((24, 6)))
@@ -460,7 +482,9 @@ def test_gram_with_overflowing_layer_factors_equals_the_jacobian_product():
     assert not np.any(K[1]) and not np.any(K[:, 1])  # x = 0: an exact zero row
     np.testing.assert_allclose(model.gram_diagonal(theta, X), np.diag(ref), rtol=1e-14)
     assert model.gram_trace(theta, X) == pytest.approx(np.trace(ref), rel=1e-14)
-    np.testing.assert_allclose(model.gram(theta, X, X[2:]), J @ J[2:].T, rtol=1e-14, atol=1e-14 * np.abs(ref).max())
+    np.testing.assert_allclose(
+        model.gram(theta, X, X[2:]), J @ J[2:].T, rtol=1e-14, atol=1e-14 * np.abs(ref).max()
+    )
 
 
 class SpoiledGramKernel:
@@ -492,7 +516,9 @@ class SpoiledGramKernel:
 
 @pytest.mark.parametrize("chunk_bytes", [1 << 25, 1], ids=["one chunk", "one sample per chunk"])
 @pytest.mark.parametrize(
-    "weights", [None, {"W1": 0.0, "b1": 2.0, "W2": 3.0, "b3": 0.0, "W3": 0.25}], ids=["C = I", "weighted"]
+    "weights",
+    [None, {"W1": 0.0, "b1": 2.0, "W2": 3.0, "b3": 0.0, "W3": 0.25}],
+    ids=["C = I", "weighted"],
 )
 def test_recomputed_gram_rows_agree_with_the_kernel(monkeypatch, weights, chunk_bytes):
     """Rows recomputed from Jacobian rows (weights C applied, J(X2) formed in chunks) agree with the
@@ -516,7 +542,9 @@ def test_recomputed_gram_rows_agree_with_the_kernel(monkeypatch, weights, chunk_
     kept = np.setdiff1d(np.arange(18), [2, 3, 8, 9, 16, 17])  # rows of samples 0, 2, 3, 5, 6, 7
     assert np.array_equal(K[np.ix_(kept, kept)], ref[np.ix_(kept, kept)])
     np.testing.assert_allclose(model.gram(theta, X, X2, weights=weights), ref2, rtol=0, atol=atol)
-    np.testing.assert_allclose(model.gram_diagonal(theta, X, weights=weights), ref_diag, rtol=0, atol=atol)
+    np.testing.assert_allclose(
+        model.gram_diagonal(theta, X, weights=weights), ref_diag, rtol=0, atol=atol
+    )
 
 
 def test_gram_fallback_respects_the_memory_budget(monkeypatch):
@@ -527,7 +555,9 @@ def test_gram_fallback_respects_the_memory_budget(monkeypatch):
     model = gb.MLP([3, 5, 4, 2], "tanh")
     theta, X = model.init(seed=0), rng.normal(size=(9, 3))
     monkeypatch.setattr(model, "_graph", SpoiledGramKernel(model._graph, [0, 2]))
-    with pytest.raises(gb.MemoryBudgetError, match="recomputing 2 samples' rows of the Gram matrix"):
+    with pytest.raises(
+        gb.MemoryBudgetError, match="recomputing 2 samples' rows of the Gram matrix"
+    ):
         model.gram(theta, X, memory_budget=6000)
     assert np.all(np.isfinite(model.gram(theta, X, memory_budget=30_000)))
 
@@ -591,7 +621,10 @@ def test_unknown_curvature_is_never_read_as_a_minimum(monkeypatch):
 
     from gradbasis.certificate import stationarity
 
-    cp, sc = sys.modules["gradbasis.critical_points"], sys.modules["gradbasis.span_check"]  # modules, not the functions
+    cp, sc = (
+        sys.modules["gradbasis.critical_points"],
+        sys.modules["gradbasis.span_check"],
+    )  # modules, not the functions
 
     rng = np.random.default_rng(3)
     model = gb.MLP([3, 2], "identity")

@@ -40,6 +40,7 @@ boundary_settings = settings(derandomize=not FUZZ)
 
 Bad = list[tuple[str, type]]  # (phrase the message names, error class) per bad argument
 
+
 # ----------------------------------------------------------------------------- NumPy reference
 def activation_np(act: gb.Activation, x: np.ndarray) -> np.ndarray:
     name = act.name
@@ -68,7 +69,9 @@ def mlp_np(model: gb.MLP, p: dict, x: np.ndarray, prefix: str = "") -> np.ndarra
     H = len(model.layer_sizes) - 2
     h = x
     for l in range(1, H + 1):
-        h = activation_np(model.activations[l - 1], dense_np(p, h, f"{prefix}W{l}", f"{prefix}b{l}"))
+        h = activation_np(
+            model.activations[l - 1], dense_np(p, h, f"{prefix}W{l}", f"{prefix}b{l}")
+        )
     return dense_np(p, h, f"{prefix}W{H + 1}", f"{prefix}b{H + 1}")
 
 
@@ -93,7 +96,9 @@ def forward_np(model: gb.Model, theta: np.ndarray, X: np.ndarray) -> np.ndarray:
             H = len(model.layer_sizes) - 2
             hs = [X]
             for l in range(1, H + 1):
-                hs.append(activation_np(model.activations[l - 1], dense_np(p, hs[-1], f"W{l}", f"b{l}")))
+                hs.append(
+                    activation_np(model.activations[l - 1], dense_np(p, hs[-1], f"W{l}", f"b{l}"))
+                )
             f = dense_np(p, hs[H], f"W{H + 1}", f"b{H + 1}")
             for l in model.skip_from[:-1]:
                 f = f + hs[l] @ p[f"S{l}"].T
@@ -118,10 +123,17 @@ def loss_np(name: str, power: float, Q: np.ndarray, Y: np.ndarray) -> tuple[np.n
             return lse - yq, np.abs(lse) + (np.abs(Y) * np.abs(Q)).sum(axis=1), p - Y, p + np.abs(Y)
         slack = np.maximum(0.0, 1.0 - Y * Q)
         scale = 1.0 + np.abs(Q)
-        return (slack**power)[:, 0], (scale**power)[:, 0], -power * Y * slack ** (power - 1), power * scale ** (power - 1)
+        return (
+            (slack**power)[:, 0],
+            (scale**power)[:, 0],
+            -power * Y * slack ** (power - 1),
+            power * scale ** (power - 1),
+        )
 
 
-def close(actual: object, expected: np.ndarray, magnitude: np.ndarray, what: str, floor: float = 1e-300) -> None:
+def close(
+    actual: object, expected: np.ndarray, magnitude: np.ndarray, what: str, floor: float = 1e-300
+) -> None:
     """|actual - expected| <= 1e-9 * magnitude + floor (elementwise), magnitude bounding the terms
     summed. Not compared where the reference or the magnitude is beyond float64."""
     actual = np.asarray(actual)
@@ -130,33 +142,61 @@ def close(actual: object, expected: np.ndarray, magnitude: np.ndarray, what: str
     exact = np.isfinite(expected) & np.isfinite(magnitude)
     if not exact.all():
         event(f"{what}: reference overflows")
-    assert actual.shape == expected.shape, f"{what}: shape {actual.shape}, expected {expected.shape}"
+    assert actual.shape == expected.shape, (
+        f"{what}: shape {actual.shape}, expected {expected.shape}"
+    )
     got, want = actual[exact], expected[exact]
     assert np.all(np.isfinite(got)), f"{what}: non-finite result where NumPy is finite"
     err = np.abs(got - want)
     bound = 1e-9 * magnitude[exact] + floor
-    assert np.all(err <= bound), f"{what}: max error {err.max():.3g}, allowed {bound[np.argmax(err - bound)]:.3g}"
+    assert np.all(err <= bound), (
+        f"{what}: max error {err.max():.3g}, allowed {bound[np.argmax(err - bound)]:.3g}"
+    )
 
 
 def product_close(actual: object, A: np.ndarray, b: np.ndarray, what: str) -> None:
     """actual = A @ b, with the magnitude |A| @ |b| and a floor for entries of A that underflowed
     (the library may not go through A, so its answer can be the more accurate one)."""
     with np.errstate(all="ignore"):
-        close(actual, A @ b, np.abs(A) @ np.abs(b), what, floor=1e-300 + 1e-307 * float(np.abs(b).sum()))
+        close(
+            actual,
+            A @ b,
+            np.abs(A) @ np.abs(b),
+            what,
+            floor=1e-300 + 1e-307 * float(np.abs(b).sum()),
+        )
 
 
 # ----------------------------------------------------------------------------- arguments at the boundary
-DTYPES = ["float64"] * 8 + ["float32", "float16", "int64", "int32", "uint8", "bool", "object", "complex128", "str"]
+DTYPES = ["float64"] * 8 + [
+    "float32",
+    "float16",
+    "int64",
+    "int32",
+    "uint8",
+    "bool",
+    "object",
+    "complex128",
+    "str",
+]
 LAYOUTS = ["C", "C", "F", "strided", "reversed", "list"]
 VALUES = ["plain"] * 6 + ["huge", "tiny", "nan", "inf", "-inf"]
-MODERATE = ["plain"] * 6 + ["nan", "inf", "-inf"]  # for an argument whose partner is already extreme
+MODERATE = ["plain"] * 6 + [
+    "nan",
+    "inf",
+    "-inf",
+]  # for an argument whose partner is already extreme
 
 
 def cast(arr: np.ndarray, clean: np.ndarray, dtype: str) -> np.ndarray:
     """arr in dtype; integer dtypes get small integers from the clean values (no NaN in ints)."""
     with np.errstate(all="ignore"):
         if dtype in ("int64", "int32"):
-            return clean.astype(dtype) if np.array_equal(clean, np.round(clean)) else np.round(3 * clean).astype(dtype)
+            return (
+                clean.astype(dtype)
+                if np.array_equal(clean, np.round(clean))
+                else np.round(3 * clean).astype(dtype)
+            )
         if dtype == "uint8":
             return np.abs(np.round(3 * clean)).astype(np.uint8)
         if dtype == "bool":
@@ -191,8 +231,14 @@ class Arg:
 
 
 @st.composite
-def argument(draw, clean: np.ndarray, name: str, wrong_shape: Callable[[np.ndarray], np.ndarray] | None = None,
-             values: list[str] = VALUES, scale: float = 1e150) -> Arg:
+def argument(
+    draw,
+    clean: np.ndarray,
+    name: str,
+    wrong_shape: Callable[[np.ndarray], np.ndarray] | None = None,
+    values: list[str] = VALUES,
+    scale: float = 1e150,
+) -> Arg:
     """One argument of a call, starting from valid float64 values ``clean``: maybe scale them by
     ``scale`` or 1 / ``scale``, or poison one entry with NaN/inf; maybe give it the wrong shape;
     cast to a dtype; lay out in memory. The error the library must raise follows its documented
@@ -221,7 +267,9 @@ def argument(draw, clean: np.ndarray, name: str, wrong_shape: Callable[[np.ndarr
     return Arg(value, converted, [], extreme)
 
 
-def theta_and_inputs(data, model: gb.Model, theta0: np.ndarray, X0: np.ndarray, x_shape) -> tuple[Arg, Arg]:
+def theta_and_inputs(
+    data, model: gb.Model, theta0: np.ndarray, X0: np.ndarray, x_shape
+) -> tuple[Arg, Arg]:
     """theta and X; theta's extreme scale is 1e150 spread over the dense layers (so products along
     a path stay near 1e+-150), and at most one of the two is scaled: products beyond float64 are
     the business of tests/test_edge_cases.py."""
@@ -274,11 +322,18 @@ def models(draw, d_y: int | None = None) -> gb.Model:
     if kind == "mlp":
         return gb.MLP([d_x, *widths, d_y], acts, bias=bias)
     if kind == "skip":
-        return gb.SkipMLP([d_x, *widths, d_y], skip_from=draw(st.sets(st.integers(0, len(widths)))), activation=acts, bias=bias)
+        return gb.SkipMLP(
+            [d_x, *widths, d_y],
+            skip_from=draw(st.sets(st.integers(0, len(widths)))),
+            activation=acts,
+            bias=bias,
+        )
     if kind == "resnet-mlp":
         return gb.ResNet(d_x, d_y, gb.MLP([d_x, *widths, draw(st.integers(1, 4))], acts, bias=bias))
     if kind == "resnet-preact":
-        stack = gb.PreActResidualStack(d_x, draw(st.integers(1, 4)), draw(st.integers(1, 2)), draw(ACTIVATION), bias=bias)
+        stack = gb.PreActResidualStack(
+            d_x, draw(st.integers(1, 4)), draw(st.integers(1, 2)), draw(ACTIVATION), bias=bias
+        )
         return gb.ResNet(d_x, d_y, stack)
     return gb.BasisModel(d_x, d_y)
 
@@ -309,7 +364,9 @@ def no_rows(a: np.ndarray) -> np.ndarray:
 def test_forward_and_kink_margin_match_numpy(data):
     model = data.draw(models(), "model")
     theta0, X0, _ = data.draw(point(model), "point")
-    theta, X = theta_and_inputs(data, model, theta0, X0, data.draw(st.sampled_from([extra_column, no_rows])))
+    theta, X = theta_and_inputs(
+        data, model, theta0, X0, data.draw(st.sampled_from([extra_column, no_rows]))
+    )
     bad = theta.bad + X.bad
     # Every activation here is nondecreasing with |a(x)| <= a(|x|), so the network run on |theta|
     # and |X| bounds the magnitude of every term summed on the way to each output.
@@ -352,8 +409,15 @@ def test_gram_equals_the_jacobian_product(data):
     theta, X = theta_and_inputs(data, model, theta0, X0, no_rows)
     X2 = None
     if data.draw(st.booleans(), "cross block"):
-        X2 = data.draw(argument(rng.normal(size=(3, model.input_dim)), "X2", extra_column,
-                                MODERATE if theta.extreme else VALUES), "X2")
+        X2 = data.draw(
+            argument(
+                rng.normal(size=(3, model.input_dim)),
+                "X2",
+                extra_column,
+                MODERATE if theta.extreme else VALUES,
+            ),
+            "X2",
+        )
     bad = theta.bad + X.bad + ([] if X2 is None else X2.bad)
     K = outcome(lambda: model.gram(theta.value, X.value, None if X2 is None else X2.value), bad)
     diag = outcome(lambda: model.gram_diagonal(theta.value, X.value), theta.bad + X.bad)
@@ -374,7 +438,10 @@ def test_memory_layout_gives_identical_results(data):
     """float64 inputs in any memory layout are copied to C order: results are bitwise identical."""
     model = data.draw(models(), "model")
     theta, X, _ = data.draw(point(model), "point")
-    how_t, how_x = data.draw(st.sampled_from(LAYOUTS), "theta layout"), data.draw(st.sampled_from(LAYOUTS), "X layout")
+    how_t, how_x = (
+        data.draw(st.sampled_from(LAYOUTS), "theta layout"),
+        data.draw(st.sampled_from(LAYOUTS), "X layout"),
+    )
     t2, X2 = layout(theta, how_t), layout(X, how_x)
     assert np.array_equal(model.forward(t2, X2), model.forward(theta, X))
     assert np.array_equal(model.jacobian(t2, X2), model.jacobian(theta, X))
@@ -382,14 +449,22 @@ def test_memory_layout_gives_identical_results(data):
 
 
 # ----------------------------------------------------------------------------- objective
-LOSSES = {"squared": gb.SquaredLoss(), "cross_entropy": gb.CrossEntropyLoss(), "smoothed_hinge": gb.SmoothedHingeLoss(3.0)}
+LOSSES = {
+    "squared": gb.SquaredLoss(),
+    "cross_entropy": gb.CrossEntropyLoss(),
+    "smoothed_hinge": gb.SmoothedHingeLoss(3.0),
+}
 
 
 def targets(loss: str, rng: np.random.Generator, m: int, d: int) -> np.ndarray:
     if loss == "squared":
         return rng.normal(size=(m, d))
     if loss == "cross_entropy":
-        return np.eye(d)[rng.integers(0, d, m)] if rng.random() < 0.5 else rng.dirichlet(np.ones(d), size=m)
+        return (
+            np.eye(d)[rng.integers(0, d, m)]
+            if rng.random() < 0.5
+            else rng.dirichlet(np.ones(d), size=m)
+        )
     return rng.choice([-1.0, 1.0], size=(m, 1))
 
 
@@ -408,7 +483,11 @@ def label_errors(loss: str, Y: np.ndarray | None) -> Bad:
 @given(data=st.data())
 def test_objective_matches_numpy(data):
     loss = data.draw(st.sampled_from(sorted(LOSSES)), "loss")
-    d_y = 1 if loss == "smoothed_hinge" else data.draw(st.integers(2 if loss == "cross_entropy" else 1, 3), "d_y")
+    d_y = (
+        1
+        if loss == "smoothed_hinge"
+        else data.draw(st.integers(2 if loss == "cross_entropy" else 1, 3), "d_y")
+    )
     model = data.draw(models(d_y=d_y), "model")
     theta0, X0, rng = data.draw(point(model), "point")
     m = X0.shape[0]
@@ -416,18 +495,28 @@ def test_objective_matches_numpy(data):
     Y = data.draw(argument(targets(loss, rng, m, d_y), "Y", shorter, MODERATE), "Y")
     bad_y = Y.bad or label_errors(loss, Y.f)
     w0 = rng.uniform(0.1, 2.0, size=m)
-    kind = data.draw(st.sampled_from(["default", "random", "random", "zero", "negative"]), "weights")
+    kind = data.draw(
+        st.sampled_from(["default", "random", "random", "zero", "negative"]), "weights"
+    )
     if kind in ("zero", "negative"):
         w0[rng.integers(m)] = 0.0 if kind == "zero" else -1.0
-    w = Arg(None, np.full(m, 1.0 / m), [], False) if kind == "default" else data.draw(argument(w0, "weights", shorter, MODERATE), "w")
+    w = (
+        Arg(None, np.full(m, 1.0 / m), [], False)
+        if kind == "default"
+        else data.draw(argument(w0, "weights", shorter, MODERATE), "w")
+    )
     bad_w = w.bad
     if w.f is not None and (w.f <= 0).any():  # zero, negative, or rounded to 0 by an integer dtype
         bad_w = [("weights must be positive", gb.InvalidWeightsError)]
-    obj = outcome(lambda: gb.Objective(model, LOSSES[loss], X.value, Y.value, w.value), X.bad + bad_y + bad_w)
+    obj = outcome(
+        lambda: gb.Objective(model, LOSSES[loss], X.value, Y.value, w.value), X.bad + bad_y + bad_w
+    )
     if obj is None:
         return
     f = forward_np(model, theta.f, X.f) if not theta.bad else None
-    per_sample, magnitude, dl, dl_scale = loss_np(loss, 3.0, f, Y.f) if f is not None else (None,) * 4
+    per_sample, magnitude, dl, dl_scale = (
+        loss_np(loss, 3.0, f, Y.f) if f is not None else (None,) * 4
+    )
     with np.errstate(all="ignore"):
         may_overflow = f is not None and overflows(w.f @ magnitude, dl_scale)
     vg = outcome(lambda: obj.value_and_gradient(theta.value), theta.bad, may_overflow)
@@ -443,13 +532,21 @@ def test_objective_matches_numpy(data):
     J = model.jacobian(theta.f, X.f)
     with np.errstate(all="ignore"):
         u, u_scale = (w.f[:, None] * dl).ravel(), (w.f[:, None] * dl_scale).ravel()
-        close(grad, J.T @ u, np.abs(J).T @ u_scale, "grad L = J^T u", floor=1e-300 + 1e-307 * float(u_scale.sum()))
+        close(
+            grad,
+            J.T @ u,
+            np.abs(J).T @ u_scale,
+            "grad L = J^T u",
+            floor=1e-300 + 1e-307 * float(u_scale.sum()),
+        )
     a, b = rng.normal(size=model.num_params), rng.normal(size=model.num_params)
     Ha, Hb = obj.hessian_vector(theta.f, a), obj.hessian_vector(theta.f, b)
     with np.errstate(all="ignore"):
         scale = np.linalg.norm(a) * np.linalg.norm(Hb) + np.linalg.norm(b) * np.linalg.norm(Ha)
         if np.isfinite(scale):
-            assert abs(a @ Hb - b @ Ha) <= 1e-8 * scale + 1e-300, "Hessian-vector products are not symmetric"
+            assert abs(a @ Hb - b @ Ha) <= 1e-8 * scale + 1e-300, (
+                "Hessian-vector products are not symmetric"
+            )
         else:
             event("hessian_vector: beyond float64")
 
@@ -461,7 +558,11 @@ def test_induced_minimum_is_bounded_and_exact_for_least_squares(data):
     loss = data.draw(st.sampled_from(sorted(LOSSES)), "loss")
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), "seed"))
     m = data.draw(st.integers(1, 8), "m")
-    d = 1 if loss == "smoothed_hinge" else data.draw(st.integers(2 if loss == "cross_entropy" else 1, 3), "d")
+    d = (
+        1
+        if loss == "smoothed_hinge"
+        else data.draw(st.integers(2 if loss == "cross_entropy" else 1, 3), "d")
+    )
     p = data.draw(st.integers(1, 6), "p")
     B0 = rng.normal(size=(m * d, p))
     if p > 1 and data.draw(st.booleans(), "rank deficient"):
@@ -508,12 +609,30 @@ def copied(a: np.ndarray) -> np.ndarray:
     "call",
     [
         pytest.param(lambda arrange: ONE.forward(ONE_THETA, arrange(ONE_X)), id="forward-X"),
-        pytest.param(lambda arrange: gb.BasisModel(1, 1).forward(arrange(np.array([2.0])), [[1.0]]), id="forward-theta"),
+        pytest.param(
+            lambda arrange: gb.BasisModel(1, 1).forward(arrange(np.array([2.0])), [[1.0]]),
+            id="forward-theta",
+        ),
         pytest.param(lambda arrange: ONE.jacobian(ONE_THETA, arrange(ONE_X)), id="jacobian-X"),
-        pytest.param(lambda arrange: ONE.vjp(ONE_THETA, ONE_X, arrange(np.ones((1, 2)))), id="vjp-U"),
-        pytest.param(lambda arrange: gb.Objective(ONE, "squared", arrange(ONE_X), [[0.5, 1.0]]).value(ONE_THETA), id="objective-X"),
-        pytest.param(lambda arrange: gb.induced_minimum(arrange(np.ones((1, 2))), "squared", [[1.0]]).value, id="induced-basis"),
-        pytest.param(lambda arrange: gb.induced_minimum(np.ones((2, 1)), "squared", arrange(np.ones((1, 2)))).value, id="induced-Y"),
+        pytest.param(
+            lambda arrange: ONE.vjp(ONE_THETA, ONE_X, arrange(np.ones((1, 2)))), id="vjp-U"
+        ),
+        pytest.param(
+            lambda arrange: gb.Objective(ONE, "squared", arrange(ONE_X), [[0.5, 1.0]]).value(
+                ONE_THETA
+            ),
+            id="objective-X",
+        ),
+        pytest.param(
+            lambda arrange: gb.induced_minimum(arrange(np.ones((1, 2))), "squared", [[1.0]]).value,
+            id="induced-basis",
+        ),
+        pytest.param(
+            lambda arrange: (
+                gb.induced_minimum(np.ones((2, 1)), "squared", arrange(np.ones((1, 2)))).value
+            ),
+            id="induced-Y",
+        ),
     ],
 )
 def test_single_sample_with_a_negative_stride_is_accepted(call):
@@ -528,8 +647,17 @@ def test_induced_value_is_reached_where_the_infimum_is_at_infinity():
     fitted ever better: the infimum is w_1 log 2, approached only as ||alpha|| -> inf. The result
     must bracket it, lower <= w_1 log 2 <= value, with value = Phi at the returned outputs, which
     lie in the span; and it must not claim the infimum is attained."""
-    B = np.array([[-1, -2, 0, 0, -1, -1], [1, 3, 0, 0, 2, 1], [1, 4, 0, 0, 3, 2],
-                  [1, 4, 0, 0, 3, 2], [4, 13, -1, -1, 10, 6], [-3, -10, 1, 1, -8, -4]], dtype=float)
+    B = np.array(
+        [
+            [-1, -2, 0, 0, -1, -1],
+            [1, 3, 0, 0, 2, 1],
+            [1, 4, 0, 0, 3, 2],
+            [1, 4, 0, 0, 3, 2],
+            [4, 13, -1, -1, 10, 6],
+            [-3, -10, 1, 1, -8, -4],
+        ],
+        dtype=float,
+    )
     Y = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
     w = np.array([1.0706888804864128, 1.530757394634138, 0.38105186799141744])
     infimum = w[1] * np.log(2.0)
@@ -538,4 +666,3 @@ def test_induced_value_is_reached_where_the_infimum_is_at_infinity():
     assert res.value >= infimum - 1e-12, f"value {res.value!r} is below the infimum {infimum!r}"
     assert res.lower <= res.value
     assert not res.attained
-

@@ -96,7 +96,9 @@ def test_three_strategies_agree(loss):
     assert free.strategy == "matrix_free" and free.converged
     assert abs(free.value - dense.value) <= tol and free.lower <= free.value
     assert free.lower >= dense.lower - 1e-8 * max(1.0, abs(dense.value))
-    assert free.details["dual_residual"] <= 1e-9 and free.details["lower_scope"].startswith("||alpha||")
+    assert free.details["dual_residual"] <= 1e-9 and free.details["lower_scope"].startswith(
+        "||alpha||"
+    )
 
 
 def test_auto_chooses_from_the_memory_estimate():
@@ -157,7 +159,9 @@ def test_gram_theorem1_agrees_with_dense_at_an_exact_global_minimum():
     coef = np.linalg.lstsq(np.hstack([X, np.ones((200, 1))]), Y, rcond=None)[0]
     W1 = rng.normal(size=(12, 4)) / 2.0
     model = gb.MLP([4, 12, 3], "identity")
-    theta = model.flatten({"W1": W1, "b1": np.zeros(12), "W2": coef[:4].T @ np.linalg.pinv(W1), "b2": coef[4]})
+    theta = model.flatten(
+        {"W1": W1, "b1": np.zeros(12), "W2": coef[:4].T @ np.linalg.pinv(W1), "b2": coef[4]}
+    )
     obj = gb.Objective(model, "squared", X, Y)
     dense, gram = gb.theorem1(obj, theta), gb.theorem1(obj, theta, strategy="gram")
     assert dense.verdict == gram.verdict == gb.Verdict.HOLDS
@@ -195,7 +199,7 @@ def test_gram_and_dense_agree_on_a_rank_deficient_jacobian(loss, weights):
     np.testing.assert_allclose(obj.model.jvp(theta, obj.X, gram.alpha), gram.fitted, atol=1e-8)
     # the profile's spans are nested: a smaller cut never gives a larger infimum
     values = [p.value for p in gram.profile]  # largest cut first
-    assert all(b <= a + tol for a, b in zip(values, values[1:]))
+    assert all(b <= a + tol for a, b in zip(values, values[1:], strict=False))
 
 
 def test_auto_weighs_estimated_flops_when_the_problem_is_large():
@@ -260,7 +264,10 @@ def test_gram_of_a_zero_jacobian_is_the_empty_span():
     Phi(0), with the same interval from every strategy."""
     rng = np.random.default_rng(5)
     model = gb.MLP([4, 6, 3], "tanh", bias=False)
-    for loss, Y in [("squared", rng.normal(size=(8, 3))), ("cross_entropy", rng.dirichlet(np.ones(3), 8))]:
+    for loss, Y in [
+        ("squared", rng.normal(size=(8, 3))),
+        ("cross_entropy", rng.dirichlet(np.ones(3), 8)),
+    ]:
         obj = gb.Objective(model, loss, rng.normal(size=(8, 4)), Y)
         zero = np.zeros(model.num_params)
         assert not np.any(model.jacobian(zero, obj.X))
@@ -268,5 +275,7 @@ def test_gram_of_a_zero_jacobian_is_the_empty_span():
         dense = gradient_basis_minimum(obj, zero, strategy="dense")
         phi0 = obj.value(zero)
         assert gram.rank == dense.rank == 0
-        assert gram.value == pytest.approx(phi0, rel=1e-14) and dense.value == pytest.approx(phi0, rel=1e-14)
+        assert gram.value == pytest.approx(phi0, rel=1e-14) and dense.value == pytest.approx(
+            phi0, rel=1e-14
+        )
         assert gram.lower <= gram.value and not np.any(gram.alpha)

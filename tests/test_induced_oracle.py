@@ -101,8 +101,9 @@ def oracle_lstsq(B: np.ndarray, Y: np.ndarray, w: np.ndarray) -> tuple[float, np
     return float(r @ r), a
 
 
-def oracle_convex(kind: str, B: np.ndarray, Y: np.ndarray, w: np.ndarray, p: float = 2.0,
-                  rel_cut: float = 1e-10):
+def oracle_convex(
+    kind: str, B: np.ndarray, Y: np.ndarray, w: np.ndarray, p: float = 2.0, rel_cut: float = 1e-10
+):
     """min over c of Phi(U c), U an orthonormal basis of range(B): BFGS from zero, then Newton.
 
     Returns (value, fitted F (m, d_y), gradient norm in c coordinates)."""
@@ -117,8 +118,9 @@ def oracle_convex(kind: str, B: np.ndarray, Y: np.ndarray, w: np.ndarray, p: flo
 
     if r == 0:
         return phi(kind, np.zeros((m, d)), Y, w, p), np.zeros((m, d)), 0.0
-    res = minimize(fg, np.zeros(r), jac=True, method="BFGS",
-                   options={"gtol": 1e-12, "maxiter": 20000})
+    res = minimize(
+        fg, np.zeros(r), jac=True, method="BFGS", options={"gtol": 1e-12, "maxiter": 20000}
+    )
     c = res.x
     # Newton polish with the analytic Hessian (damped by backtracking so it can only decrease Phi)
     for _ in range(30):
@@ -177,8 +179,9 @@ def check_basic_contract(res, B, Y, w, kind, p=2.0):
     # value is defined as Phi at the returned alpha; fitted is B alpha. Rounding in B @ alpha is
     # ~eps * ||B|| ||alpha|| per entry, so allow 1e-10 relative on top of 1e-12 * ||B|| ||alpha||.
     scale = np.linalg.norm(B, 2) * np.linalg.norm(res.alpha)
-    np.testing.assert_allclose(res.fitted, (B @ res.alpha).reshape(m, d), rtol=1e-10,
-                               atol=1e-12 * (1 + scale))
+    np.testing.assert_allclose(
+        res.fitted, (B @ res.alpha).reshape(m, d), rtol=1e-10, atol=1e-12 * (1 + scale)
+    )
     # value recomputed with the oracle's own loss at the returned fitted values: only rounding
     # separates them
     np.testing.assert_allclose(res.value, phi(kind, res.fitted, Y, w, p), rtol=1e-10, atol=1e-13)
@@ -361,7 +364,7 @@ def test_profile_tiny_singular_directions():
         np.testing.assert_allclose(e.value, opt_r, rtol=1e-10, atol=wobble, err_msg=f"cut {e.cut}")
         assert e.lower <= e.value + 1e-12
         assert e.lower <= opt_r * (1 + 1e-10) + wobble  # valid bound for that restricted problem
-    for lo, hi in zip(entries, entries[1:]):
+    for lo, hi in zip(entries, entries[1:], strict=False):
         assert hi.rank <= lo.rank  # larger cut, fewer directions
         # fewer directions, value cannot go down: exact for nested truncations of one basis, up to
         # rounding (~1e-16 * Phi(0)); consecutive cuts here differ by several percent
@@ -383,7 +386,9 @@ def test_cross_entropy_soft_labels(seed):
     opt, _, gn = oracle_convex("cross_entropy", B, Y, w)
     assert gn < 1e-7  # the oracle is converged: value error ~ gn^2 / (2 * curvature) < 1e-11
     check_basic_contract(res, B, Y, w, "cross_entropy")
-    np.testing.assert_allclose(res.value, opt, rtol=0, atol=1e-8)  # 1e-8 absolute, as the issue asks
+    np.testing.assert_allclose(
+        res.value, opt, rtol=0, atol=1e-8
+    )  # 1e-8 absolute, as the issue asks
     assert res.value >= opt - 1e-10  # nobody beats the true minimum (beyond rounding)
     assert res.attained
     # a certified lower bound may exceed the value only by the rounding of evaluating it (~m * eps)
@@ -436,7 +441,9 @@ def test_smoothed_hinge_non_separable(power):
     assert gn < 1e-7
     assert opt > 0.1
     check_basic_contract(res, B, Y, w, "hinge", power)
-    np.testing.assert_allclose(res.value, opt, rtol=0, atol=1e-8)  # 1e-8 absolute, as the issue asks
+    np.testing.assert_allclose(
+        res.value, opt, rtol=0, atol=1e-8
+    )  # 1e-8 absolute, as the issue asks
     assert res.value >= opt - 1e-10
     assert res.attained
     assert res.lower <= res.value + CERT_SLACK
@@ -460,7 +467,9 @@ def test_smoothed_hinge_attained_with_samples_past_the_margin(seed, power):
     opt, F, gn = oracle_convex("hinge", B, Y, w, power)
     assert gn < 1e-7
     assert np.any(Y * F > 1 + 1e-3)  # the situation under test: samples past the margin
-    np.testing.assert_allclose(res.value, opt, rtol=0, atol=1e-8)  # 1e-8 absolute, as the issue asks
+    np.testing.assert_allclose(
+        res.value, opt, rtol=0, atol=1e-8
+    )  # 1e-8 absolute, as the issue asks
     assert res.attained
     assert res.lower <= opt + CERT_SLACK
     assert res.value - res.lower <= 1e-8

@@ -47,8 +47,12 @@ def test_smoothed_hinge_derivatives(p, rng):
 
 def numeric_conjugate(loss, s, y):
     """sup_q s q - l(q, y) for one output by bounded scalar search (for the hinge check)."""
-    res = minimize_scalar(lambda q: -(s * q - loss.value([[q]], [[y]])[0]), bounds=(-50, 50), method="bounded",
-                          options={"xatol": 1e-12})
+    res = minimize_scalar(
+        lambda q: -(s * q - loss.value([[q]], [[y]])[0]),
+        bounds=(-50, 50),
+        method="bounded",
+        options={"xatol": 1e-12},
+    )
     return -res.fun
 
 
@@ -58,7 +62,9 @@ def test_hinge_conjugate_is_the_supremum(p):
     for y in (-1.0, 1.0):
         for s in (-3.0, -0.7, -0.01, 0.0):
             s = s * y  # inside the domain r = y s <= 0
-            assert loss.conjugate([[s]], [[y]])[0] == pytest.approx(numeric_conjugate(loss, s, y), abs=1e-8)
+            assert loss.conjugate([[s]], [[y]])[0] == pytest.approx(
+                numeric_conjugate(loss, s, y), abs=1e-8
+            )
         assert loss.conjugate([[0.5 * y]], [[y]])[0] == np.inf
 
 
@@ -71,7 +77,9 @@ def test_fenchel_young_equality_at_the_gradient(rng):
     ]
     for loss, Q, Y in cases:
         G = loss.gradient(Q, Y)
-        np.testing.assert_allclose(loss.value(Q, Y) + loss.conjugate(G, Y), (G * Q).sum(1), rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(
+            loss.value(Q, Y) + loss.conjugate(G, Y), (G * Q).sum(1), rtol=1e-10, atol=1e-12
+        )
 
 
 def test_fenchel_young_inequality_off_the_gradient(rng):
@@ -99,9 +107,13 @@ def test_cross_entropy_conjugate_uses_the_targets_mass(rng):
     Y = rng.dirichlet(np.ones(3), size=8) * (1 + 5e-10)
     Q = rng.normal(size=(8, 3))
     G = loss.gradient(Q, Y)
-    np.testing.assert_allclose(loss.value(Q, Y) + loss.conjugate(G, Y), (G * Q).sum(1), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(
+        loss.value(Q, Y) + loss.conjugate(G, Y), (G * Q).sum(1), rtol=1e-12, atol=1e-14
+    )
     # the definition, with the mass: sum_k p_k log(p_k / M)
-    S = rng.dirichlet(np.ones(3), size=8) * Y.sum(1, keepdims=True) - Y  # p in the simplex scaled by M
+    S = (
+        rng.dirichlet(np.ones(3), size=8) * Y.sum(1, keepdims=True) - Y
+    )  # p in the simplex scaled by M
     P = S + Y
     expected = (P * np.log(P / Y.sum(1, keepdims=True))).sum(1)
     np.testing.assert_allclose(loss.conjugate(S, Y), expected, rtol=1e-12, atol=1e-14)

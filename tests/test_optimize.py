@@ -23,7 +23,7 @@ def tanh_problem(seed: int = 0) -> tuple[gb.Objective, np.ndarray]:
     return gb.Objective(model, gb.SquaredLoss(), X, Y, n_threads=1), model.init(seed)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def polished(seed: int) -> MinimizeResult:
     obj, theta0 = tanh_problem(seed)
     return minimize(obj, theta0, method="lbfgs+newton", gtol=1e-8)

@@ -41,7 +41,9 @@ def test_node_values_are_the_layer_inputs_of_an_mlp(rng):
     assert [l.weight.name for l in layers] == ["W1", "W2"]
     np.testing.assert_allclose(model.node_values(theta, X, layers[1].input_node), h1, rtol=1e-13)
     np.testing.assert_allclose(model.node_values(theta, X, layers[0].input_node), X)
-    np.testing.assert_allclose(model.node_values(theta, X, layers[1].node), model.forward(theta, X), rtol=1e-13)
+    np.testing.assert_allclose(
+        model.node_values(theta, X, layers[1].node), model.forward(theta, X), rtol=1e-13
+    )
     with pytest.raises(ValueError, match="node"):
         model.node_values(theta, X, 99)
 
@@ -110,13 +112,15 @@ def test_dead_and_silent_units_are_found(rng):
     model = gb.MLP([3, 4, 2], "relu")
     theta, X = random_point(model, rng, m=12)
     p = model.unflatten(theta)
-    p["b1"][0] = -50.0          # unit 0 dead on every sample
-    p["W2"][:, 1] = 0.0         # unit 1 has no outgoing weight
+    p["b1"][0] = -50.0  # unit 0 dead on every sample
+    p["W2"][:, 1] = 0.0  # unit 1 has no outgoing weight
     theta = model.flatten(p)
-    S = gb.perturbation_directions(model, theta, X, kinds=["dead_units", "zero_outgoing"], combinations=2)
+    S = gb.perturbation_directions(
+        model, theta, X, kinds=["dead_units", "zero_outgoing"], combinations=2
+    )
     assert S.candidates == {"dead_units": 4, "zero_outgoing": 4}  # in_dim + bias each
     assert set(S.kinds) == {"dead_units", "zero_outgoing", "dead_units+", "zero_outgoing+"}
-    for v, kind in zip(S.directions, S.kinds):
+    for v, kind in zip(S.directions, S.kinds, strict=False):
         row = 0 if kind.startswith("dead") else 1
         d = model.unflatten(v)
         assert np.abs(np.delete(d["W1"], row, axis=0)).max() == 0.0 and np.abs(d["W2"]).max() == 0.0
@@ -132,7 +136,12 @@ def test_candidates_that_move_outputs_are_rejected(rng):
     """A relu unit barely active: a large step pushes it across its kink, so f changes."""
     model = gb.MLP([2, 3, 1], "relu", bias=True)
     X = rng.normal(size=(6, 2))
-    p = {"W1": np.zeros((3, 2)), "b1": np.array([1e-3, 1.0, 1.0]), "W2": np.array([[1.0, 1.0, -1.0]]), "b2": np.zeros(1)}
+    p = {
+        "W1": np.zeros((3, 2)),
+        "b1": np.array([1e-3, 1.0, 1.0]),
+        "W2": np.array([[1.0, 1.0, -1.0]]),
+        "b2": np.zeros(1),
+    }
     theta = model.flatten(p)
     S = gb.perturbation_directions(model, theta, X, kinds=["output_null"], eps=1.0, combinations=0)
     assert S.rejected and all("moved" in r.reason or "kink" in r.reason for r in S.rejected)
@@ -173,11 +182,15 @@ def test_perturbable_basis_spans_the_concatenation(rng):
     model, theta, X = wide_point(rng, "tanh")
     S = gb.perturbation_directions(model, theta, X, budget=12, combinations=2)
     pb = gb.perturbable_basis(model, theta, X, S, batch=5)
-    full = np.hstack([model.jacobian(theta, X)] + [model.jacobian(theta + S.eps * v, X) for v in S.directions])
+    full = np.hstack(
+        [model.jacobian(theta, X)] + [model.jacobian(theta + S.eps * v, X) for v in S.directions]
+    )
     s = np.linalg.svd(full, compute_uv=False)
     dim = int(np.sum(s > pb.rank_tol * s[0]))
     assert pb.dim_T_tilde == dim
-    assert pb.dim_T == np.linalg.matrix_rank(model.jacobian(theta, X), tol=pb.rank_tol * np.linalg.norm(model.jacobian(theta, X), 2))
+    assert pb.dim_T == np.linalg.matrix_rank(
+        model.jacobian(theta, X), tol=pb.rank_tol * np.linalg.norm(model.jacobian(theta, X), 2)
+    )
     assert pb.dim_T_tilde >= pb.dim_T and len(pb.growth) == 3
     # Same subspace: the leading dim directions of both agree (sines of principal angles).
     U = np.linalg.svd(full, full_matrices=False)[0][:, :dim]
@@ -194,7 +207,9 @@ def test_perturbable_basis_rejects_bad_input(rng):
     with pytest.raises(gb.InvalidOptionError):
         gb.perturbable_basis(model, theta, X, np.zeros((1, model.num_params)), -1.0)
     with pytest.raises(gb.MemoryBudgetError):
-        gb.perturbable_basis(model, theta, X, np.zeros((1, model.num_params)), 1e-2, memory_budget=1000)
+        gb.perturbable_basis(
+            model, theta, X, np.zeros((1, model.num_params)), 1e-2, memory_budget=1000
+        )
 
 
 def test_gram_perturbable_basis_matches_dense_above_the_gram_floor(rng):

@@ -97,7 +97,9 @@ def test_directions_that_leave_J_unchanged_add_nothing(eps):
         M = np.outer(rng.normal(size=8), N @ rng.normal(size=N.shape[1]))
         M /= np.linalg.norm(M)
         v = np.zeros(model.num_params)
-        v[layer.weight.offset : layer.weight.offset + layer.weight.size] = M[:, :6].reshape(-1, order="F")
+        v[layer.weight.offset : layer.weight.offset + layer.weight.size] = M[:, :6].reshape(
+            -1, order="F"
+        )
         v[layer.bias.offset : layer.bias.offset + 8] = M[:, 6]
         V.append(v)
     V = np.array(V)
@@ -118,7 +120,9 @@ def test_gram_variant_reports_its_floor():
     S = gb.perturbation_directions(model, theta, X, eps=1e-4)
     pb = gb.perturbable_basis(model, theta, X, S, strategy="gram", duals=np.ones((20, 2)))
     assert pb.strategy == "gram" and pb.dim_T_tilde == 6 and pb.dim_T == 6
-    assert pb.noise_cut_relative == pb.rank_tol > 1e-5  # the Gram floor (n eps)^(1/4), far above rounding
+    assert (
+        pb.noise_cut_relative == pb.rank_tol > 1e-5
+    )  # the Gram floor (n eps)^(1/4), far above rounding
     assert pb.noise_cut == pytest.approx(pb.rank_tol * pb.singular_values[0])
     assert np.isnan(pb.lemma3_cosine) and pb.to_dict()["lemma3_cosine"] is None
 

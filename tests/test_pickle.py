@@ -6,9 +6,9 @@ import pickle
 
 import numpy as np
 import pytest
+from conftest import ZOO, random_point
 
 import gradbasis as gb
-from conftest import ZOO, random_point
 
 
 def round_trip(obj):
@@ -63,7 +63,9 @@ def test_subclass_with_new_init_must_say_how_to_rebuild():
         pickle.dumps(Fixed(3))
 
 
-@pytest.mark.parametrize("loss", [gb.SquaredLoss(), gb.CrossEntropyLoss(), gb.SmoothedHingeLoss(3.5)])
+@pytest.mark.parametrize(
+    "loss", [gb.SquaredLoss(), gb.CrossEntropyLoss(), gb.SmoothedHingeLoss(3.5)]
+)
 def test_loss_round_trip(loss, rng):
     copy = round_trip(loss)
     assert type(copy) is type(loss) and repr(copy) == repr(loss)

@@ -52,16 +52,29 @@ def _small_records() -> tuple[dict, ...]:
         for width in (1, 2, 3):
             model = gb.MLP([2, *[width] * depth, 1], "tanh")
             obj = gb.Objective(model, "squared", X, Y)
-            theta = gb.minimize(obj, model.init(seed=0), method="lbfgs+newton", gtol=1e-10, max_iter=300).theta
+            theta = gb.minimize(
+                obj, model.init(seed=0), method="lbfgs+newton", gtol=1e-10, max_iter=300
+            ).theta
             t1, t2 = gb.theorem1(obj, theta), gb.theorem2(obj, theta, check_minimum=False)
-            records.append({
-                "width": width, "depth": depth, "seed": 0, "loss_value": t1.loss_value,
-                "num_params": model.num_params, "num_outputs": Y.size,
-                "theorem1": {"lower": t1.lower, "value": t1.value, "gap": t1.gap, "tol": t1.tol,
-                             "verdict": str(t1.verdict)},
-                "theorem2": {"dim_T": t2.dim_T, "dim_T_tilde": t2.dim_T_tilde},
-                "bounds": {"Example 3": gb.representation_bound(obj, theta).bound_value},
-            })
+            records.append(
+                {
+                    "width": width,
+                    "depth": depth,
+                    "seed": 0,
+                    "loss_value": t1.loss_value,
+                    "num_params": model.num_params,
+                    "num_outputs": Y.size,
+                    "theorem1": {
+                        "lower": t1.lower,
+                        "value": t1.value,
+                        "gap": t1.gap,
+                        "tol": t1.tol,
+                        "verdict": str(t1.verdict),
+                    },
+                    "theorem2": {"dim_T": t2.dim_T, "dim_T_tilde": t2.dim_T_tilde},
+                    "bounds": {"Example 3": gb.representation_bound(obj, theta).bound_value},
+                }
+            )
     return tuple(records)
 
 
@@ -74,8 +87,12 @@ def test_geometric_view_draws_the_theorems_numbers():
     assert v.tangent.shape == (3, 2) and v.perturbable.shape == (3, 2)
     np.testing.assert_allclose(v.proj_T, v.fx, atol=1e-9)
     np.testing.assert_allclose(v.tangent.T @ v.tangent, np.eye(2), atol=1e-12)
-    np.testing.assert_allclose(v.tangent.T @ (v.y - v.proj_T), 0.0, atol=1e-12)  # the residual is normal to T
-    np.testing.assert_allclose(v.surface[1, 1], obj.model.forward(np.array([v.w1[1, 1], v.w2[1, 1]]), obj.X).ravel())
+    np.testing.assert_allclose(
+        v.tangent.T @ (v.y - v.proj_T), 0.0, atol=1e-12
+    )  # the residual is normal to T
+    np.testing.assert_allclose(
+        v.surface[1, 1], obj.model.forward(np.array([v.w1[1, 1], v.w2[1, 1]]), obj.X).ravel()
+    )
     # Figures 3-4: T is a line through f_X = 0, T~ is all of R^3 and the projection onto it is y.
     obj, theta = plots.figure3_toy()
     v = plots.geometry_view(obj.model, theta, obj.X, obj.Y, grid=3)
@@ -87,7 +104,9 @@ def test_geometric_view_draws_the_theorems_numbers():
 
 def test_geometry_figure_is_written_as_png_and_svg(tmp_path):
     obj, theta = plots.figure1_toy()
-    out = plots.geometry_figure(obj.model, theta, obj.X, obj.Y, tmp_path / "figs", grid=6, name="toy")
+    out = plots.geometry_figure(
+        obj.model, theta, obj.X, obj.Y, tmp_path / "figs", grid=6, name="toy"
+    )
     assert out.name == "toy" and out.skipped == ()
     assert_written(out)
     assert "toy.png" in str(out)
@@ -122,7 +141,9 @@ def test_spectrum_figure_with_exact_zeros_and_a_resolution(tmp_path):
     a = plots.spectrum_figure(model, theta, X, tmp_path / "a", formats="svg")
     b = plots.spectrum_figure(model, theta, X, tmp_path / "b", formats=["svg"])
     assert_written(a, ("svg",))
-    assert a.paths[0].read_bytes() == b.paths[0].read_bytes()  # fixed ids, no date: reproducible SVG
+    assert (
+        a.paths[0].read_bytes() == b.paths[0].read_bytes()
+    )  # fixed ids, no date: reproducible SVG
     with pytest.raises(gb.InvalidOptionError, match="rank_tol"):
         plots.spectrum_figure(model, theta, X, tmp_path, rank_tol=2.0)
     with pytest.raises(gb.InvalidOptionError, match="resolution"):
@@ -135,21 +156,38 @@ def test_spectrum_figure_with_exact_zeros_and_a_resolution(tmp_path):
 def test_sweep_figures_from_computed_records_say_what_they_left_out(tmp_path):
     records = small_records()
     records.append({"width": 4, "depth": 1, "seed": 0, "error": "training diverged"})
-    records.append({"width": 5, "depth": 1, "seed": 0, "loss_value": 0.1, "theorem1": {"gap": "nan-ish"}})
+    records.append(
+        {"width": 5, "depth": 1, "seed": 0, "loss_value": 0.1, "theorem1": {"gap": "nan-ish"}}
+    )
     results = plots.sweep_figures(records, tmp_path, formats=["png", "svg"])
-    assert [r.name for r in results] == ["gap-vs-width", "gap-vs-depth", "dimensions-vs-width", "bounds-vs-width"]
+    assert [r.name for r in results] == [
+        "gap-vs-width",
+        "gap-vs-depth",
+        "dimensions-vs-width",
+        "bounds-vs-width",
+    ]
     for r in results:
         assert_written(r)
-        assert any("record 6 (width=4, depth=1, seed=0): a failed cell (training diverged)" == s for s in r.skipped)
+        assert any(
+            "record 6 (width=4, depth=1, seed=0): a failed cell (training diverged)" == s
+            for s in r.skipped
+        )
     gap = results[0]
-    assert "record 7 (width=5, depth=1, seed=0): theorem1.gap is not a number ('nan-ish')" in gap.skipped
+    assert (
+        "record 7 (width=5, depth=1, seed=0): theorem1.gap is not a number ('nan-ish')"
+        in gap.skipped
+    )
     dims = results[2]
     assert "record 7 (width=5, depth=1, seed=0): no theorem2.dim_T" in dims.skipped
     assert "record 7 (width=5, depth=1, seed=0): no bounds" in results[3].skipped
 
 
 def test_sweep_figures_accept_jsonable_strings_and_skip_missing_figures(tmp_path):
-    gaps = {1: 1e-12, 2: "inf", 3: "3e-12"}  # as jsonable writes them: non-finite numbers become strings
+    gaps = {
+        1: 1e-12,
+        2: "inf",
+        3: "3e-12",
+    }  # as jsonable writes them: non-finite numbers become strings
     records = [{"width": w, "loss_value": 1.0 / w, "theorem1": {"gap": g}} for w, g in gaps.items()]
     results = plots.sweep_figures(records, tmp_path, formats=["png"])
     drawn = {r.name: r for r in results}
@@ -199,13 +237,23 @@ def test_load_records_names_the_bad_line(tmp_path):
 # ----------------------------------------------------------------------------- command line
 def test_cli_writes_the_sweep_and_geometry_figures(tmp_path, monkeypatch, capsys):
     records = tmp_path / "records.jsonl"
-    records.write_text("".join(json.dumps({"width": w, "theorem1": {"gap": 10.0 ** -w}}) + "\n" for w in (1, 2, 3)))
+    records.write_text(
+        "".join(json.dumps({"width": w, "theorem1": {"gap": 10.0**-w}}) + "\n" for w in (1, 2, 3))
+    )
     out = tmp_path / "figs"
-    assert run_cli(monkeypatch, ["figure", "sweep", "--records", str(records), "--output", str(out)]) == 0
+    assert (
+        run_cli(monkeypatch, ["figure", "sweep", "--records", str(records), "--output", str(out)])
+        == 0
+    )
     assert sorted(p.name for p in out.iterdir()) == ["gap-vs-width.png", "gap-vs-width.svg"]
     printed = capsys.readouterr().out
     assert "gap-vs-width: " in printed and "dimensions-vs-width: not drawn" in printed
-    assert run_cli(monkeypatch, ["figure", "geometry-perturbable", "--output", str(out), "--format", "png"]) == 0
+    assert (
+        run_cli(
+            monkeypatch, ["figure", "geometry-perturbable", "--output", str(out), "--format", "png"]
+        )
+        == 0
+    )
     assert (out / "geometry-perturbable.png").read_bytes()[:8] == PNG_MAGIC
     assert not (out / "geometry-perturbable.svg").exists()
 
@@ -214,23 +262,47 @@ def test_cli_draws_a_sweep_results_file(tmp_path, monkeypatch, capsys):
     from gradbasis import sweep
 
     results = tmp_path / "results.jsonl"
-    grid = {"data": [{"name": "teacher", "m": 8, "d_x": 2, "d_y": 1}], "models": ["mlp"], "widths": [1, 2],
-            "depths": [1], "activations": ["tanh"], "losses": ["squared"], "seeds": [0, 1]}
-    config = {"name": "tiny", "grid": grid, "train": {"max_iter": 200},
-              "checks": {"run": ["theorem1", "theorem2", "representation"]}}
+    grid = {
+        "data": [{"name": "teacher", "m": 8, "d_x": 2, "d_y": 1}],
+        "models": ["mlp"],
+        "widths": [1, 2],
+        "depths": [1],
+        "activations": ["tanh"],
+        "losses": ["squared"],
+        "seeds": [0, 1],
+    }
+    config = {
+        "name": "tiny",
+        "grid": grid,
+        "train": {"max_iter": 200},
+        "checks": {"run": ["theorem1", "theorem2", "representation"]},
+    }
     sweep.run(config, output=results, jobs=1, progress=False)
     out = tmp_path / "figs"
-    assert run_cli(monkeypatch, ["figure", "sweep", "--records", str(results), "--output", str(out),
-                                 "--format", "svg"]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["bounds-vs-width.svg", "dimensions-vs-width.svg",
-                                                     "gap-vs-width.svg"]
+    assert (
+        run_cli(
+            monkeypatch,
+            ["figure", "sweep", "--records", str(results), "--output", str(out), "--format", "svg"],
+        )
+        == 0
+    )
+    assert sorted(p.name for p in out.iterdir()) == [
+        "bounds-vs-width.svg",
+        "dimensions-vs-width.svg",
+        "gap-vs-width.svg",
+    ]
     assert "left out" not in capsys.readouterr().out  # every cell fed every figure
 
 
 def test_cli_figure_errors(tmp_path, monkeypatch, capsys):
     assert run_cli(monkeypatch, ["figure", "sweep", "--output", str(tmp_path)]) == 2
     assert "needs --records" in capsys.readouterr().err
-    assert run_cli(monkeypatch, ["figure", "spectrum", "--records", "r.jsonl", "--output", str(tmp_path)]) == 2
+    assert (
+        run_cli(
+            monkeypatch, ["figure", "spectrum", "--records", "r.jsonl", "--output", str(tmp_path)]
+        )
+        == 2
+    )
     assert "only read by `figure sweep`" in capsys.readouterr().err
     assert run_cli(monkeypatch, ["figure", "sweep", "--records", str(tmp_path / "none.jsonl")]) == 2
     assert "does not exist" in capsys.readouterr().err
@@ -247,7 +319,12 @@ def test_missing_matplotlib_is_named(tmp_path, monkeypatch, capsys):
         plots.spectrum_figure(model, model.init(seed=0), np.ones((3, 2)), tmp_path)
     records = tmp_path / "r.jsonl"
     records.write_text(json.dumps({"width": 1, "theorem1": {"gap": 0.0}}) + "\n")
-    assert run_cli(monkeypatch, ["figure", "sweep", "--records", str(records), "--output", str(tmp_path)]) == 2
+    assert (
+        run_cli(
+            monkeypatch, ["figure", "sweep", "--records", str(records), "--output", str(tmp_path)]
+        )
+        == 2
+    )
     assert "gradbasis[plot]" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.jsonl"]
 

@@ -8,7 +8,9 @@ from hypothesis import strategies as st
 
 import gradbasis as gb
 
-activation = st.sampled_from(["identity", "relu", "leaky_relu(0.3)", "tanh", "sigmoid", "softplus", "gelu"])
+activation = st.sampled_from(
+    ["identity", "relu", "leaky_relu(0.3)", "tanh", "sigmoid", "softplus", "gelu"]
+)
 
 
 @st.composite
@@ -27,8 +29,13 @@ def models(draw):
     if kind == "resnet-mlp":
         return gb.ResNet(d_x, d_y, gb.MLP([d_x, *widths, draw(st.integers(1, 5))], acts, bias=bias))
     if kind == "resnet-preact":
-        return gb.ResNet(d_x, d_y, gb.PreActResidualStack(d_x, draw(st.integers(1, 5)), draw(st.integers(1, 3)),
-                                                          draw(activation), bias=bias))
+        return gb.ResNet(
+            d_x,
+            d_y,
+            gb.PreActResidualStack(
+                d_x, draw(st.integers(1, 5)), draw(st.integers(1, 3)), draw(activation), bias=bias
+            ),
+        )
     return gb.BasisModel(d_x, d_y)
 
 

@@ -36,7 +36,9 @@ def slack(x: float) -> float:
 
 
 # ---------------------------------------------------------------------------------------- oracle
-def loss_parts(kind: str, F: np.ndarray, Y: np.ndarray, p: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
+def loss_parts(
+    kind: str, F: np.ndarray, Y: np.ndarray, p: float = 2.0
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-sample values (m,) and gradients (m, d) of the loss at F, from the definitions."""
     if kind == "squared":
         R = F - Y
@@ -76,8 +78,13 @@ def oracle(kind, B, Y, w, p=2.0, starts=(), cut=None) -> float:
     best = np.inf
     for F0 in [np.zeros(m * d), *starts]:
         c0 = U.T @ np.ravel(F0)
-        res = minimize(fg, c0, jac=True, method="L-BFGS-B",
-                       options={"maxiter": 20000, "maxcor": 30, "ftol": 1e-16, "gtol": 1e-13})
+        res = minimize(
+            fg,
+            c0,
+            jac=True,
+            method="L-BFGS-B",
+            options={"maxiter": 20000, "maxcor": 30, "ftol": 1e-16, "gtol": 1e-13},
+        )
         best = min(best, fg(res.x)[0], fg(c0)[0])
     return best
 
@@ -90,7 +97,9 @@ def check_point(res, B, Y, w, kind, p=2.0):
     """value is Phi at fitted (recomputed here from the definition) and fitted = B alpha."""
     m, d = Y.shape
     scale = np.linalg.norm(B, 2) * np.linalg.norm(res.alpha)
-    np.testing.assert_allclose(res.fitted, (B @ res.alpha).reshape(m, d), rtol=1e-9, atol=1e-12 * (1 + scale))
+    np.testing.assert_allclose(
+        res.fitted, (B @ res.alpha).reshape(m, d), rtol=1e-9, atol=1e-12 * (1 + scale)
+    )
     # same point, two summation orders: a few eps relative (1e-12 is a wide margin)
     np.testing.assert_allclose(res.value, phi(kind, res.fitted, Y, w, p), rtol=1e-12, atol=1e-15)
     assert res.lower <= res.value
@@ -196,7 +205,11 @@ def test_duplicated_samples(kind, p, seed):
     m0, cols = 10, 12
     d = 1 if kind == "hinge" else 3
     X = rng.normal(size=(m0 * d, cols))
-    B0 = np.vstack([X, X]) if d == 1 else np.vstack([X.reshape(m0, d, cols)] * 2).reshape(2 * m0 * d, cols)
+    B0 = (
+        np.vstack([X, X])
+        if d == 1
+        else np.vstack([X.reshape(m0, d, cols)] * 2).reshape(2 * m0 * d, cols)
+    )
     Y = targets(kind, rng, 2 * m0, d)
     B = B0 @ np.linalg.qr(rng.normal(size=(cols, cols)))[0][:, :6]
     w = np.full(2 * m0, 1.0 / (2 * m0))
@@ -243,7 +256,9 @@ def test_targets_summing_to_one_plus_rounding():
     B = np.eye(m * d)  # the span is everything: the minimum is the global one, softmax = y / M
     w = np.full(m, 1.0 / m)
     res = gb.induced_minimum(B, "cross_entropy", Y, w, start=np.log(Y))
-    glob = -float(w @ (Y * np.log(Y / Y.sum(1, keepdims=True))).sum(1))  # sum_i w_i sum_k y log(y / M)
+    glob = -float(
+        w @ (Y * np.log(Y / Y.sum(1, keepdims=True))).sum(1)
+    )  # sum_i w_i sum_k y log(y / M)
     assert np.isfinite(res.lower)
     assert res.converged and res.attained
     assert res.lower <= glob + slack(glob) and res.value <= glob + slack(glob)
@@ -252,7 +267,9 @@ def test_targets_summing_to_one_plus_rounding():
     Q = rng.normal(size=(m, d))
     loss = gb.CrossEntropyLoss()
     G = loss.gradient(Q, Y)
-    np.testing.assert_allclose(loss.value(Q, Y) + loss.conjugate(G, Y), (G * Q).sum(1), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(
+        loss.value(Q, Y) + loss.conjugate(G, Y), (G * Q).sum(1), rtol=1e-12, atol=1e-14
+    )
 
 
 def test_scope_of_a_numerically_rank_one_basis():

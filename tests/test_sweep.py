@@ -29,7 +29,13 @@ def tiny(**top) -> dict:
     """Four quick cells: a tanh MLP and a linear network, two seeds each."""
     config = {
         "name": "tiny",
-        "grid": {"data": [TEACHER], "models": ["mlp", "linear"], "widths": [2], "depths": [1], "seeds": [0, 1]},
+        "grid": {
+            "data": [TEACHER],
+            "models": ["mlp", "linear"],
+            "widths": [2],
+            "depths": [1],
+            "seeds": [0, 1],
+        },
         "train": {"max_iter": 100},
         "checks": {"run": list(CHECKS)},
     }
@@ -74,15 +80,30 @@ def sweep_cli(monkeypatch, argv: list[str]) -> int:
         (lambda c: c["grid"].update(losses=["hinge"]), "grid.losses"),
         (lambda c: c["grid"].update(activations=["tanhh"]), "unknown activation 'tanhh'"),
         (lambda c: c["grid"].update(seeds=[True]), "grid.seeds"),
-        (lambda c: c["grid"].update(losses=["cross_entropy"]), "grid.losses: 'cross_entropy' does not fit"),
+        (
+            lambda c: c["grid"].update(losses=["cross_entropy"]),
+            "grid.losses: 'cross_entropy' does not fit",
+        ),
         (lambda c: c["grid"].update(data=["iris"], losses=["smoothed_hinge"]), "binary"),
-        (lambda c: c["grid"].update(data=[{"name": "teacher", "m": 10, "d_x": 2}]), "grid.data[0].d_y is required"),
-        (lambda c: c["grid"].update(data=[{"name": "mnist"}]), "grid.data[0].name: unknown data set 'mnist'"),
+        (
+            lambda c: c["grid"].update(data=[{"name": "teacher", "m": 10, "d_x": 2}]),
+            "grid.data[0].d_y is required",
+        ),
+        (
+            lambda c: c["grid"].update(data=[{"name": "mnist"}]),
+            "grid.data[0].name: unknown data set 'mnist'",
+        ),
         (lambda c: c["grid"].update(data=["missing.npz"]), "does not exist"),
-        (lambda c: c["grid"].update(data=[{"name": "iris", "max_samples": 500}]), "max_samples = 500 exceeds the 150"),
+        (
+            lambda c: c["grid"].update(data=[{"name": "iris", "max_samples": 500}]),
+            "max_samples = 500 exceeds the 150",
+        ),
         (lambda c: c["checks"].update(run=["theorem5"]), "checks.run: unknown value 'theorem5'"),
         (lambda c: c["checks"].update(run=["theorem3"]), "theorem3 is about the ResNet"),
-        (lambda c: c["checks"].update(run=["theorem4"], t=2), "checks.t = 2 exceeds the depth H = 1"),
+        (
+            lambda c: c["checks"].update(run=["theorem4"], t=2),
+            "checks.t = 2 exceeds the depth H = 1",
+        ),
         (lambda c: c["checks"].update(rtol=2.0), "checks.rtol"),
         (lambda c: c.update(store_theta="yes"), "store_theta"),
         (lambda c: c.update(grid=[]), "grid must be a table or a non-empty array"),
@@ -125,7 +146,9 @@ def test_a_sweep_file_is_read_relative_to_itself(tmp_path):
     cells = [(c.settings["model"], c.settings["hidden"]) for c in plan.cells]
     assert cells == [("basis", []), ("mlp", [2]), ("mlp", [3])]
     data = plan.cells[0].settings["data"]
-    assert data["name"] == "points.npz" and data["path"] == "points.npz" and len(data["sha256"]) == 16
+    assert (
+        data["name"] == "points.npz" and data["path"] == "points.npz" and len(data["sha256"]) == 16
+    )
     assert plan.cells[0].settings["checks"] == ["classify", "theorem1"]  # canonical order
     (tmp_path / "bad.toml").write_text("[grid\nmodels = 1")
     with pytest.raises(SweepConfigError, match="not valid TOML"):
@@ -150,7 +173,10 @@ def test_records_hold_the_checks_of_each_cell(baseline):
     assert len(records) == 4 and [r["status"] for r in records] == ["ok"] * 4
     assert [json.loads(line) for line in out.read_text().splitlines()] == records
     assert [(r["settings"]["model"], r["settings"]["seed"]) for r in records] == [
-        ("mlp", 0), ("mlp", 1), ("linear", 0), ("linear", 1)
+        ("mlp", 0),
+        ("mlp", 1),
+        ("linear", 0),
+        ("linear", 1),
     ]
     for r in records:
         assert set(r["checks"]) == set(CHECKS) and "theta" not in r
@@ -158,12 +184,17 @@ def test_records_hold_the_checks_of_each_cell(baseline):
         assert s["verdicts"]["classify"] == r["checks"]["classify"]["kind"] == s["point"]
         for name in ("theorem1", "theorem2", "representation"):
             assert s["verdicts"][name] == r["checks"][name]["verdict"]
-        assert s["gaps"] == {"theorem1": r["checks"]["theorem1"]["gap"], "theorem2": r["checks"]["theorem2"]["gap"]}
+        assert s["gaps"] == {
+            "theorem1": r["checks"]["theorem1"]["gap"],
+            "theorem2": r["checks"]["theorem2"]["gap"],
+        }
         assert s["dim_T"] == r["checks"]["theorem2"]["dim_T"] and s["dim_T_tilde"] >= s["dim_T"]
         assert s["L"] == r["training"]["value"] and set(r["seconds"]) >= {"train", *CHECKS, "total"}
 
     # The same cell computed directly through the public API gives the same numbers.
-    data = sweep.teacher_data({**TEACHER, "width": 4, "activation": "tanh", "noise": 0.1, "seed": 0})
+    data = sweep.teacher_data(
+        {**TEACHER, "width": 4, "activation": "tanh", "noise": 0.1, "seed": 0}
+    )
     model = gb.MLP([2, 2, 1], "tanh")
     obj = gb.Objective(model, "squared", data.X, data.targets)
     fit = gb.minimize(obj, model.init(seed=1), method="lbfgs+newton", gtol=1e-10, max_iter=100)
@@ -206,7 +237,9 @@ def test_a_partial_last_line_is_cut_off_and_its_cell_rerun(baseline, tmp_path):
     rerun = sweep.run(tiny(), output=path, jobs=1, progress=False)
     assert rerun[:2] == records[:2] and strip_timings(rerun) == strip_timings(records)
     text = path.read_text()
-    assert text.endswith("\n") and [json.loads(x)["key"] for x in text.splitlines()] == [r["key"] for r in records]
+    assert text.endswith("\n") and [json.loads(x)["key"] for x in text.splitlines()] == [
+        r["key"] for r in records
+    ]
     path.write_text(text + "not json\n" + lines[0].decode())
     with pytest.raises(ResultsFileError, match="line 5: not a JSON record"):
         sweep.run(tiny(), output=path, progress=False)
@@ -227,17 +260,28 @@ def test_a_failing_cell_is_recorded_and_the_sweep_goes_on(baseline, tmp_path, mo
     records = sweep.run(tiny(), output=out, jobs=1, progress=False)
     assert [r["status"] for r in records] == ["ok", "error", "ok", "ok"]
     bad = records[1]
-    assert bad["error"]["type"] == "RuntimeError" and bad["error"]["message"] == "boom in the second cell"
+    assert (
+        bad["error"]["type"] == "RuntimeError"
+        and bad["error"]["message"] == "boom in the second cell"
+    )
     assert bad["error"]["stage"] == "theorem1" and "second_call_fails" in bad["error"]["traceback"]
-    assert bad["summary"]["verdicts"] == {"classify": bad["checks"]["classify"]["kind"], "theorem1": "error"}
+    assert bad["summary"]["verdicts"] == {
+        "classify": bad["checks"]["classify"]["kind"],
+        "theorem1": "error",
+    }
     # what ran before the failure is kept: the training and the classification
     assert strip_timings(bad["training"]) == strip_timings(baseline[0][1]["training"])
-    assert strip_timings(bad["checks"]["classify"]) == strip_timings(baseline[0][1]["checks"]["classify"])
+    assert strip_timings(bad["checks"]["classify"]) == strip_timings(
+        baseline[0][1]["checks"]["classify"]
+    )
     assert [strip_timings(r) for i, r in enumerate(records) if i != 1] == [
         strip_timings(r) for i, r in enumerate(baseline[0]) if i != 1
     ]
     table = sweep.report(records)
-    assert "4 cells in 2 groups, 1 failed" in table and "RuntimeError: boom in the second cell" in table
+    assert (
+        "4 cells in 2 groups, 1 failed" in table
+        and "RuntimeError: boom in the second cell" in table
+    )
     # A failed cell is finished: a rerun leaves it as recorded.
     monkeypatch.setitem(sweep.CHECKS, "theorem1", real)
     assert sweep.run(tiny(), output=out, jobs=1, progress=False)[1]["status"] == "error"
@@ -256,7 +300,9 @@ def test_a_second_writer_is_refused(tmp_path):
 def test_cells_side_by_side_run_the_core_on_one_thread(monkeypatch):
     seen = []
     real = sweep.CHECKS["classify"]
-    monkeypatch.setitem(sweep.CHECKS, "classify", lambda *a: seen.append(_core.max_threads()) or real(*a))
+    monkeypatch.setitem(
+        sweep.CHECKS, "classify", lambda *a: seen.append(_core.max_threads()) or real(*a)
+    )
     plan = sweep.load_sweep(tiny())
     before = _core.max_threads()
     sweep.run_cell(plan.cells[0], plan.datasets[plan.cells[0].data_id], single_thread=True)
@@ -273,9 +319,16 @@ def test_worker_processes_and_a_dask_cluster_give_the_same_records(baseline, tmp
     with distributed.LocalCluster(
         n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
     ) as cluster:
-        on_dask = sweep.run(tiny(), output=tmp_path / "dask.jsonl", scheduler=cluster.scheduler_address, progress=False)
+        on_dask = sweep.run(
+            tiny(),
+            output=tmp_path / "dask.jsonl",
+            scheduler=cluster.scheduler_address,
+            progress=False,
+        )
     assert strip_timings(on_dask) == expected
-    assert sorted(r["key"] for r in sweep.load_records(tmp_path / "dask.jsonl")) == sorted(r["key"] for r in records)
+    assert sorted(r["key"] for r in sweep.load_records(tmp_path / "dask.jsonl")) == sorted(
+        r["key"] for r in records
+    )
 
 
 # ----------------------------------------------------------------------------- kill and resume
@@ -299,8 +352,21 @@ def _run_until(runner: Path, sweep_file: Path, out: Path, lines: int | None) -> 
     Returns the exit status and what it wrote to stderr."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     proc = subprocess.Popen(
-        [sys.executable, "-W", "error", str(runner), "sweep", "run", str(sweep_file), "--jobs", "1", "-qq"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-W",
+            "error",
+            str(runner),
+            "sweep",
+            "run",
+            str(sweep_file),
+            "--jobs",
+            "1",
+            "-qq",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     if lines is not None:
         deadline = time.monotonic() + 60
@@ -390,14 +456,19 @@ def test_cli_run_then_report(tmp_path, monkeypatch, capsys):
     assert [(f["width"], f["depth"], f["seed"]) for f in flat] == [(2, 1, 0), (2, 1, 1)] * 2
     assert [f["loss_value"] for f in flat] == [r["summary"]["L"] for r in records]
     assert [f["theorem1"] for f in flat] == [r["checks"]["theorem1"] for r in records]
-    assert [f["theorem2"]["dim_T_tilde"] for f in flat] == [r["summary"]["dim_T_tilde"] for r in records]
+    assert [f["theorem2"]["dim_T_tilde"] for f in flat] == [
+        r["summary"]["dim_T_tilde"] for r in records
+    ]
     assert flat[0]["bounds"] == records[0]["summary"]["bounds"] and "error" not in flat[0]
 
     import gradbasis.plots as real_plots
 
     monkeypatch.setitem(sys.modules, "gradbasis.plots", real_plots)
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # no matplotlib: the table alone
-    assert sweep_cli(monkeypatch, ["sweep", "report", str(tmp_path / "c.jsonl"), "--formats", "svg"]) == 0
+    assert (
+        sweep_cli(monkeypatch, ["sweep", "report", str(tmp_path / "c.jsonl"), "--formats", "svg"])
+        == 0
+    )
     out = capsys.readouterr().out
     assert "note: figures skipped" in out and "sweep: 4 cells" in out
 
@@ -408,7 +479,12 @@ def test_cli_run_then_report(tmp_path, monkeypatch, capsys):
 def test_report_draws_the_sweep_figures(baseline, tmp_path, monkeypatch, capsys):
     _, out = baseline
     folder = tmp_path / "figures"
-    assert sweep_cli(monkeypatch, ["sweep", "report", str(out), "--figures", str(folder), "--formats", "svg"]) == 0
+    assert (
+        sweep_cli(
+            monkeypatch, ["sweep", "report", str(out), "--figures", str(folder), "--formats", "svg"]
+        )
+        == 0
+    )
     assert "gap-vs-width" in capsys.readouterr().out
     drawn = sorted(p.name for p in folder.iterdir())
     assert "gap-vs-width.svg" in drawn and "dimensions-vs-width.svg" in drawn
@@ -427,12 +503,16 @@ def test_report_counts_verdicts_per_group(baseline):
     cols = lambda line: [line[a:b].strip() for a, b in spans]  # noqa: E731
     header = cols(lines[1])
     for model in ("mlp", "linear"):
-        row = dict(zip(header, cols(next(x for x in lines[3:] if cols(x)[1] == model))))
+        row = dict(
+            zip(header, cols(next(x for x in lines[3:] if cols(x)[1] == model)), strict=False)
+        )
         mine = [r for r in records if r["settings"]["model"] == model]
         assert row["cells"] == "2" and row["failed"] == "0" and row["hidden"] == "2"
         for check in ("theorem1", "theorem2", "representation"):
             verdicts = [r["summary"]["verdicts"][check] for r in mine]
-            counts = [f"{verdicts.count(v)}{v[0]}" for v in ("holds", "consistent") if v in verdicts]
+            counts = [
+                f"{verdicts.count(v)}{v[0]}" for v in ("holds", "consistent") if v in verdicts
+            ]
             assert row[check] == " ".join(counts)
         Ls = sorted(r["summary"]["L"] for r in mine)
         assert float(row["median L"]) == pytest.approx((Ls[0] + Ls[1]) / 2, rel=1e-5)

@@ -33,7 +33,11 @@ CASES = {
     "skip": lambda d_x, d_y: gb.SkipMLP([d_x, 3, 2, d_y], skip_from=[0], activation="tanh"),
     "resnet": lambda d_x, d_y: gb.ResNet(d_x, d_y, gb.MLP([d_x, 2, 2], "tanh")),
 }
-LOSSES = {"squared": gb.SquaredLoss(), "cross_entropy": gb.CrossEntropyLoss(), "smoothed_hinge": gb.SmoothedHingeLoss(3)}
+LOSSES = {
+    "squared": gb.SquaredLoss(),
+    "cross_entropy": gb.CrossEntropyLoss(),
+    "smoothed_hinge": gb.SmoothedHingeLoss(3),
+}
 
 
 def trained(case: str, loss: str, seed: int = 0):
@@ -44,7 +48,9 @@ def trained(case: str, loss: str, seed: int = 0):
     X, Y = data(loss, 3, d_y, seed)
     obj = gb.Objective(model, LOSSES[loss], X, Y)
     for start in range(seed, seed + 3):
-        fit = gb.minimize(obj, model.init(seed=start), method="lbfgs+newton", gtol=1e-10, max_iter=1000)
+        fit = gb.minimize(
+            obj, model.init(seed=start), method="lbfgs+newton", gtol=1e-10, max_iter=1000
+        )
         if fit.gradient_norm <= 1e-8 and model.kink_margin(fit.theta, X) > 1e-6:
             return obj, fit
     return obj, fit
@@ -55,11 +61,18 @@ def trained(case: str, loss: str, seed: int = 0):
 # squared loss keep creeping at ||grad L|| ~ 1e-3..1e-5 for thousands of iterations instead
 # (their infimum seems to lie at infinity); there theorem1 says "does not apply".
 SMOOTH_MINIMA = [
-    ("mlp-tanh", "squared", 0), ("mlp-tanh", "cross_entropy", 0), ("mlp-tanh", "smoothed_hinge", 1),
+    ("mlp-tanh", "squared", 0),
+    ("mlp-tanh", "cross_entropy", 0),
+    ("mlp-tanh", "smoothed_hinge", 1),
     ("mlp-relu", "smoothed_hinge", 0),
-    ("deep-linear", "squared", 0), ("deep-linear", "cross_entropy", 0), ("deep-linear", "smoothed_hinge", 0),
-    ("skip", "cross_entropy", 0), ("skip", "smoothed_hinge", 0),
-    ("resnet", "squared", 0), ("resnet", "cross_entropy", 0), ("resnet", "smoothed_hinge", 0),
+    ("deep-linear", "squared", 0),
+    ("deep-linear", "cross_entropy", 0),
+    ("deep-linear", "smoothed_hinge", 0),
+    ("skip", "cross_entropy", 0),
+    ("skip", "smoothed_hinge", 0),
+    ("resnet", "squared", 0),
+    ("resnet", "cross_entropy", 0),
+    ("resnet", "smoothed_hinge", 0),
 ]
 
 
@@ -67,7 +80,11 @@ SMOOTH_MINIMA = [
 # tanh and ResNet: ~1e-4..1e-2; the ResNet with the smoothed hinge): J has singular values far
 # below what a gradient of ~1e-10 resolves, and the induced model gains along them. There the
 # honest verdict is "consistent"; everywhere else the gap is <= 1e-14, six orders below tol.
-UNRESOLVED = {("mlp-tanh", "cross_entropy", 0), ("resnet", "cross_entropy", 0), ("resnet", "smoothed_hinge", 0)}
+UNRESOLVED = {
+    ("mlp-tanh", "cross_entropy", 0),
+    ("resnet", "cross_entropy", 0),
+    ("resnet", "smoothed_hinge", 0),
+}
 
 
 @pytest.mark.parametrize("case,loss,seed", SMOOTH_MINIMA)
@@ -99,7 +116,11 @@ def test_trained_relu_network_verdict_follows_its_kinks(loss):
     result = gb.theorem1(obj, fit.theta)
     if result.kink_margin <= 1e-12:
         assert result.verdict in (gb.Verdict.DOES_NOT_APPLY, gb.Verdict.HOLDS)
-        assert result.verdict == gb.Verdict.HOLDS or "Omega" in result.reason or "critical" in result.reason
+        assert (
+            result.verdict == gb.Verdict.HOLDS
+            or "Omega" in result.reason
+            or "critical" in result.reason
+        )
     else:
         assert result.verdict == gb.Verdict.HOLDS
 

@@ -61,9 +61,19 @@ def regression(m, d_x, d_y, seed=0):
 CASES = {
     # (model, loss, m, d_y): small nets where minimize reaches ||grad|| <= 1e-8 in about a second
     "deep-linear-squared": (lambda: gb.MLP([3, 4, 4, 2], "identity", bias=False), "squared", 30, 2),
-    "deep-linear-ce": (lambda: gb.MLP([3, 4, 4, 3], "identity", bias=False), "cross_entropy", 30, 3),
+    "deep-linear-ce": (
+        lambda: gb.MLP([3, 4, 4, 3], "identity", bias=False),
+        "cross_entropy",
+        30,
+        3,
+    ),
     "tanh-wide-squared": (lambda: gb.MLP([2, 9, 1], "tanh"), "squared", 6, 1),
-    "resnet-squared": (lambda: gb.ResNet(3, 2, gb.PreActResidualStack(3, 2, 1, "tanh")), "squared", 30, 2),
+    "resnet-squared": (
+        lambda: gb.ResNet(3, 2, gb.PreActResidualStack(3, 2, 1, "tanh")),
+        "squared",
+        30,
+        2,
+    ),
 }
 SEEDS = {"resnet-squared": (1, 1)}  # (data, init) seeds; default (0, 0)
 
@@ -119,7 +129,9 @@ def test_judge_reports_violation_when_the_lower_end_exceeds_l():
     c = check_span(obj, theta, obj.model.jacobian(theta, obj.X))
     verdict, reason = judge_span(type(c)(**{**vars(c), "lower": c.loss_value + 1.0}), grad_tol=1e-6)
     assert verdict == gb.Verdict.VIOLATED and "exceeds L" in reason
-    verdict, reason = judge_span(type(c)(**{**vars(c), "value": c.loss_value - 1.0, "first_order_bound": 0.5}), grad_tol=1e-6)
+    verdict, reason = judge_span(
+        type(c)(**{**vars(c), "value": c.loss_value - 1.0, "first_order_bound": 0.5}), grad_tol=1e-6
+    )
     assert verdict == gb.Verdict.VIOLATED and "convexity" in reason
     verdict, _ = judge_span(c, grad_tol=1e-6)
     assert verdict != gb.Verdict.VIOLATED

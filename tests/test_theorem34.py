@@ -30,7 +30,10 @@ def brute_force_largest_family(W_next_list, linear, d_y):
     """Largest J^(1..H) satisfying condition 3, by trying every subset (tiny nets only)."""
     H = len(linear)
     best = None
-    subsets = [list(itertools.chain.from_iterable(itertools.combinations(c, r) for r in range(len(c) + 1))) for c in linear]
+    subsets = [
+        list(itertools.chain.from_iterable(itertools.combinations(c, r) for r in range(len(c) + 1)))
+        for c in linear
+    ]
     for choice in itertools.product(*subsets):
         sets = [set(c) for c in choice] + [set(range(d_y))]
         ok = all(
@@ -51,7 +54,7 @@ def test_linear_unit_sets_match_brute_force(seed):
     model = gb.MLP([2, 3, 3, 2], "relu", bias=True)
     X = rng.normal(size=(8, 2))
     p = model.unflatten(model.init(seed))
-    p["b1"] = rng.choice([-5.0, 5.0], size=3)       # units far on one side: clearly linear or dead
+    p["b1"] = rng.choice([-5.0, 5.0], size=3)  # units far on one side: clearly linear or dead
     p["b2"] = rng.choice([-5.0, 5.0], size=3)
     p["W1"] *= 0.1
     p["W2"] *= rng.integers(0, 2, size=(3, 3)) * 0.1  # exact zeros decide condition 3
@@ -74,7 +77,9 @@ def test_linear_unit_sets_of_linear_and_smooth_nets(rng):
     sets = gb.linear_unit_sets(smooth, smooth.init(0), X)
     assert sets.sizes() == (0, 2) and sets.largest_t(2) == 1 and not sets.in_theta(1, 0)
     with pytest.raises(TypeError, match="eq. 4.3"):
-        gb.linear_unit_sets(gb.SkipMLP([3, 4, 2], [0]), np.zeros(gb.SkipMLP([3, 4, 2], [0]).num_params), X)
+        gb.linear_unit_sets(
+            gb.SkipMLP([3, 4, 2], [0]), np.zeros(gb.SkipMLP([3, 4, 2], [0]).num_params), X
+        )
     with pytest.raises(gb.InvalidOptionError):
         sets.in_theta(1, 5)
 
@@ -123,7 +128,9 @@ def test_theorem4_bad_input():
     with pytest.raises(gb.InvalidOptionError):
         gb.theorem4(obj, obj.model.init(0), 2)
     with pytest.raises(TypeError):
-        gb.theorem4(gb.Objective(gb.ResNet(2, 1, gb.MLP([2, 2], "tanh")), "squared", X, Y), np.zeros(8), 0)
+        gb.theorem4(
+            gb.Objective(gb.ResNet(2, 1, gb.MLP([2, 2], "tanh")), "squared", X, Y), np.zeros(8), 0
+        )
 
 
 # ----------------------------------------------------------------------------- Theorem 3
@@ -131,7 +138,9 @@ def test_theorem4_bad_input():
 def test_theorem3_and_shamir_bound_at_resnet_local_minima(d_y):
     data_seed = {1: 3, 2: 1}[d_y]  # data on which these seeds converge in well under a second
     X, Y = regression(30, 3, d_y, seed=data_seed)
-    obj, theta = trained(gb.ResNet(3, d_y, gb.PreActResidualStack(3, 2, 1, "tanh")), "squared", X, Y, seed=1)
+    obj, theta = trained(
+        gb.ResNet(3, d_y, gb.PreActResidualStack(3, 2, 1, "tanh")), "squared", X, Y, seed=1
+    )
     r = gb.theorem3(obj, theta)
     assert r.dims_ok and r.verdict == gb.Verdict.HOLDS, r
     assert r.shamir.meets and r.features.meets

@@ -54,7 +54,11 @@ def random_mlp(act: str, bias: bool, seed: int = 0, dtype=torch.float64) -> nn.S
     torch.manual_seed(seed)
     make = TORCH_ACTIVATIONS[act]
     net = nn.Sequential(
-        nn.Linear(4, 5, bias=bias), make(), nn.Linear(5, 6, bias=bias), make(), nn.Linear(6, 3, bias=bias)
+        nn.Linear(4, 5, bias=bias),
+        make(),
+        nn.Linear(5, 6, bias=bias),
+        make(),
+        nn.Linear(6, 3, bias=bias),
     ).to(dtype)
     if bias:
         with torch.no_grad():
@@ -126,10 +130,18 @@ def test_float32_modules_are_widened_exactly(X):
     net32 = random_mlp("softplus", True, dtype=torch.float32)
     model, theta = from_module(net32)
     assert theta.dtype == np.float64
-    np.testing.assert_array_equal(theta, from_module(random_mlp("softplus", True, dtype=torch.float32).double())[1])
+    np.testing.assert_array_equal(
+        theta, from_module(random_mlp("softplus", True, dtype=torch.float32).double())[1]
+    )
     # The float64 model is the float32 weights exactly; the float32 module rounds its arithmetic.
-    np.testing.assert_allclose(model.forward(theta, X), torch_outputs(net32.double(), X), rtol=RTOL, atol=ATOL)
-    assert 0.0 < output_difference(random_mlp("softplus", True, dtype=torch.float32), model, theta, X) < 1e-5
+    np.testing.assert_allclose(
+        model.forward(theta, X), torch_outputs(net32.double(), X), rtol=RTOL, atol=ATOL
+    )
+    assert (
+        0.0
+        < output_difference(random_mlp("softplus", True, dtype=torch.float32), model, theta, X)
+        < 1e-5
+    )
 
 
 def test_softplus_differs_only_past_torchs_threshold_as_documented():
@@ -143,7 +155,9 @@ def test_softplus_differs_only_past_torchs_threshold_as_documented():
     below = np.array([[-30.0], [-1.0], [0.0], [5.0], [19.9]])
     assert output_difference(net, model, theta, below) <= 1e-12 * 20
     past = np.array([[21.0]])
-    np.testing.assert_allclose(output_difference(net, model, theta, past), np.log1p(np.exp(-21.0)), rtol=1e-3)
+    np.testing.assert_allclose(
+        output_difference(net, model, theta, past), np.log1p(np.exp(-21.0)), rtol=1e-3
+    )
 
 
 # ----------------------------------------------------------------------------- round trips
@@ -163,7 +177,9 @@ def test_round_trip_gives_the_same_theta(act, bias, rng, X):
 def test_round_trip_from_torch_gives_the_same_weights():
     net = random_mlp("gelu", True)
     again = to_module(*from_module(net))
-    for (name, p), (name2, q) in zip(net.state_dict().items(), again.state_dict().items()):
+    for (name, p), (name2, q) in zip(
+        net.state_dict().items(), again.state_dict().items(), strict=True
+    ):
         assert name == name2
         assert torch.equal(p, q)
 
@@ -185,7 +201,9 @@ def test_resnet_recipe_agrees_with_torch(X):
     np.testing.assert_array_equal(theta[8:20], net.R.weight.detach().numpy().reshape(-1, order="F"))
     np.testing.assert_array_equal(theta[20:], from_module(net.z).theta)
     np.testing.assert_allclose(model.forward(theta, X), torch_outputs(net, X), rtol=RTOL, atol=ATOL)
-    np.testing.assert_array_equal(from_module(net).theta, theta)  # from_module reads a ResNetModule too
+    np.testing.assert_array_equal(
+        from_module(net).theta, theta
+    )  # from_module reads a ResNetModule too
 
 
 def test_resnet_round_trip(rng, X):
@@ -200,17 +218,38 @@ def test_resnet_round_trip(rng, X):
 @pytest.mark.parametrize(
     "layers, words",
     [
-        (lambda: [nn.Linear(4, 5), nn.Dropout(0.1), nn.Linear(5, 3)], ["layer 1", "Dropout", "not supported"]),
+        (
+            lambda: [nn.Linear(4, 5), nn.Dropout(0.1), nn.Linear(5, 3)],
+            ["layer 1", "Dropout", "not supported"],
+        ),
         (lambda: [nn.Linear(4, 5), nn.ELU(), nn.Linear(5, 3)], ["layer 1", "ELU"]),
-        (lambda: [nn.Linear(4, 5), nn.Softplus(beta=2.0), nn.Linear(5, 3)], ["layer 1", "Softplus", "beta=2.0"]),
-        (lambda: [nn.Linear(4, 5), nn.Softplus(threshold=10.0), nn.Linear(5, 3)], ["threshold=10.0"]),
-        (lambda: [nn.Linear(4, 5), nn.GELU(approximate="tanh"), nn.Linear(5, 3)], ["layer 1", "GELU", "'tanh'"]),
+        (
+            lambda: [nn.Linear(4, 5), nn.Softplus(beta=2.0), nn.Linear(5, 3)],
+            ["layer 1", "Softplus", "beta=2.0"],
+        ),
+        (
+            lambda: [nn.Linear(4, 5), nn.Softplus(threshold=10.0), nn.Linear(5, 3)],
+            ["threshold=10.0"],
+        ),
+        (
+            lambda: [nn.Linear(4, 5), nn.GELU(approximate="tanh"), nn.Linear(5, 3)],
+            ["layer 1", "GELU", "'tanh'"],
+        ),
         (lambda: [nn.Linear(4, 5), nn.Linear(5, 3, bias=False)], ["bias", "['0']", "['1']"]),
         (lambda: [nn.Tanh(), nn.Linear(4, 3)], ["layer 0", "Tanh", "before the first nn.Linear"]),
-        (lambda: [nn.Linear(4, 3), nn.Sigmoid()], ["layer 1 (Sigmoid)", "after the last nn.Linear"]),
-        (lambda: [nn.Linear(4, 5), nn.Tanh(), nn.ReLU(), nn.Linear(5, 3)], ["layer 2 (ReLU) follows layer 1 (Tanh)"]),
+        (
+            lambda: [nn.Linear(4, 3), nn.Sigmoid()],
+            ["layer 1 (Sigmoid)", "after the last nn.Linear"],
+        ),
+        (
+            lambda: [nn.Linear(4, 5), nn.Tanh(), nn.ReLU(), nn.Linear(5, 3)],
+            ["layer 2 (ReLU) follows layer 1 (Tanh)"],
+        ),
         (lambda: [nn.Identity()], ["no nn.Linear"]),
-        (lambda: [nn.Linear(4, 5), nn.Sequential(nn.Tanh(), nn.Conv1d(1, 1, 1))], ["layer 1.1", "Conv1d"]),
+        (
+            lambda: [nn.Linear(4, 5), nn.Sequential(nn.Tanh(), nn.Conv1d(1, 1, 1))],
+            ["layer 1.1", "Conv1d"],
+        ),
     ],
 )
 def test_unsupported_layers_are_named(layers, words):
@@ -244,7 +283,9 @@ def test_subclasses_hooks_and_non_sequentials_are_refused():
 
 
 def test_bad_shapes_and_values_are_refused():
-    with pytest.raises(gb.ShapeError, match=r"layer 2 \(Linear\) takes 6 inputs but layer 0 \(Linear\) gives 5"):
+    with pytest.raises(
+        gb.ShapeError, match=r"layer 2 \(Linear\) takes 6 inputs but layer 0 \(Linear\) gives 5"
+    ):
         from_module(nn.Sequential(nn.Linear(4, 5), nn.Tanh(), nn.Linear(6, 3)))
     complex_net = nn.Sequential(nn.Linear(4, 3, dtype=torch.complex128))
     with pytest.raises(gb.DTypeError, match="complex128"):
@@ -270,7 +311,10 @@ def test_resnet_parts_are_checked():
     with pytest.raises(UnsupportedModuleError, match="PreActResidualStack residual"):
         resnet_to_module(preact, preact.init())
     with pytest.raises(UnsupportedModuleError, match="SkipMLP"):
-        to_module(gb.SkipMLP([4, 3, 2], skip_from=[0]), np.zeros(gb.SkipMLP([4, 3, 2], skip_from=[0]).num_params))
+        to_module(
+            gb.SkipMLP([4, 3, 2], skip_from=[0]),
+            np.zeros(gb.SkipMLP([4, 3, 2], skip_from=[0]).num_params),
+        )
 
 
 def test_load_module_errors(tmp_path):
@@ -303,7 +347,9 @@ def iris_loss_and_gradient_norm(net: nn.Module) -> tuple[float, float]:
     """L and ||grad L|| of the mean squared loss on the built-in (standardized) Iris data, by autograd."""
     data = load_iris()
     net.zero_grad()
-    loss = ((net(torch.tensor(data.X)) - torch.tensor(np.eye(3)[data.labels])) ** 2).sum(dim=1).mean()
+    loss = (
+        ((net(torch.tensor(data.X)) - torch.tensor(np.eye(3)[data.labels])) ** 2).sum(dim=1).mean()
+    )
     loss.backward()
     return float(loss.detach()), float(torch.cat([p.grad.ravel() for p in net.parameters()]).norm())
 
@@ -317,7 +363,9 @@ def test_certify_torch_certifies_the_imported_point_as_is(tmp_path, capsys):
     report = json.loads(out.read_text())
     np.testing.assert_array_equal(report["theta"], from_module(net).theta)  # not trained
     assert report["training"]["trained"] is False
-    assert report["torch"]["file"] == path and report["torch"]["max |f_torch - f| on the data"] <= ATOL
+    assert (
+        report["torch"]["file"] == path and report["torch"]["max |f_torch - f| on the data"] <= ATOL
+    )
     value, gnorm = iris_loss_and_gradient_norm(net)
     assert gnorm > 1e-3  # a random network is far from critical ...
     np.testing.assert_allclose(report["training"]["value"], value, rtol=1e-12)
@@ -332,7 +380,10 @@ def test_certify_torch_reads_a_saved_resnet(tmp_path):
     z = nn.Sequential(nn.Linear(4, 3), nn.Tanh(), nn.Linear(3, 2))
     net = ResNetModule(nn.Linear(4, 3, bias=False), nn.Linear(2, 4, bias=False), z).double()
     out = tmp_path / "report.json"
-    assert main(["certify", "--torch", saved_module(tmp_path, net), "--quiet", "--output", str(out)]) == 0
+    assert (
+        main(["certify", "--torch", saved_module(tmp_path, net), "--quiet", "--output", str(out)])
+        == 0
+    )
     report = json.loads(out.read_text())
     assert report["setting"]["model"].startswith("ResNet(4 -> 3")
     np.testing.assert_array_equal(report["theta"], from_module(net).theta)
@@ -345,7 +396,17 @@ def test_certify_torch_train_starts_from_the_imported_point(tmp_path):
     reports = {}
     for flags in ([], ["--train"]):
         out = tmp_path / f"report{len(flags)}.json"
-        args = ["certify", "--torch", path, *flags, "--max-samples", "40", "--max-iter", "500", "--quiet"]
+        args = [
+            "certify",
+            "--torch",
+            path,
+            *flags,
+            "--max-samples",
+            "40",
+            "--max-iter",
+            "500",
+            "--quiet",
+        ]
         assert main([*args, "--output", str(out)]) == 0
         reports[bool(flags)] = json.loads(out.read_text())
     imported, trained = reports[False], reports[True]
@@ -389,7 +450,9 @@ def test_gradbasis_imports_without_torch():
         "import gradbasis\n"
         "try:\n    import gradbasis.torch\nexcept ImportError as exc:\n    print(exc)\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=python_env(), timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=python_env(), timeout=60
+    )
     assert done.returncode == 0, done.stderr
     assert "gradbasis.torch needs PyTorch" in done.stdout and "pip install torch" in done.stdout
 
@@ -404,7 +467,9 @@ def test_lbfgs_example_certifies_the_torch_minimum():
     )
     assert done.returncode == 0, done.stderr
     first = done.stdout.splitlines()[0]
-    assert first.startswith("MLP([4, 3, 3], tanh, bias=True; 27 parameters) -- max |f_torch - f| = ")
+    assert first.startswith(
+        "MLP([4, 3, 3], tanh, bias=True; 27 parameters) -- max |f_torch - f| = "
+    )
     assert float(first.rsplit("=", 1)[1]) <= ATOL
     # torch stops at ||grad L|| ~ 1e-8, where one parameter alone can still gain ~5e-6: no verdict
     # may claim Theorem 1 there; polished by Newton to rounding it is earned.

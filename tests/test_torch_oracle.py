@@ -19,14 +19,15 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Callable, Optional, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 import torch.nn.functional as F  # noqa: E402
-from torch.func import jacrev, vmap, grad as tgrad  # noqa: E402
+from torch.func import grad as tgrad
+from torch.func import jacrev, vmap  # noqa: E402
 
 import gradbasis  # noqa: E402
 
@@ -96,7 +97,7 @@ def parse_act(name: str, default_slope: float = 0.01):
     return name, default_slope
 
 
-def t_act(z, name: str, slope: float, rec: Optional[list]):
+def t_act(z, name: str, slope: float, rec: list | None):
     if rec is not None and name in KINKED:
         rec.append(z.detach().reshape(-1))
     if name == "identity":
@@ -153,7 +154,7 @@ class MLPCase:
     sizes: Sequence[int]
     activation: object = "tanh"  # what is passed to gradbasis
     bias: bool = True
-    negative_slope: Optional[float] = None  # passed to gradbasis if not None
+    negative_slope: float | None = None  # passed to gradbasis if not None
 
     @property
     def H(self):

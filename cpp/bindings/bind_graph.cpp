@@ -2,8 +2,8 @@
 
 #include <optional>
 
-#include "gradbasis/graph.hpp"
 #include "gradbasis/gram.hpp"
+#include "gradbasis/graph.hpp"
 #include "gradbasis/kernels.hpp"
 
 namespace gradbasis::bindings {
@@ -11,12 +11,13 @@ namespace gradbasis::bindings {
 void bind_graph(py::module_& m) {
   py::class_<Graph>(m, "Graph")
       .def(py::init<Index>(), py::arg("input_dim"))
-      .def("add_dense", &Graph::add_dense, py::arg("src"), py::arg("out_dim"), py::arg("weight_offset"),
-           py::arg("bias_offset"))
+      .def("add_dense", &Graph::add_dense, py::arg("src"), py::arg("out_dim"),
+           py::arg("weight_offset"), py::arg("bias_offset"))
       .def(
           "add_activation",
           [](Graph& g, int src, int kind, double negative_slope) {
-            return g.add_activation(src, Activation{static_cast<ActivationKind>(kind), negative_slope});
+            return g.add_activation(src,
+                                    Activation{static_cast<ActivationKind>(kind), negative_slope});
           },
           py::arg("src"), py::arg("kind"), py::arg("negative_slope") = 0.0)
       .def("add_sum", &Graph::add_sum, py::arg("a"), py::arg("b"))
@@ -43,18 +44,21 @@ void bind_graph(py::module_& m) {
             d["negative_slope"] = n.activation.negative_slope;
             return d;
           },
-          py::arg("k"), "The node's kind (0 input, 1 dense, 2 activation, 3 sum), sizes, sources and offsets.")
+          py::arg("k"),
+          "The node's kind (0 input, 1 dense, 2 activation, 3 sum), sizes, sources and offsets.")
       .def(
           "node_values",
-          [](const Graph& g, ConstVectorRef theta, ConstRowMatrixRef X, int node, RowMatrixRef out, int n_threads) {
+          [](const Graph& g, ConstVectorRef theta, ConstRowMatrixRef X, int node, RowMatrixRef out,
+             int n_threads) {
             py::gil_scoped_release release;
             node_values(g, theta.data(), X, node, out, n_threads);
           },
-          py::arg("theta").noconvert(), py::arg("X").noconvert(), py::arg("node"), py::arg("out").noconvert(),
-          py::arg("n_threads"))
+          py::arg("theta").noconvert(), py::arg("X").noconvert(), py::arg("node"),
+          py::arg("out").noconvert(), py::arg("n_threads"))
       .def(
           "forward",
-          [](const Graph& g, ConstVectorRef theta, ConstRowMatrixRef X, RowMatrixRef out, int n_threads) {
+          [](const Graph& g, ConstVectorRef theta, ConstRowMatrixRef X, RowMatrixRef out,
+             int n_threads) {
             py::gil_scoped_release release;
             forward(g, theta.data(), X, out, n_threads);
           },
@@ -72,8 +76,8 @@ void bind_graph(py::module_& m) {
           py::arg("n_threads"))
       .def(
           "jvp",
-          [](const Graph& g, ConstVectorRef theta, ConstRowMatrixRef X, ConstVectorRef v, RowMatrixRef out,
-             int n_threads) {
+          [](const Graph& g, ConstVectorRef theta, ConstRowMatrixRef X, ConstVectorRef v,
+             RowMatrixRef out, int n_threads) {
             py::gil_scoped_release release;
             jvp(g, theta.data(), X, v.data(), out, n_threads);
           },
@@ -81,8 +85,8 @@ void bind_graph(py::module_& m) {
           py::arg("out").noconvert(), py::arg("n_threads"))
       .def(
           "vjp",
-          [](const Graph& g, ConstVectorRef theta, ConstRowMatrixRef X, ConstRowMatrixRef U, VectorRef out,
-             int n_threads) {
+          [](const Graph& g, ConstVectorRef theta, ConstRowMatrixRef X, ConstRowMatrixRef U,
+             VectorRef out, int n_threads) {
             py::gil_scoped_release release;
             vjp(g, theta.data(), X, U, out.data(), n_threads);
           },
@@ -90,8 +94,9 @@ void bind_graph(py::module_& m) {
           py::arg("out").noconvert(), py::arg("n_threads"))
       .def(
           "gram",
-          [](const Graph& g, ConstVectorRef theta, ConstRowMatrixRef X1, std::optional<ConstRowMatrixRef> X2,
-             const std::vector<double>& weights, py::array_t<double, py::array::c_style> out, int n_threads) {
+          [](const Graph& g, ConstVectorRef theta, ConstRowMatrixRef X1,
+             std::optional<ConstRowMatrixRef> X2, const std::vector<double>& weights,
+             py::array_t<double, py::array::c_style> out, int n_threads) {
             double* dst = out.mutable_data();
             py::gil_scoped_release release;
             if (X2) {
@@ -101,17 +106,17 @@ void bind_graph(py::module_& m) {
               gram(g, theta.data(), X1, nullptr, weights, dst, n_threads);
             }
           },
-          py::arg("theta").noconvert(), py::arg("X1").noconvert(), py::arg("X2").noconvert(), py::arg("weights"),
-          py::arg("out").noconvert(), py::arg("n_threads"))
+          py::arg("theta").noconvert(), py::arg("X1").noconvert(), py::arg("X2").noconvert(),
+          py::arg("weights"), py::arg("out").noconvert(), py::arg("n_threads"))
       .def(
           "gram_diagonal",
-          [](const Graph& g, ConstVectorRef theta, ConstRowMatrixRef X, const std::vector<double>& weights,
-             VectorRef out, int n_threads) {
+          [](const Graph& g, ConstVectorRef theta, ConstRowMatrixRef X,
+             const std::vector<double>& weights, VectorRef out, int n_threads) {
             py::gil_scoped_release release;
             gram_diagonal(g, theta.data(), X, weights, out.data(), n_threads);
           },
-          py::arg("theta").noconvert(), py::arg("X").noconvert(), py::arg("weights"), py::arg("out").noconvert(),
-          py::arg("n_threads"))
+          py::arg("theta").noconvert(), py::arg("X").noconvert(), py::arg("weights"),
+          py::arg("out").noconvert(), py::arg("n_threads"))
       .def(
           "kink_margin",
           [](const Graph& g, ConstVectorRef theta, ConstRowMatrixRef X, int n_threads) {
@@ -121,33 +126,35 @@ void bind_graph(py::module_& m) {
           py::arg("theta").noconvert(), py::arg("X").noconvert(), py::arg("n_threads"))
       .def(
           "objective",
-          [](const Graph& g, const Loss& loss, ConstVectorRef theta, ConstRowMatrixRef X, ConstRowMatrixRef Y,
-             ConstVectorRef w, int n_threads) {
+          [](const Graph& g, const Loss& loss, ConstVectorRef theta, ConstRowMatrixRef X,
+             ConstRowMatrixRef Y, ConstVectorRef w, int n_threads) {
             py::gil_scoped_release release;
             return objective(g, loss, theta.data(), X, Y, w.data(), nullptr, n_threads);
           },
-          py::arg("loss"), py::arg("theta").noconvert(), py::arg("X").noconvert(), py::arg("Y").noconvert(),
-          py::arg("weights").noconvert(), py::arg("n_threads"), "Returns L(theta).")
+          py::arg("loss"), py::arg("theta").noconvert(), py::arg("X").noconvert(),
+          py::arg("Y").noconvert(), py::arg("weights").noconvert(), py::arg("n_threads"),
+          "Returns L(theta).")
       .def(
           "objective_gradient",
-          [](const Graph& g, const Loss& loss, ConstVectorRef theta, ConstRowMatrixRef X, ConstRowMatrixRef Y,
-             ConstVectorRef w, VectorRef grad, int n_threads) {
+          [](const Graph& g, const Loss& loss, ConstVectorRef theta, ConstRowMatrixRef X,
+             ConstRowMatrixRef Y, ConstVectorRef w, VectorRef grad, int n_threads) {
             py::gil_scoped_release release;
             return objective(g, loss, theta.data(), X, Y, w.data(), grad.data(), n_threads);
           },
-          py::arg("loss"), py::arg("theta").noconvert(), py::arg("X").noconvert(), py::arg("Y").noconvert(),
-          py::arg("weights").noconvert(), py::arg("grad").noconvert(), py::arg("n_threads"),
-          "Returns L(theta) and writes its gradient into grad.")
+          py::arg("loss"), py::arg("theta").noconvert(), py::arg("X").noconvert(),
+          py::arg("Y").noconvert(), py::arg("weights").noconvert(), py::arg("grad").noconvert(),
+          py::arg("n_threads"), "Returns L(theta) and writes its gradient into grad.")
       .def(
           "objective_hvp",
-          [](const Graph& g, const Loss& loss, ConstVectorRef theta, ConstRowMatrixRef X, ConstRowMatrixRef Y,
-             ConstVectorRef w, ConstVectorRef v, VectorRef out, int n_threads) {
+          [](const Graph& g, const Loss& loss, ConstVectorRef theta, ConstRowMatrixRef X,
+             ConstRowMatrixRef Y, ConstVectorRef w, ConstVectorRef v, VectorRef out,
+             int n_threads) {
             py::gil_scoped_release release;
             objective_hvp(g, loss, theta.data(), X, Y, w.data(), v.data(), out.data(), n_threads);
           },
-          py::arg("loss"), py::arg("theta").noconvert(), py::arg("X").noconvert(), py::arg("Y").noconvert(),
-          py::arg("weights").noconvert(), py::arg("v").noconvert(), py::arg("out").noconvert(),
-          py::arg("n_threads"));
+          py::arg("loss"), py::arg("theta").noconvert(), py::arg("X").noconvert(),
+          py::arg("Y").noconvert(), py::arg("weights").noconvert(), py::arg("v").noconvert(),
+          py::arg("out").noconvert(), py::arg("n_threads"));
 }
 
 }  // namespace gradbasis::bindings

@@ -40,32 +40,41 @@ void bind_induced(py::module_& m) {
 
   m.def(
       "induced_minimum",
-      [](ConstRowMatrixRef B, const Loss& loss, ConstRowMatrixRef Y, ConstVectorRef w, double rank_tol,
-         std::vector<double> cuts, double tol, int max_iter, std::optional<Vector> start) {
-        if (B.rows() != Y.rows() * Y.cols()) throw std::invalid_argument("B must have m * d_y rows");
-        InducedOptions options{rank_tol, std::move(cuts), tol, max_iter, start_vector(start, B.rows())};
+      [](ConstRowMatrixRef B, const Loss& loss, ConstRowMatrixRef Y, ConstVectorRef w,
+         double rank_tol, std::vector<double> cuts, double tol, int max_iter,
+         std::optional<Vector> start) {
+        if (B.rows() != Y.rows() * Y.cols())
+          throw std::invalid_argument("B must have m * d_y rows");
+        InducedOptions options{rank_tol, std::move(cuts), tol, max_iter,
+                               start_vector(start, B.rows())};
         py::gil_scoped_release release;
         return induced_minimum(B, loss, Y, w.data(), options);
       },
-      py::arg("B").noconvert(), py::arg("loss"), py::arg("Y").noconvert(), py::arg("weights").noconvert(),
-      py::arg("rank_tol"), py::arg("cuts"), py::arg("tol"), py::arg("max_iter"), py::arg("start") = py::none(),
+      py::arg("B").noconvert(), py::arg("loss"), py::arg("Y").noconvert(),
+      py::arg("weights").noconvert(), py::arg("rank_tol"), py::arg("cuts"), py::arg("tol"),
+      py::arg("max_iter"), py::arg("start") = py::none(),
       "Minimise sum_i w_i l((B a)_i, y_i) over the numerical span of B (see induced.hpp).");
 
   m.def(
       "induced_minimum_orthonormal",
-      [](Eigen::Ref<const ColMatrix> Q, ConstVectorRef scale, const Loss& loss, ConstRowMatrixRef Y, ConstVectorRef w,
-         double rank_tol, std::vector<double> cuts, double tol, int max_iter, std::optional<Vector> start,
-         double gram_rounding) {
-        if (scale.size() != Q.cols()) throw std::invalid_argument("scale must have one entry per column of Q");
-        if (Q.rows() != Y.rows() * Y.cols()) throw std::invalid_argument("Q must have m * d_y rows");
-        InducedOptions options{rank_tol, std::move(cuts), tol, max_iter, start_vector(start, Q.rows()), gram_rounding};
+      [](Eigen::Ref<const ColMatrix> Q, ConstVectorRef scale, const Loss& loss, ConstRowMatrixRef Y,
+         ConstVectorRef w, double rank_tol, std::vector<double> cuts, double tol, int max_iter,
+         std::optional<Vector> start, double gram_rounding) {
+        if (scale.size() != Q.cols())
+          throw std::invalid_argument("scale must have one entry per column of Q");
+        if (Q.rows() != Y.rows() * Y.cols())
+          throw std::invalid_argument("Q must have m * d_y rows");
+        InducedOptions options{
+            rank_tol, std::move(cuts), tol, max_iter, start_vector(start, Q.rows()), gram_rounding};
         py::gil_scoped_release release;
         return induced_minimum_orthonormal(Q, scale, loss, Y, w.data(), options);
       },
-      py::arg("Q").noconvert(), py::arg("scale").noconvert(), py::arg("loss"), py::arg("Y").noconvert(),
-      py::arg("weights").noconvert(), py::arg("rank_tol"), py::arg("cuts"), py::arg("tol"), py::arg("max_iter"),
-      py::arg("start") = py::none(), py::arg("gram_rounding") = 0.0,
-      "The induced solve over range(Q) for Q with orthonormal columns nested by scale (see induced.hpp).");
+      py::arg("Q").noconvert(), py::arg("scale").noconvert(), py::arg("loss"),
+      py::arg("Y").noconvert(), py::arg("weights").noconvert(), py::arg("rank_tol"),
+      py::arg("cuts"), py::arg("tol"), py::arg("max_iter"), py::arg("start") = py::none(),
+      py::arg("gram_rounding") = 0.0,
+      "The induced solve over range(Q) for Q with orthonormal columns nested by scale (see "
+      "induced.hpp).");
 }
 
 }  // namespace gradbasis::bindings

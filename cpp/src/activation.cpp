@@ -29,20 +29,32 @@ inline void map_elements(const double* src, double* dst, Index n, F f) {
 void activation_apply(const Activation& act, const double* pre, double* out, Index n) {
   const double s = act.negative_slope;
   switch (act.kind) {
-    case ActivationKind::Identity: map_elements(pre, out, n, [](double x) { return x; }); break;
-    case ActivationKind::Relu: map_elements(pre, out, n, [](double x) { return x > 0.0 ? x : 0.0; }); break;
-    case ActivationKind::LeakyRelu: map_elements(pre, out, n, [s](double x) { return x > 0.0 ? x : s * x; }); break;
-    case ActivationKind::Tanh: map_elements(pre, out, n, [](double x) { return std::tanh(x); }); break;
-    case ActivationKind::Sigmoid: map_elements(pre, out, n, sigmoid); break;
-    case ActivationKind::Softplus: map_elements(pre, out, n, softplus); break;
+    case ActivationKind::Identity:
+      map_elements(pre, out, n, [](double x) { return x; });
+      break;
+    case ActivationKind::Relu:
+      map_elements(pre, out, n, [](double x) { return x > 0.0 ? x : 0.0; });
+      break;
+    case ActivationKind::LeakyRelu:
+      map_elements(pre, out, n, [s](double x) { return x > 0.0 ? x : s * x; });
+      break;
+    case ActivationKind::Tanh:
+      map_elements(pre, out, n, [](double x) { return std::tanh(x); });
+      break;
+    case ActivationKind::Sigmoid:
+      map_elements(pre, out, n, sigmoid);
+      break;
+    case ActivationKind::Softplus:
+      map_elements(pre, out, n, softplus);
+      break;
     case ActivationKind::Gelu:
       map_elements(pre, out, n, [](double x) { return 0.5 * x * std::erfc(-x * kInvSqrt2); });
       break;
   }
 }
 
-void activation_derivatives(const Activation& act, const double* x, const double* y,
-                            double* g, double* h, Index n) {
+void activation_derivatives(const Activation& act, const double* x, const double* y, double* g,
+                            double* h, Index n) {
   const double s = act.negative_slope;
   switch (act.kind) {
     case ActivationKind::Identity:

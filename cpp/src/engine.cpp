@@ -41,7 +41,8 @@ void add_scaled_rows(RowMap target, const RowMap& source, const RowMap& scale, I
   }
   for (Index s = 0; s < B; ++s) {
     const auto factor = scale.row(s).array();
-    for (Index k = s * r; k < (s + 1) * r; ++k) target.row(k).array() += source.row(k).array() * factor;
+    for (Index k = s * r; k < (s + 1) * r; ++k)
+      target.row(k).array() += source.row(k).array() * factor;
   }
 }
 
@@ -77,7 +78,8 @@ void block_forward(const Graph& g, const double* theta, const double* X, Index B
     const Node& n = g.node(k);
     RowMap out = ws.value(k, B);
     switch (n.kind) {
-      case NodeKind::Input: break;
+      case NodeKind::Input:
+        break;
       case NodeKind::Dense:
         out.noalias() = ws.value(n.src, B) * weight(g, n, theta).transpose();
         if (n.bias_offset >= 0)
@@ -91,7 +93,9 @@ void block_forward(const Graph& g, const double* theta, const double* X, Index B
                                  derivative_order >= 2 ? ws.d2(k, B).data() : nullptr, out.size());
         break;
       }
-      case NodeKind::Sum: out.noalias() = ws.value(n.src, B) + ws.value(n.src2, B); break;
+      case NodeKind::Sum:
+        out.noalias() = ws.value(n.src, B) + ws.value(n.src2, B);
+        break;
     }
   }
 }
@@ -107,7 +111,8 @@ void block_reverse(const Graph& g, const double* theta, Workspace& ws, Index B) 
     const RowMap c = ws.cot(k, B);
     const bool into_src = g.node(n.src).depends_on_params;
     switch (n.kind) {
-      case NodeKind::Input: break;
+      case NodeKind::Input:
+        break;
       case NodeKind::Dense:
         if (into_src) ws.cot(n.src, B).noalias() += c * weight(g, n, theta);
         break;
@@ -129,7 +134,8 @@ void block_tangent(const Graph& g, const double* theta, const double* v, Workspa
     RowMap t = ws.tangent(k, B);
     const bool from_src = g.node(n.src).depends_on_params;
     switch (n.kind) {
-      case NodeKind::Input: break;
+      case NodeKind::Input:
+        break;
       case NodeKind::Dense:
         // d(W h + b) = dW h + W dh + db
         t.noalias() = ws.value(n.src, B) * weight(g, n, v).transpose();
@@ -165,7 +171,8 @@ void block_reverse_tangent(const Graph& g, const double* theta, const double* v,
     const RowMap dc = ws.dcot(k, B);
     const bool into_src = g.node(n.src).depends_on_params;
     switch (n.kind) {
-      case NodeKind::Input: break;
+      case NodeKind::Input:
+        break;
       case NodeKind::Dense:
         // c_src = c W, so d c_src = dc W + c dW.
         if (into_src) {

@@ -51,17 +51,18 @@ std::vector<NodeFactors> factors(const Graph& g, const double* theta, ConstRowMa
     f.cb = n.bias_offset >= 0 ? weights[2 * q + 1] : 0.0;
     out.push_back(std::move(f));
   }
-  detail::for_each_block(g, m, r, kDerivative | kCotangent, n_threads, [&](Workspace& ws, Index i0, Index B) {
-    block_forward(g, theta, X.row(i0).data(), B, ws, 1);
-    RowMap seed = ws.cot(g.output(), B);
-    seed.setZero();
-    for (Index q = 0; q < B * r; ++q) seed(q, q % r) = 1.0;
-    block_reverse(g, theta, ws, B);
-    for (NodeFactors& f : out) {
-      f.H.middleRows(i0, B) = ws.value(g.node(f.node).src, B);
-      f.D.middleRows(i0 * r, B * r) = ws.cot(f.node, B);
-    }
-  });
+  detail::for_each_block(g, m, r, kDerivative | kCotangent, n_threads,
+                         [&](Workspace& ws, Index i0, Index B) {
+                           block_forward(g, theta, X.row(i0).data(), B, ws, 1);
+                           RowMap seed = ws.cot(g.output(), B);
+                           seed.setZero();
+                           for (Index q = 0; q < B * r; ++q) seed(q, q % r) = 1.0;
+                           block_reverse(g, theta, ws, B);
+                           for (NodeFactors& f : out) {
+                             f.H.middleRows(i0, B) = ws.value(g.node(f.node).src, B);
+                             f.D.middleRows(i0 * r, B * r) = ws.cot(f.node, B);
+                           }
+                         });
   return out;
 }
 
@@ -77,7 +78,8 @@ void gram(const Graph& g, const double* theta, ConstRowMatrixRef X1, const Const
   const Index r = g.output_dim();
   const bool symmetric = X2 == nullptr;
   const std::vector<NodeFactors> F1 = factors(g, theta, X1, weights, n_threads);
-  const std::vector<NodeFactors> F2 = symmetric ? std::vector<NodeFactors>() : factors(g, theta, *X2, weights, n_threads);
+  const std::vector<NodeFactors> F2 =
+      symmetric ? std::vector<NodeFactors>() : factors(g, theta, *X2, weights, n_threads);
   const std::vector<NodeFactors>& G2 = symmetric ? F1 : F2;
   const Index m1 = X1.rows();
   const Index m2 = symmetric ? m1 : X2->rows();
@@ -90,8 +92,9 @@ void gram(const Graph& g, const double* theta, ConstRowMatrixRef X1, const Const
     for (Index b = symmetric ? a : 0; b < t2; ++b) pairs.emplace_back(a, b);
   double width = 0.0;  // sum over dense nodes of (inputs + outputs): the GEMMs' inner sizes
   for (const NodeFactors& f : F1) width += static_cast<double>(f.H.cols() + f.D.cols());
-  const int threads = detail::threads_for(n_threads, static_cast<Index>(pairs.size()),
-                                          static_cast<double>(m1 * r) * static_cast<double>(m2 * r) * width);
+  const int threads =
+      detail::threads_for(n_threads, static_cast<Index>(pairs.size()),
+                          static_cast<double>(m1 * r) * static_cast<double>(m2 * r) * width);
 #pragma omp parallel num_threads(threads)
   {
     RowMatrix acc, G, A;
@@ -122,36 +125,40 @@ void gram(const Graph& g, const double* theta, ConstRowMatrixRef X1, const Const
         for (Index row = 0; row < bi * r; ++row)
           for (Index col = 0; col < row; ++col) acc(row, col) = acc(col, row);
       for (Index row = 0; row < bi * r; ++row)
-        std::copy(acc.row(row).data(), acc.row(row).data() + bj * r, K + (i0 * r + row) * ld + j0 * r);
+        std::copy(acc.row(row).data(), acc.row(row).data() + bj * r,
+                  K + (i0 * r + row) * ld + j0 * r);
       if (symmetric && i0 != j0)
         for (Index col = 0; col < bj * r; ++col)
-          for (Index row = 0; row < bi * r; ++row) K[(j0 * r + col) * ld + i0 * r + row] = acc(row, col);
+          for (Index row = 0; row < bi * r; ++row)
+            K[(j0 * r + col) * ld + i0 * r + row] = acc(row, col);
     }
   }
 }
 
-void gram_diagonal(const Graph& g, const double* theta, ConstRowMatrixRef X, const GramWeights& weights,
-                   double* out, int n_threads) {
+void gram_diagonal(const Graph& g, const double* theta, ConstRowMatrixRef X,
+                   const GramWeights& weights, double* out, int n_threads) {
   check_weights(g, weights);
   const Index r = g.output_dim();
   const std::vector<int> nodes = dense_nodes(g);
-  for_each_block(g, X.rows(), r, kDerivative | kCotangent, n_threads, [&](Workspace& ws, Index i0, Index B) {
-    block_forward(g, theta, X.row(i0).data(), B, ws, 1);
-    RowMap seed = ws.cot(g.output(), B);
-    seed.setZero();
-    for (Index q = 0; q < B * r; ++q) seed(q, q % r) = 1.0;
-    block_reverse(g, theta, ws, B);
-    Eigen::Map<Vector> d(out + i0 * r, B * r);
-    d.setZero();
-    for (size_t q = 0; q < nodes.size(); ++q) {
-      const Node& n = g.node(nodes[q]);
-      const double cb = n.bias_offset >= 0 ? weights[2 * q + 1] : 0.0;
-      const Vector hh = ws.value(n.src, B).rowwise().squaredNorm();
-      const Vector dd = ws.cot(nodes[q], B).rowwise().squaredNorm();
-      for (Index s = 0; s < B; ++s)
-        for (Index k = 0; k < r; ++k) d(s * r + k) += (weights[2 * q] * hh(s) + cb) * dd(s * r + k);
-    }
-  });
+  for_each_block(g, X.rows(), r, kDerivative | kCotangent, n_threads,
+                 [&](Workspace& ws, Index i0, Index B) {
+                   block_forward(g, theta, X.row(i0).data(), B, ws, 1);
+                   RowMap seed = ws.cot(g.output(), B);
+                   seed.setZero();
+                   for (Index q = 0; q < B * r; ++q) seed(q, q % r) = 1.0;
+                   block_reverse(g, theta, ws, B);
+                   Eigen::Map<Vector> d(out + i0 * r, B * r);
+                   d.setZero();
+                   for (size_t q = 0; q < nodes.size(); ++q) {
+                     const Node& n = g.node(nodes[q]);
+                     const double cb = n.bias_offset >= 0 ? weights[2 * q + 1] : 0.0;
+                     const Vector hh = ws.value(n.src, B).rowwise().squaredNorm();
+                     const Vector dd = ws.cot(nodes[q], B).rowwise().squaredNorm();
+                     for (Index s = 0; s < B; ++s)
+                       for (Index k = 0; k < r; ++k)
+                         d(s * r + k) += (weights[2 * q] * hh(s) + cb) * dd(s * r + k);
+                   }
+                 });
 }
 
 }  // namespace gradbasis

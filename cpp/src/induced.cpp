@@ -27,8 +27,8 @@ Index leading_above(ConstVectorRef s, double cut) {
 struct RangeBasis {
   ColMatrix U;
   Vector s;
-  ColMatrix W;                          // V = Q [W; 0] when reduced, else V = W
-  Eigen::HouseholderQR<ColMatrix> qr;   // used only when reduced
+  ColMatrix W;                         // V = Q [W; 0] when reduced, else V = W
+  Eigen::HouseholderQR<ColMatrix> qr;  // used only when reduced
   bool reduced = false;
 
   explicit RangeBasis(ConstRowMatrixRef B) {
@@ -74,7 +74,8 @@ class Objective {
 
   double value(const Vector& F) const {
     double v = 0.0;
-    for (Index i = 0; i < m_; ++i) v += w_[i] * loss_.value(F.data() + i * d_, Y_.row(i).data(), d_);
+    for (Index i = 0; i < m_; ++i)
+      v += w_[i] * loss_.value(F.data() + i * d_, Y_.row(i).data(), d_);
     return v;
   }
   // g_i = w_i grad l(F_i)
@@ -130,7 +131,8 @@ void lower_product(const Eigen::Ref<const ColMatrix>& A, const ColMatrix& B, Col
   constexpr Index kPanel = 128;
   const Index r = A.cols();
   const Index panels = (r + kPanel - 1) / kPanel;
-  const double work = 0.5 * static_cast<double>(A.rows()) * static_cast<double>(r) * static_cast<double>(r);
+  const double work =
+      0.5 * static_cast<double>(A.rows()) * static_cast<double>(r) * static_cast<double>(r);
   const int threads = detail::threads_for(0, panels, work);
 #pragma omp parallel for schedule(dynamic) num_threads(threads)
   for (Index p = 0; p < panels; ++p) {
@@ -160,7 +162,9 @@ void orthonormalise(ColMatrix& Z) {
     lower_product(Z, Z, G);
     Eigen::LLT<ColMatrix> llt(G);
     const double drift =
-        (G.triangularView<Eigen::Lower>().toDenseMatrix() - ColMatrix::Identity(k, k)).cwiseAbs().maxCoeff();
+        (G.triangularView<Eigen::Lower>().toDenseMatrix() - ColMatrix::Identity(k, k))
+            .cwiseAbs()
+            .maxCoeff();
     if (llt.info() != Eigen::Success || (round == 1 && drift > 0.5)) {
       Eigen::HouseholderQR<ColMatrix> qr(Z);
       Z = qr.householderQ() * ColMatrix::Identity(Z.rows(), k);
@@ -200,7 +204,8 @@ struct CentredSpace {
 
 class CentredSpaces {
  public:
-  CentredSpaces(const Eigen::Ref<const ColMatrix>& U, ConstVectorRef scale, Index r_max, Index d, double gram_rounding)
+  CentredSpaces(const Eigen::Ref<const ColMatrix>& U, ConstVectorRef scale, Index r_max, Index d,
+                double gram_rounding)
       : scale_(scale), d_(d), n_(U.rows()), gram_rounding_(gram_rounding) {
     if (r_max == 0) return;
     ColMatrix D = U.leftCols(r_max);
@@ -218,7 +223,8 @@ class CentredSpaces {
     space_.to_y.resize(r, 0);
     if (r == 0) return space_;
     Eigen::BDCSVD<ColMatrix> svd(R_.topLeftCorner(r, r), Eigen::ComputeFullU | Eigen::ComputeFullV);
-    const double rounding = static_cast<double>(std::max(n_, r)) * std::numeric_limits<double>::epsilon();
+    const double rounding =
+        static_cast<double>(std::max(n_, r)) * std::numeric_limits<double>::epsilon();
     std::vector<Index> kept;
     const Vector inv_scale = scale_[0] * scale_.head(r).cwiseInverse();  // s_max / s_j >= 1
     for (Index j = 0; j < r; ++j) {
@@ -287,8 +293,8 @@ class CentredSpaces {
 // clipping and test are repeated. u = 0 is the last resort. When the infimum is approached
 // only at infinity no such u is feasible and the bound falls back to u = 0; a tight bound
 // there needs a dual solve.
-InducedSolve newton(const Objective& phi, const Eigen::Ref<const ColMatrix>& Q, double cut, const Vector& noise,
-                    const InducedOptions& opt, Vector& beta) {
+InducedSolve newton(const Objective& phi, const Eigen::Ref<const ColMatrix>& Q, double cut,
+                    const Vector& noise, const InducedOptions& opt, Vector& beta) {
   const Index n = Q.rows(), r = Q.cols();
   InducedSolve out;
   out.cut = cut;
@@ -317,7 +323,8 @@ InducedSolve newton(const Objective& phi, const Eigen::Ref<const ColMatrix>& Q, 
   };
   auto certify = [&]() {
     phi.gradient(F, g);
-    if (r == 0) {  // the span is {0}, or only shifts Phi ignores: g (summing to 0 per sample) is orthogonal to it
+    if (r == 0) {  // the span is {0}, or only shifts Phi ignores: g (summing to 0 per sample) is
+                   // orthogonal to it
       out.lower = std::max(phi.dual(g), trivial_lower);
       return;
     }
@@ -383,7 +390,8 @@ InducedSolve newton(const Objective& phi, const Eigen::Ref<const ColMatrix>& Q, 
       }
       // No retry where even the predicted decrease is below the rounding of Phi: no step can
       // show a strict decrease there.
-      const bool hopeless = decrement <= 4.0 * std::numeric_limits<double>::epsilon() * std::abs(value);
+      const bool hopeless =
+          decrement <= 4.0 * std::numeric_limits<double>::epsilon() * std::abs(value);
       if (accepted || !adaptive || at_cap || hopeless || mu >= kMuMax) break;
       mu = std::max(100.0 * mu, kMuStart);  // a shorter, more gradient-like step
       solve_step();
@@ -417,7 +425,8 @@ InducedSolve newton(const Objective& phi, const Eigen::Ref<const ColMatrix>& Q, 
   const bool settles = phi.loss_kind() != LossKind::CrossEntropy ||
                        (value > 0.0 && decrement <= 1e-6 * value && step_size <= 1e-2);
   out.attained = out.converged && settles && !at_cap;
-  out.lower = std::min(out.lower, value);  // never an inverted interval: the dual bound holds below Phi(F)
+  out.lower =
+      std::min(out.lower, value);  // never an inverted interval: the dual bound holds below Phi(F)
   return out;
 }
 
@@ -426,14 +435,18 @@ InducedSolve newton(const Objective& phi, const Eigen::Ref<const ColMatrix>& Q, 
 // basis from K = B B^T with relative rounding gram_rounding resolves its direction j only to
 // about gram_rounding (s_max / s_j)^2 on top. A column that mixes U_r's columns with
 // coefficients y (the centred basis) carries sum_j |y_j| of their errors.
-Vector basis_noise(ConstVectorRef scale, Index n, Index r, double gram_rounding, const ColMatrix* mix) {
-  const double base = std::max(64.0, 2.0 * std::sqrt(static_cast<double>(n))) * std::numeric_limits<double>::epsilon();
+Vector basis_noise(ConstVectorRef scale, Index n, Index r, double gram_rounding,
+                   const ColMatrix* mix) {
+  const double base = std::max(64.0, 2.0 * std::sqrt(static_cast<double>(n))) *
+                      std::numeric_limits<double>::epsilon();
   const Index k = mix ? mix->cols() : r;
   Vector noise = Vector::Constant(k, base);
   if (gram_rounding <= 0.0 || r == 0) return noise;
   const Vector error = gram_rounding * (scale[0] * scale.head(r).cwiseInverse()).cwiseAbs2();
-  if (mix) noise.array() += (error.transpose() * mix->cwiseAbs()).transpose().array();
-  else noise += error;
+  if (mix)
+    noise.array() += (error.transpose() * mix->cwiseAbs()).transpose().array();
+  else
+    noise += error;
   return noise;
 }
 
@@ -441,7 +454,8 @@ Vector basis_noise(ConstVectorRef scale, Index n, Index r, double gram_rounding,
 // warm-starts the next; so may options.start). Returns the main cut's coordinates y in U's
 // leading columns (fitted = U_r y) and sets result.main, result.profile and result.fitted.
 Vector solve_cuts(const Objective& phi, const Eigen::Ref<const ColMatrix>& U, ConstVectorRef scale,
-                  const std::function<Index(double)>& rank_at, const InducedOptions& options, InducedResult& result) {
+                  const std::function<Index(double)>& rank_at, const InducedOptions& options,
+                  InducedResult& result) {
   std::vector<double> cuts = options.cuts;
   cuts.push_back(options.rank_tol);
   std::sort(cuts.begin(), cuts.end(), std::greater<double>());
@@ -451,9 +465,10 @@ Vector solve_cuts(const Objective& phi, const Eigen::Ref<const ColMatrix>& U, Co
   const bool has_start = options.start.size() > 0;
   std::unique_ptr<CentredSpaces> spaces;
   if (centred)
-    spaces = std::make_unique<CentredSpaces>(U, scale, rank_at(cuts.back()), phi.outputs(), options.gram_rounding);
-  Vector beta(0);                          // the previous cut's coordinates in its solve basis
-  Vector previous = Vector::Zero(n);       // the previous cut's point in its solve space
+    spaces = std::make_unique<CentredSpaces>(U, scale, rank_at(cuts.back()), phi.outputs(),
+                                             options.gram_rounding);
+  Vector beta(0);                     // the previous cut's coordinates in its solve basis
+  Vector previous = Vector::Zero(n);  // the previous cut's point in its solve space
   Vector main_y(0), main_F = Vector::Zero(n);
   for (double cut : cuts) {
     const Index r = rank_at(cut);
@@ -478,15 +493,18 @@ Vector solve_cuts(const Objective& phi, const Eigen::Ref<const ColMatrix>& U, Co
       start_F.noalias() = Ur * start_y;
       start_value = phi.value(start_F);
       Vector candidate(Q.cols());
-      if (centred) candidate.noalias() = Q.transpose() * start_F;
-      else candidate = start_y;
+      if (centred)
+        candidate.noalias() = Q.transpose() * start_F;
+      else
+        candidate = start_y;
       if (phi.value(Q * candidate) < phi.value(Q * start)) {
         start = candidate;
         from_start = true;
       }
     }
     beta = start;
-    const Vector noise = basis_noise(scale, n, r, options.gram_rounding, centred ? &space->to_y : nullptr);
+    const Vector noise =
+        basis_noise(scale, n, r, options.gram_rounding, centred ? &space->to_y : nullptr);
     InducedSolve solve = newton(phi, Q, cut, noise, options, beta);
     solve.rank = r;
     solve.from_start = from_start;
@@ -497,8 +515,10 @@ Vector solve_cuts(const Objective& phi, const Eigen::Ref<const ColMatrix>& U, Co
       y = start_y;
       F = start_F;
       value = start_value;
-      if (centred) beta.noalias() = Q.transpose() * start_F;
-      else beta = start_y;
+      if (centred)
+        beta.noalias() = Q.transpose() * start_F;
+      else
+        beta = start_y;
     }
     solve.value = value;
     solve.lower = std::min(solve.lower, value);
@@ -522,18 +542,21 @@ InducedResult induced_minimum(ConstRowMatrixRef B, const Loss& loss, ConstRowMat
   const Objective phi(loss, Y, weights);
   InducedResult result;
   result.singular_values = basis.s;
-  const Vector y = solve_cuts(phi, basis.U, basis.s, [&](double cut) { return basis.rank_at(cut); }, options, result);
+  const Vector y = solve_cuts(
+      phi, basis.U, basis.s, [&](double cut) { return basis.rank_at(cut); }, options, result);
   result.alpha = basis.coefficients(y, B.cols());
   return result;
 }
 
-InducedResult induced_minimum_orthonormal(const Eigen::Ref<const ColMatrix>& Q, ConstVectorRef scale,
-                                          const Loss& loss, ConstRowMatrixRef Y, const double* weights,
+InducedResult induced_minimum_orthonormal(const Eigen::Ref<const ColMatrix>& Q,
+                                          ConstVectorRef scale, const Loss& loss,
+                                          ConstRowMatrixRef Y, const double* weights,
                                           const InducedOptions& options) {
   const Objective phi(loss, Y, weights);
   InducedResult result;
   result.singular_values = scale;
-  const Vector y = solve_cuts(phi, Q, scale, [&](double cut) { return leading_above(scale, cut); }, options, result);
+  const Vector y = solve_cuts(
+      phi, Q, scale, [&](double cut) { return leading_above(scale, cut); }, options, result);
   result.alpha = Vector::Zero(Q.cols());
   result.alpha.head(y.size()) = y;
   return result;

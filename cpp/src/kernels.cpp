@@ -38,7 +38,8 @@ double reduce_over_blocks(const Graph& g, Index m, unsigned needs, int n_threads
   std::vector<double, Eigen::aligned_allocator<double>> partial(
       out != nullptr ? static_cast<size_t>(chunks * stride) : 0, 0.0);
   std::vector<double> scalar(static_cast<size_t>(chunks), 0.0);
-  const int threads = detail::threads_for(n_threads, chunks, static_cast<double>(m) * static_cast<double>(P));
+  const int threads =
+      detail::threads_for(n_threads, chunks, static_cast<double>(m) * static_cast<double>(P));
 #pragma omp parallel num_threads(threads)
   {
     Workspace ws(g, std::min(kBlock, m), 1, needs);
@@ -56,7 +57,8 @@ double reduce_over_blocks(const Graph& g, Index m, unsigned needs, int n_threads
   if (out != nullptr) {
     Eigen::Map<Vector> result(out, P);
     result.setZero();
-    for (Index c = 0; c < chunks; ++c) result += Eigen::Map<const Vector>(partial.data() + c * stride, P);
+    for (Index c = 0; c < chunks; ++c)
+      result += Eigen::Map<const Vector>(partial.data() + c * stride, P);
   }
   return total;
 }
@@ -80,15 +82,16 @@ bool built_with_openmp() {
 #endif
 }
 
-void forward(const Graph& g, const double* theta, ConstRowMatrixRef X, RowMatrixRef out, int n_threads) {
+void forward(const Graph& g, const double* theta, ConstRowMatrixRef X, RowMatrixRef out,
+             int n_threads) {
   for_each_block(g, X.rows(), 1, 0u, n_threads, [&](Workspace& ws, Index i0, Index B) {
     block_forward(g, theta, X.row(i0).data(), B, ws, 0);
     out.middleRows(i0, B) = ws.value(g.output(), B);
   });
 }
 
-void node_values(const Graph& g, const double* theta, ConstRowMatrixRef X, int node, RowMatrixRef out,
-                 int n_threads) {
+void node_values(const Graph& g, const double* theta, ConstRowMatrixRef X, int node,
+                 RowMatrixRef out, int n_threads) {
   if (node < 0 || node >= g.num_nodes()) throw std::out_of_range("node_values: no such node");
   for_each_block(g, X.rows(), 1, 0u, n_threads, [&](Workspace& ws, Index i0, Index B) {
     block_forward(g, theta, X.row(i0).data(), B, ws, 0);
@@ -99,24 +102,26 @@ void node_values(const Graph& g, const double* theta, ConstRowMatrixRef X, int n
 void jacobian(const Graph& g, const double* theta, ConstRowMatrixRef X, double* J, int n_threads) {
   const Index r = g.output_dim();
   const Index P = g.num_params();
-  for_each_block(g, X.rows(), r, kDerivative | kCotangent, n_threads, [&](Workspace& ws, Index i0, Index B) {
-    block_forward(g, theta, X.row(i0).data(), B, ws, 1);
-    // Seed: sample s, output k gets the unit cotangent e_k.
-    RowMap seed = ws.cot(g.output(), B);
-    seed.setZero();
-    for (Index q = 0; q < B * r; ++q) seed(q, q % r) = 1.0;
-    block_reverse(g, theta, ws, B);
-    block_write_jacobian(g, ws, B, J + i0 * r * P, P);
-  });
+  for_each_block(g, X.rows(), r, kDerivative | kCotangent, n_threads,
+                 [&](Workspace& ws, Index i0, Index B) {
+                   block_forward(g, theta, X.row(i0).data(), B, ws, 1);
+                   // Seed: sample s, output k gets the unit cotangent e_k.
+                   RowMap seed = ws.cot(g.output(), B);
+                   seed.setZero();
+                   for (Index q = 0; q < B * r; ++q) seed(q, q % r) = 1.0;
+                   block_reverse(g, theta, ws, B);
+                   block_write_jacobian(g, ws, B, J + i0 * r * P, P);
+                 });
 }
 
-void jvp(const Graph& g, const double* theta, ConstRowMatrixRef X, const double* v, RowMatrixRef out,
-         int n_threads) {
-  for_each_block(g, X.rows(), 1, kDerivative | kTangent, n_threads, [&](Workspace& ws, Index i0, Index B) {
-    block_forward(g, theta, X.row(i0).data(), B, ws, 1);
-    block_tangent(g, theta, v, ws, B);
-    out.middleRows(i0, B) = ws.tangent(g.output(), B);
-  });
+void jvp(const Graph& g, const double* theta, ConstRowMatrixRef X, const double* v,
+         RowMatrixRef out, int n_threads) {
+  for_each_block(g, X.rows(), 1, kDerivative | kTangent, n_threads,
+                 [&](Workspace& ws, Index i0, Index B) {
+                   block_forward(g, theta, X.row(i0).data(), B, ws, 1);
+                   block_tangent(g, theta, v, ws, B);
+                   out.middleRows(i0, B) = ws.tangent(g.output(), B);
+                 });
 }
 
 void vjp(const Graph& g, const double* theta, ConstRowMatrixRef X, ConstRowMatrixRef U, double* out,
@@ -133,7 +138,8 @@ void vjp(const Graph& g, const double* theta, ConstRowMatrixRef X, ConstRowMatri
 
 double kink_margin(const Graph& g, const double* theta, ConstRowMatrixRef X, int n_threads) {
   const Index m = X.rows();
-  std::vector<double> margins(static_cast<size_t>(num_blocks(m)), std::numeric_limits<double>::infinity());
+  std::vector<double> margins(static_cast<size_t>(num_blocks(m)),
+                              std::numeric_limits<double>::infinity());
   for_each_block(g, m, 1, 0u, n_threads, [&](Workspace& ws, Index i0, Index B) {
     block_forward(g, theta, X.row(i0).data(), B, ws, 0);
     double best = std::numeric_limits<double>::infinity();
@@ -151,49 +157,52 @@ double objective(const Graph& g, const Loss& loss, const double* theta, ConstRow
                  ConstRowMatrixRef Y, const double* w, double* grad, int n_threads) {
   const Index d = g.output_dim();
   const unsigned needs = grad != nullptr ? (kDerivative | kCotangent) : 0u;
-  return reduce_over_blocks(g, X.rows(), needs, n_threads, grad,
-                            [&](Workspace& ws, Index i0, Index B, double* partial) {
-                              block_forward(g, theta, X.row(i0).data(), B, ws, partial ? 1 : 0);
-                              const RowMap f = ws.value(g.output(), B);
-                              double value = 0.0;
-                              for (Index s = 0; s < B; ++s)
-                                value += w[i0 + s] * loss.value(f.row(s).data(), Y.row(i0 + s).data(), d);
-                              if (partial == nullptr) return value;
-                              RowMap c = ws.cot(g.output(), B);
-                              for (Index s = 0; s < B; ++s) {
-                                loss.gradient(f.row(s).data(), Y.row(i0 + s).data(), d, c.row(s).data());
-                                c.row(s) *= w[i0 + s];
-                              }
-                              block_reverse(g, theta, ws, B);
-                              block_accumulate_gradient(g, ws, B, partial);
-                              return value;
-                            });
+  return reduce_over_blocks(
+      g, X.rows(), needs, n_threads, grad, [&](Workspace& ws, Index i0, Index B, double* partial) {
+        block_forward(g, theta, X.row(i0).data(), B, ws, partial ? 1 : 0);
+        const RowMap f = ws.value(g.output(), B);
+        double value = 0.0;
+        for (Index s = 0; s < B; ++s)
+          value += w[i0 + s] * loss.value(f.row(s).data(), Y.row(i0 + s).data(), d);
+        if (partial == nullptr) return value;
+        RowMap c = ws.cot(g.output(), B);
+        for (Index s = 0; s < B; ++s) {
+          loss.gradient(f.row(s).data(), Y.row(i0 + s).data(), d, c.row(s).data());
+          c.row(s) *= w[i0 + s];
+        }
+        block_reverse(g, theta, ws, B);
+        block_accumulate_gradient(g, ws, B, partial);
+        return value;
+      });
 }
 
 void objective_hvp(const Graph& g, const Loss& loss, const double* theta, ConstRowMatrixRef X,
-                   ConstRowMatrixRef Y, const double* w, const double* v, double* out, int n_threads) {
+                   ConstRowMatrixRef Y, const double* w, const double* v, double* out,
+                   int n_threads) {
   const Index d = g.output_dim();
-  const unsigned needs = kDerivative | kSecondDerivative | kCotangent | kTangent | kCotangentTangent;
-  reduce_over_blocks(g, X.rows(), needs, n_threads, out, [&](Workspace& ws, Index i0, Index B, double* hv) {
-    block_forward(g, theta, X.row(i0).data(), B, ws, 2);
-    block_tangent(g, theta, v, ws, B);
-    const int o = g.output();
-    const RowMap f = ws.value(o, B);
-    const RowMap df = ws.tangent(o, B);
-    RowMap c = ws.cot(o, B);
-    RowMap dc = ws.dcot(o, B);
-    // Output cotangent w_i grad l(f_i) and its derivative w_i hess l(f_i) df_i.
-    for (Index s = 0; s < B; ++s) {
-      const double* y = Y.row(i0 + s).data();
-      loss.gradient(f.row(s).data(), y, d, c.row(s).data());
-      loss.hessian_vector(f.row(s).data(), y, d, df.row(s).data(), dc.row(s).data());
-      c.row(s) *= w[i0 + s];
-      dc.row(s) *= w[i0 + s];
-    }
-    block_reverse_tangent(g, theta, v, ws, B);
-    block_accumulate_hvp(g, ws, B, hv);
-    return 0.0;
-  });
+  const unsigned needs =
+      kDerivative | kSecondDerivative | kCotangent | kTangent | kCotangentTangent;
+  reduce_over_blocks(
+      g, X.rows(), needs, n_threads, out, [&](Workspace& ws, Index i0, Index B, double* hv) {
+        block_forward(g, theta, X.row(i0).data(), B, ws, 2);
+        block_tangent(g, theta, v, ws, B);
+        const int o = g.output();
+        const RowMap f = ws.value(o, B);
+        const RowMap df = ws.tangent(o, B);
+        RowMap c = ws.cot(o, B);
+        RowMap dc = ws.dcot(o, B);
+        // Output cotangent w_i grad l(f_i) and its derivative w_i hess l(f_i) df_i.
+        for (Index s = 0; s < B; ++s) {
+          const double* y = Y.row(i0 + s).data();
+          loss.gradient(f.row(s).data(), y, d, c.row(s).data());
+          loss.hessian_vector(f.row(s).data(), y, d, df.row(s).data(), dc.row(s).data());
+          c.row(s) *= w[i0 + s];
+          dc.row(s) *= w[i0 + s];
+        }
+        block_reverse_tangent(g, theta, v, ws, B);
+        block_accumulate_hvp(g, ws, B, hv);
+        return 0.0;
+      });
 }
 
 }  // namespace gradbasis

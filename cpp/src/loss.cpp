@@ -15,8 +15,8 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
 // a plain 1 - p_j would round to 0 once the losses of separable data fall below 1e-16.
 struct Softmax {
   Index top = 0;
-  double rest = 0.0;   // sum of exp(q_k - q_top) over k != top
-  double lse = 0.0;    // log-sum-exp of q
+  double rest = 0.0;  // sum of exp(q_k - q_top) over k != top
+  double lse = 0.0;   // log-sum-exp of q
 };
 
 Softmax softmax(const double* q, Index d, double* p) {
@@ -42,9 +42,12 @@ double hinge_derivative(double p, double t, int order) {
   const double w = 1.0 - t;
   if (w <= 0.0) return 0.0;
   switch (order) {
-    case 0: return std::pow(w, p);
-    case 1: return -p * std::pow(w, p - 1.0);
-    default: return p * (p - 1.0) * std::pow(w, p - 2.0);
+    case 0:
+      return std::pow(w, p);
+    case 1:
+      return -p * std::pow(w, p - 1.0);
+    default:
+      return p * (p - 1.0) * std::pow(w, p - 2.0);
   }
 }
 
@@ -67,7 +70,8 @@ double Loss::value(const double* q, const double* y, Index d) const {
       for (Index k = 0; k < d; ++k) v += y[k] * (q[top] - q[k] + log_total);
       return v;
     }
-    case LossKind::SmoothedHinge: return hinge_derivative(p, y[0] * q[0], 0);
+    case LossKind::SmoothedHinge:
+      return hinge_derivative(p, y[0] * q[0], 0);
   }
   return 0.0;
 }
@@ -78,15 +82,17 @@ void Loss::gradient(const double* q, const double* y, Index d, double* out) cons
       for (Index k = 0; k < d; ++k) out[k] = 2.0 * (q[k] - y[k]);
       break;
     case LossKind::CrossEntropy: {
-      // sum(y) softmax(q) - y, with the top entry written as (sum(y) - y_top) - sum(y) * rest / (1 + rest)
-      // so that a confident, correct prediction keeps its tiny gradient.
+      // sum(y) softmax(q) - y, with the top entry written as (sum(y) - y_top) - sum(y) * rest / (1
+      // + rest) so that a confident, correct prediction keeps its tiny gradient.
       const Softmax sm = softmax(q, d, out);
       const double mass = sum(y, d);
       for (Index k = 0; k < d; ++k) out[k] = out[k] * mass - y[k];
       out[sm.top] = (mass - y[sm.top]) - mass * sm.rest / (1.0 + sm.rest);
       break;
     }
-    case LossKind::SmoothedHinge: out[0] = y[0] * hinge_derivative(p, y[0] * q[0], 1); break;
+    case LossKind::SmoothedHinge:
+      out[0] = y[0] * hinge_derivative(p, y[0] * q[0], 1);
+      break;
   }
 }
 
@@ -97,7 +103,8 @@ void Loss::hessian(const double* q, const double* y, Index d, double* out) const
         for (Index b = 0; b < d; ++b) out[a * d + b] = a == b ? 2.0 : 0.0;
       break;
     case LossKind::CrossEntropy: {
-      // sum(y) (diag(s) - s s^T), s = softmax(q); diagonal s_a (1 - s_a) with 1 - s_top = rest / (1 + rest).
+      // sum(y) (diag(s) - s s^T), s = softmax(q); diagonal s_a (1 - s_a) with 1 - s_top = rest / (1
+      // + rest).
       Eigen::VectorXd s(d);
       const Softmax sm = softmax(q, d, s.data());
       const double mass = sum(y, d);
@@ -109,7 +116,9 @@ void Loss::hessian(const double* q, const double* y, Index d, double* out) const
       }
       break;
     }
-    case LossKind::SmoothedHinge: out[0] = hinge_derivative(p, y[0] * q[0], 2); break;
+    case LossKind::SmoothedHinge:
+      out[0] = hinge_derivative(p, y[0] * q[0], 2);
+      break;
   }
 }
 
@@ -120,7 +129,8 @@ void Loss::hessian_vector(const double* q, const double* y, Index d, const doubl
       for (Index k = 0; k < d; ++k) out[k] = 2.0 * v[k];
       break;
     case LossKind::CrossEntropy: {
-      // sum(y) s * (v - <s, v>), with v_top - <s, v> = v_top rest / (1 + rest) - sum_{k != top} s_k v_k.
+      // sum(y) s * (v - <s, v>), with v_top - <s, v> = v_top rest / (1 + rest) - sum_{k != top} s_k
+      // v_k.
       const Softmax sm = softmax(q, d, out);
       const double mass = sum(y, d);
       double sv_rest = 0.0;
@@ -131,7 +141,9 @@ void Loss::hessian_vector(const double* q, const double* y, Index d, const doubl
       for (Index k = 0; k < d; ++k) out[k] = mass * out[k] * (k == sm.top ? top_term : v[k] - sv);
       break;
     }
-    case LossKind::SmoothedHinge: out[0] = hinge_derivative(p, y[0] * q[0], 2) * v[0]; break;
+    case LossKind::SmoothedHinge:
+      out[0] = hinge_derivative(p, y[0] * q[0], 2) * v[0];
+      break;
   }
 }
 
@@ -180,7 +192,8 @@ double Loss::conjugate_sum_slack(const double* s, const double* y, Index d) {
 
 void Loss::clip_to_domain(double* s, const double* y, Index d) const {
   switch (kind) {
-    case LossKind::Squared: break;
+    case LossKind::Squared:
+      break;
     case LossKind::CrossEntropy: {
       Index top = 0;
       double added = 0.0;
@@ -204,16 +217,25 @@ void Loss::clip_to_domain(double* s, const double* y, Index d) const {
 
 namespace gradbasis {
 
-void loss_rows(const Loss& loss, LossQuantity what, ConstRowMatrixRef Q, ConstRowMatrixRef Y, double* out) {
+void loss_rows(const Loss& loss, LossQuantity what, ConstRowMatrixRef Q, ConstRowMatrixRef Y,
+               double* out) {
   const Index d = Q.cols();
   for (Index i = 0; i < Q.rows(); ++i) {
     const double* q = Q.row(i).data();
     const double* y = Y.row(i).data();
     switch (what) {
-      case LossQuantity::Value: out[i] = loss.value(q, y, d); break;
-      case LossQuantity::Gradient: loss.gradient(q, y, d, out + i * d); break;
-      case LossQuantity::Hessian: loss.hessian(q, y, d, out + i * d * d); break;
-      case LossQuantity::Conjugate: out[i] = loss.conjugate(q, y, d); break;
+      case LossQuantity::Value:
+        out[i] = loss.value(q, y, d);
+        break;
+      case LossQuantity::Gradient:
+        loss.gradient(q, y, d, out + i * d);
+        break;
+      case LossQuantity::Hessian:
+        loss.hessian(q, y, d, out + i * d * d);
+        break;
+      case LossQuantity::Conjugate:
+        out[i] = loss.conjugate(q, y, d);
+        break;
     }
   }
 }

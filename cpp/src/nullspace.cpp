@@ -6,7 +6,8 @@
 namespace gradbasis {
 
 NullBasis null_basis(ConstRowMatrixRef A, double rtol) {
-  if (!(rtol >= 0.0 && rtol < 1.0)) throw std::invalid_argument("null_basis: rtol must lie in [0, 1)");
+  if (!(rtol >= 0.0 && rtol < 1.0))
+    throw std::invalid_argument("null_basis: rtol must lie in [0, 1)");
   const Index c = A.cols();
   NullBasis out;
   if (c == 0) {

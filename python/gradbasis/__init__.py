@@ -15,6 +15,16 @@ except ImportError as exc:  # pragma: no cover - only without a build
         "package with `pip install .` from the source tree rather than importing it in place"
     ) from exc
 
+from .assumptions import (
+    Assumption1Result,
+    Assumption2Result,
+    Lemma2Result,
+    assumption1,
+    assumption2,
+    lemma2,
+)
+from .critical_points import PointClass, classify_point
+from .distributed import distributed_gram, distributed_induced_minimum, distributed_jacobian
 from .errors import (
     DTypeError,
     GradbasisError,
@@ -28,9 +38,8 @@ from .errors import (
     UnknownNameError,
     UnsupportedModelError,
 )
-from .assumptions import Assumption1Result, Assumption2Result, Lemma2Result, assumption1, assumption2, lemma2
-from .critical_points import PointClass, classify_point
 from .induced import InducedResult, ProfileEntry, induced_minimum
+from .linear_units import LinearUnitSets, in_theta_nt, linear_unit_sets
 from .losses import CrossEntropyLoss, Loss, SmoothedHingeLoss, SquaredLoss, get_loss
 from .models import (
     ACTIVATIONS,
@@ -44,14 +53,22 @@ from .models import (
 )
 from .objective import Objective
 from .optimize import MinimizeResult, minimize
-from .overparameterized import IndistinctSamplesError, OverparameterizedReport, overparameterized_init
-from .representation import RepresentationBound, representation_bound
-from .theorem1 import Theorem1Result, theorem1
-from .distributed import distributed_gram, distributed_induced_minimum, distributed_jacobian
-from .strategies import STRATEGIES, MemoryEstimate, choose_strategy, gradient_basis_minimum, memory_estimate
-from .linear_units import LinearUnitSets, in_theta_nt, linear_unit_sets
-from .perturbation import PerturbationSet, perturbation_directions
+from .overparameterized import (
+    IndistinctSamplesError,
+    OverparameterizedReport,
+    overparameterized_init,
+)
 from .perturbable import PerturbableBasis, perturbable_basis
+from .perturbation import PerturbationSet, perturbation_directions
+from .representation import RepresentationBound, representation_bound
+from .strategies import (
+    STRATEGIES,
+    MemoryEstimate,
+    choose_strategy,
+    gradient_basis_minimum,
+    memory_estimate,
+)
+from .theorem1 import Theorem1Result, theorem1
 from .theorem2 import Lemma1Result, Lemma3Result, Theorem2Result, lemma1, lemma3, theorem2
 from .theorem3 import Theorem3Result, residual_features, theorem3
 from .theorem4 import Theorem4Result, hidden_features, theorem4

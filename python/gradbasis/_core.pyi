@@ -47,12 +47,29 @@ class Graph:
     def jvp(self, theta: Array, X: Array, v: Array, out: Array, n_threads: int) -> None: ...
     def vjp(self, theta: Array, X: Array, U: Array, out: Array, n_threads: int) -> None: ...
     def kink_margin(self, theta: Array, X: Array, n_threads: int) -> float: ...
-    def objective(self, loss: Loss, theta: Array, X: Array, Y: Array, weights: Array, n_threads: int) -> float: ...
+    def objective(
+        self, loss: Loss, theta: Array, X: Array, Y: Array, weights: Array, n_threads: int
+    ) -> float: ...
     def objective_gradient(
-        self, loss: Loss, theta: Array, X: Array, Y: Array, weights: Array, grad: Array, n_threads: int
+        self,
+        loss: Loss,
+        theta: Array,
+        X: Array,
+        Y: Array,
+        weights: Array,
+        grad: Array,
+        n_threads: int,
     ) -> float: ...
     def objective_hvp(
-        self, loss: Loss, theta: Array, X: Array, Y: Array, weights: Array, v: Array, out: Array, n_threads: int
+        self,
+        loss: Loss,
+        theta: Array,
+        X: Array,
+        Y: Array,
+        weights: Array,
+        v: Array,
+        out: Array,
+        n_threads: int,
     ) -> None: ...
 
 class InducedSolve:
@@ -75,10 +92,26 @@ class InducedResult:
     singular_values: Array
 
 def induced_minimum(
-    B: Array, loss: Loss, Y: Array, weights: Array, rank_tol: float, cuts: list[float], tol: float, max_iter: int,
+    B: Array,
+    loss: Loss,
+    Y: Array,
+    weights: Array,
+    rank_tol: float,
+    cuts: list[float],
+    tol: float,
+    max_iter: int,
     start: Array | None = None,
 ) -> InducedResult: ...
 def induced_minimum_orthonormal(
-    Q: Array, scale: Array, loss: Loss, Y: Array, weights: Array, rank_tol: float, cuts: list[float], tol: float, max_iter: int,
-    start: Array | None = None, gram_rounding: float = 0.0,
+    Q: Array,
+    scale: Array,
+    loss: Loss,
+    Y: Array,
+    weights: Array,
+    rank_tol: float,
+    cuts: list[float],
+    tol: float,
+    max_iter: int,
+    start: Array | None = None,
+    gram_rounding: float = 0.0,
 ) -> InducedResult: ...

@@ -95,7 +95,9 @@ def relative_cut(value: object, name: str) -> float:
 def relative_cuts(values: Iterable[object], name: str = "cuts") -> list[float]:
     """A sequence of relative cuts, each in [0, 1)."""
     if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
-        raise InvalidOptionError(f"{name} must be a sequence of relative cuts in [0, 1); got {show(values)}")
+        raise InvalidOptionError(
+            f"{name} must be a sequence of relative cuts in [0, 1); got {show(values)}"
+        )
     return [relative_cut(v, name) for v in values]
 
 
@@ -124,7 +126,9 @@ def nonnegative_int(value: object, name: str) -> int:
 def check_seed(seed: object, name: str = "seed") -> object:
     """A seed for ``numpy.random.default_rng``: None, an integer >= 0, or a Generator,
     BitGenerator or SeedSequence (passed on as they are)."""
-    if seed is None or isinstance(seed, (np.random.Generator, np.random.BitGenerator, np.random.SeedSequence)):
+    if seed is None or isinstance(
+        seed, (np.random.Generator, np.random.BitGenerator, np.random.SeedSequence)
+    ):
         return seed
     wanted = "None, an integer >= 0 or a numpy.random.Generator"
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral) or seed < 0:

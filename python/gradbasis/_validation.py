@@ -99,7 +99,9 @@ def as_weights(weights: object | None, num_samples: int) -> np.ndarray:
         return np.full(num_samples, 1.0 / num_samples)
     arr = as_float_array(weights, "weights")
     if arr.ndim != 1 or arr.shape[0] != num_samples:
-        raise ShapeError(f"weights has shape {arr.shape}; expected ({num_samples},), one per sample")
+        raise ShapeError(
+            f"weights has shape {arr.shape}; expected ({num_samples},), one per sample"
+        )
     check_finite(arr, "weights")
     if (arr <= 0).any():
         i = int(np.argmax(arr <= 0))
@@ -111,6 +113,12 @@ def as_threads(n_threads: int | None) -> int:
     """``None`` means every available thread (0 for the core)."""
     if n_threads is None:
         return 0
-    if isinstance(n_threads, (bool, np.bool_)) or not isinstance(n_threads, (int, np.integer)) or n_threads < 1:
-        raise InvalidOptionError(f"n_threads must be a positive integer or None (every thread); got {show(n_threads)}")
+    if (
+        isinstance(n_threads, (bool, np.bool_))
+        or not isinstance(n_threads, (int, np.integer))
+        or n_threads < 1
+    ):
+        raise InvalidOptionError(
+            f"n_threads must be a positive integer or None (every thread); got {show(n_threads)}"
+        )
     return int(n_threads)

@@ -14,7 +14,14 @@ from .models.base import Model, check_model
 from .objective import Objective, check_objective
 from .verdict import Verdict, jsonable, table
 
-__all__ = ["Assumption1Result", "Assumption2Result", "Lemma2Result", "assumption1", "assumption2", "lemma2"]
+__all__ = [
+    "Assumption1Result",
+    "Assumption2Result",
+    "Lemma2Result",
+    "assumption1",
+    "assumption2",
+    "lemma2",
+]
 
 
 @dataclass(frozen=True)
@@ -36,7 +43,13 @@ class Assumption1Result:
 
 
 def assumption1(
-    loss: object, *, output_dim: int = 3, targets: object | None = None, probes: int = 200, seed: int = 0, tol: float = 1e-8
+    loss: object,
+    *,
+    output_dim: int = 3,
+    targets: object | None = None,
+    probes: int = 200,
+    seed: int = 0,
+    tol: float = 1e-8,
 ) -> Assumption1Result:
     """Built-in losses hold by construction (squared, cross-entropy and smoothed hinge are convex and
     differentiable). Any other object with ``value(Q, Y)``, ``gradient(Q, Y)`` and optionally
@@ -51,20 +64,27 @@ def assumption1(
     tol = positive_number(tol, "tol")
     seed = check_seed(seed)
     if isinstance(loss, Loss):
-        return Assumption1Result(Verdict.HOLDS, f"{loss.name} is convex and differentiable by construction")
+        return Assumption1Result(
+            Verdict.HOLDS, f"{loss.name} is convex and differentiable by construction"
+        )
     for attr in ("value", "gradient"):
         if not callable(getattr(loss, attr, None)):
             raise InvalidArgumentError(
                 f"a user loss needs callable value(Q, Y) and gradient(Q, Y); {type(loss).__name__} lacks {attr}"
             )
     rng = np.random.default_rng(seed)
-    Y = np.asarray(targets, dtype=float) if targets is not None else rng.normal(size=(probes, output_dim))
+    Y = (
+        np.asarray(targets, dtype=float)
+        if targets is not None
+        else rng.normal(size=(probes, output_dim))
+    )
     if Y.ndim == 1:
         Y = Y.reshape(-1, 1)
     Y = Y[rng.integers(0, Y.shape[0], size=probes)]
     d = Y.shape[1]
     A = 3 * rng.normal(size=(probes, d))
     B = 3 * rng.normal(size=(probes, d))
+
     def value(Q: np.ndarray) -> np.ndarray:
         return _finite_probe(loss.value(Q, Y), "value", (probes,))
 
@@ -81,7 +101,9 @@ def assumption1(
     min_eig = float("nan")
     if callable(getattr(loss, "hessian", None)):
         H = _finite_probe(loss.hessian(A, Y), "hessian", (probes, d, d))
-        min_eig = float(np.linalg.eigvalsh((H + H.transpose(0, 2, 1)) / 2).min() / (1.0 + np.abs(H).max()))
+        min_eig = float(
+            np.linalg.eigvalsh((H + H.transpose(0, 2, 1)) / 2).min() / (1.0 + np.abs(H).max())
+        )
     problems = []
     if midpoint > tol:
         problems.append(f"midpoint convexity fails by {midpoint:.3g} (relative)")
@@ -90,9 +112,15 @@ def assumption1(
     if grad_error > 1e-5:
         problems.append(f"gradient differs from finite differences by {grad_error:.3g}")
     if problems:
-        verdict, reason = Verdict.VIOLATED, "user loss is not convex/differentiable: " + "; ".join(problems)
+        verdict, reason = (
+            Verdict.VIOLATED,
+            "user loss is not convex/differentiable: " + "; ".join(problems),
+        )
     else:
-        verdict, reason = Verdict.HOLDS, f"user loss probed at {probes} random points: no violation found"
+        verdict, reason = (
+            Verdict.HOLDS,
+            f"user loss probed at {probes} random points: no violation found",
+        )
     return Assumption1Result(verdict, reason, probes, min_eig, midpoint, grad_error)
 
 
@@ -101,7 +129,9 @@ def _finite_probe(out: object, method: str, shape: tuple[int, ...]) -> np.ndarra
     infinity would make every comparison of the probe meaningless."""
     arr = np.asarray(out, dtype=float)
     if arr.size != int(np.prod(shape)):
-        raise ShapeError(f"the user loss's {method}(Q, Y) returned shape {arr.shape} at {shape[0]} probes; expected {shape}")
+        raise ShapeError(
+            f"the user loss's {method}(Q, Y) returned shape {arr.shape} at {shape[0]} probes; expected {shape}"
+        )
     arr = arr.reshape(shape)
     if not np.isfinite(arr).all():
         count = int(np.sum(~np.isfinite(arr)))
@@ -118,9 +148,9 @@ class Assumption2Result:
 
     verdict: Verdict
     reason: str
-    residual: float          # ||J g - f|| / max(||f||, tiny)
+    residual: float  # ||J g - f|| / max(||f||, tiny)
     tol: float
-    g_source: str            # "model" (the model's own g) or "least squares"
+    g_source: str  # "model" (the model's own g) or "least squares"
 
     def to_dict(self) -> dict:
         return jsonable(dict(vars(self)))
@@ -145,8 +175,12 @@ def assumption2(model: Model, theta: object, X: object, *, tol: float = 1e-10) -
         g, source = np.linalg.lstsq(J, f, rcond=None)[0], "least squares"
     residual = float(np.linalg.norm(J @ g - f) / max(np.linalg.norm(f), np.finfo(float).tiny))
     ok = residual <= tol
-    reason = f"||J g - f|| / ||f|| = {residual:.3g} {'<=' if ok else '>'} {tol:g} (g from the {source})"
-    return Assumption2Result(Verdict.HOLDS if ok else Verdict.VIOLATED, reason, residual, tol, source)
+    reason = (
+        f"||J g - f|| / ||f|| = {residual:.3g} {'<=' if ok else '>'} {tol:g} (g from the {source})"
+    )
+    return Assumption2Result(
+        Verdict.HOLDS if ok else Verdict.VIOLATED, reason, residual, tol, source
+    )
 
 
 @dataclass(frozen=True)
@@ -175,7 +209,7 @@ class Lemma2Result:
 
     verdict: Verdict
     reason: str
-    relative_error: float     # ||J^T u - grad L|| / scale
+    relative_error: float  # ||J^T u - grad L|| / scale
     gradient_norm: float
     tol: float
     jacobian_error: float = float("nan")
@@ -193,7 +227,9 @@ class Lemma2Result:
         return table("Lemma 2 (J^T u = grad L)", vars(self).items())
 
 
-def lemma2(obj: Objective, theta: object, *, tol: float = 1e-10, probes: int = 4, seed: int = 0) -> Lemma2Result:
+def lemma2(
+    obj: Objective, theta: object, *, tol: float = 1e-10, probes: int = 4, seed: int = 0
+) -> Lemma2Result:
     """Lemma 2 at theta: J^T u (a VJP) against the objective's gradient, the dense Jacobian and
     central finite differences of L (see :class:`Lemma2Result`). "holds" when
     ``relative_error`` and ``jacobian_error`` are <= ``tol`` (> 0; the exact sums agree to about
@@ -231,9 +267,17 @@ def lemma2(obj: Objective, theta: object, *, tol: float = 1e-10, probes: int = 4
         jac_err = float(np.linalg.norm(g - J.T @ u.reshape(-1)) / scale)
     else:  # forward mode: u^T (J z) = (J^T u)^T z; E ||J z||^2 = ||J||_F^2 / P for unit z
         Jz = [model.jvp(theta, obj.X, z) for z in dirs]
-        j_fro = float(np.sqrt(model.num_params * np.mean([np.sum(a * a) for a in Jz]))) if Jz else 0.0
+        j_fro = (
+            float(np.sqrt(model.num_params * np.mean([np.sum(a * a) for a in Jz]))) if Jz else 0.0
+        )
         scale = max(j_fro * u_norm, np.finfo(float).tiny)
-        jac_err = max((abs(float(np.sum(u * a)) - float(g @ z)) / scale for a, z in zip(Jz, dirs)), default=0.0)
+        jac_err = max(
+            (
+                abs(float(np.sum(u * a)) - float(g @ z)) / scale
+                for a, z in zip(Jz, dirs, strict=False)
+            ),
+            default=0.0,
+        )
     rel_err = float(np.linalg.norm(g - grad) / scale)
 
     # Central differences of L with Richardson extrapolation over h and h / 2.
@@ -247,7 +291,8 @@ def lemma2(obj: Objective, theta: object, *, tol: float = 1e-10, probes: int = 4
     fd_err, fd_allow, used, fd_ok = 0.0, 0.0, 0, True
     for d in dirs:
         if sources and not all(
-            _same_region(region0, _region(model, theta + t * d, obj.X, sources)) for t in (h, -h, h / 2, -h / 2)
+            _same_region(region0, _region(model, theta + t * d, obj.X, sources))
+            for t in (h, -h, h / 2, -h / 2)
         ):
             continue
         D1 = (obj.value(theta + h * d) - obj.value(theta - h * d)) / (2 * h)
@@ -265,19 +310,36 @@ def lemma2(obj: Objective, theta: object, *, tol: float = 1e-10, probes: int = 4
     if not jac_err <= tol:
         problems.append(f"J^T u differs from the {path} Jacobian's by {jac_err:.3g} > {tol:g}")
     if not fd_ok:
-        problems.append(f"finite differences of L differ from J^T u by {fd_err:.3g} > {fd_allow:.3g}")
+        problems.append(
+            f"finite differences of L differ from J^T u by {fd_err:.3g} > {fd_allow:.3g}"
+        )
     gnorm = float(np.linalg.norm(grad))
     errors = (
         f"relative to ||J||_F ||u|| = {scale:.3g}: objective gradient {rel_err:.3g}, {path} Jacobian {jac_err:.3g}, "
-        + (f"finite differences {fd_err:.3g} (allowed {fd_allow:.3g}, {used} directions)" if used else
-           "finite differences not evaluated (no probe direction stays in theta's activation region)")
+        + (
+            f"finite differences {fd_err:.3g} (allowed {fd_allow:.3g}, {used} directions)"
+            if used
+            else "finite differences not evaluated (no probe direction stays in theta's activation region)"
+        )
     )
     if problems:
         verdict, reason = Verdict.VIOLATED, "Lemma 2 fails: " + "; ".join(problems) + f" ({errors})"
     else:
-        verdict, reason = Verdict.HOLDS, f"J^T u = grad L within tolerance; {errors}; ||grad L|| = {gnorm:.3g}"
+        verdict, reason = (
+            Verdict.HOLDS,
+            f"J^T u = grad L within tolerance; {errors}; ||grad L|| = {gnorm:.3g}",
+        )
     return Lemma2Result(
-        verdict, reason, rel_err, gnorm, tol,
-        jacobian_error=jac_err, fd_error=fd_err if used else float("nan"), fd_tol=fd_allow if used else float("nan"),
-        scale=scale, probes=used, fd_step=h, jacobian_path=path,
+        verdict,
+        reason,
+        rel_err,
+        gnorm,
+        tol,
+        jacobian_error=jac_err,
+        fd_error=fd_err if used else float("nan"),
+        fd_tol=fd_allow if used else float("nan"),
+        scale=scale,
+        probes=used,
+        fd_step=h,
+        jacobian_path=path,
     )

@@ -37,7 +37,15 @@ from ._numerics import safe_norm
 from .objective import Objective
 from .verdict import Verdict, jsonable
 
-__all__ = ["Evidence", "Stationarity", "column_drops", "judge", "loss_curvature", "stationarity", "trivial_lower"]
+__all__ = [
+    "Evidence",
+    "Stationarity",
+    "column_drops",
+    "judge",
+    "loss_curvature",
+    "stationarity",
+    "trivial_lower",
+]
 
 #: Jacobian rows computed at once (bytes) when J is not at hand.
 _CHUNK_BYTES = 64 * 2**20
@@ -86,7 +94,9 @@ def loss_curvature(obj: Objective, f: np.ndarray) -> np.ndarray:
     return obj.weights[:, None, None] * obj.loss.hessian(f, obj.Y)
 
 
-def _column_terms(B: np.ndarray, u: np.ndarray, H: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _column_terms(
+    B: np.ndarray, u: np.ndarray, H: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(B^T u, |B|^T |u|, diag(B^T H B)) for rows ordered like a Jacobian (sample-major)."""
     m, d = H.shape[0], H.shape[1]
     Bs = B.reshape(m, d, -1)
@@ -99,7 +109,9 @@ def _drops(r: np.ndarray, s: np.ndarray, q: np.ndarray, n: int) -> np.ndarray:
     """drop_k = (|r_k| - rounding_k)_+^2 / (2 q_k), rounding_k = 2 n eps s_k (see Stationarity)."""
     num = np.maximum(np.abs(r) - 2.0 * n * _EPS * s, 0.0)
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-        drop = np.where(q > 0.0, num * num / (2.0 * np.where(q > 0.0, q, 1.0)), np.where(num > 0.0, np.inf, 0.0))
+        drop = np.where(
+            q > 0.0, num * num / (2.0 * np.where(q > 0.0, q, 1.0)), np.where(num > 0.0, np.inf, 0.0)
+        )
     return drop
 
 
@@ -112,7 +124,12 @@ def column_drops(B: np.ndarray, u: np.ndarray, H: np.ndarray) -> np.ndarray:
 
 
 def stationarity(
-    obj: Objective, theta: np.ndarray, grad: np.ndarray, loss_value: float, *, J: np.ndarray | None = None
+    obj: Objective,
+    theta: np.ndarray,
+    grad: np.ndarray,
+    loss_value: float,
+    *,
+    J: np.ndarray | None = None,
 ) -> Stationarity:
     """The scale-free criticality measure of theta (see :class:`Stationarity`). ``grad`` is
     grad L(theta) = J^T u (Lemma 2), computed by the caller; ``J`` is used when at hand, else J
@@ -126,7 +143,11 @@ def stationarity(
     rows = X.shape[0] if J is not None else max(1, _CHUNK_BYTES // (8 * max(1, P) * d))
     for start in range(0, X.shape[0], rows):
         stop = min(start + rows, X.shape[0])
-        block = J[start * d : stop * d] if J is not None else model.jacobian(theta, X[start:stop], n_threads=obj.n_threads or None)
+        block = (
+            J[start * d : stop * d]
+            if J is not None
+            else model.jacobian(theta, X[start:stop], n_threads=obj.n_threads or None)
+        )
         _, s_part, q_part = _column_terms(block, u[start:stop].ravel(), H[start:stop])
         s += s_part
         q += q_part
@@ -202,7 +223,10 @@ def judge(e: Evidence) -> tuple[Verdict, str]:
             "not convex or the Jacobian is wrong"
         )
     if e.kink_margin == 0.0:
-        return Verdict.DOES_NOT_APPLY, "theta is in Omega: a kinked unit has a pre-activation exactly 0"
+        return (
+            Verdict.DOES_NOT_APPLY,
+            "theta is in Omega: a kinked unit has a pre-activation exactly 0",
+        )
     if e.precondition:
         return Verdict.DOES_NOT_APPLY, e.precondition
     s = e.stationarity
@@ -226,7 +250,10 @@ def judge(e: Evidence) -> tuple[Verdict, str]:
             f"L(theta) - lower = {gap:.3g} <= tol over {e.scope}, but that is not the numerical span: {e.unresolved_note}"
         )
     if gap <= tol:
-        return Verdict.CONSISTENT, f"L(theta) - lower = {gap:.3g} <= tol over {e.scope}, but the solve did not converge"
+        return (
+            Verdict.CONSISTENT,
+            f"L(theta) - lower = {gap:.3g} <= tol over {e.scope}, but the solve did not converge",
+        )
     split = ""
     if np.isfinite(e.resolved_gap):
         resolved = max(e.resolved_gap, 0.0)

@@ -63,11 +63,13 @@ def torch_interop():
     except ImportError as exc:
         raise GradbasisError(
             f"--torch needs PyTorch, which cannot be imported ({exc}): pip install torch "
-            "(or pip install \"gradbasis[torch]\")"
+            '(or pip install "gradbasis[torch]")'
         ) from None
 
 
-def imported_model(path: str, X: np.ndarray, Y: np.ndarray, data_name: str) -> tuple[Model, np.ndarray, dict]:
+def imported_model(
+    path: str, X: np.ndarray, Y: np.ndarray, data_name: str
+) -> tuple[Model, np.ndarray, dict]:
     """The model and theta of a saved torch module, checked against the data's sizes."""
     interop = torch_interop()
     module = interop.load_module(path)
@@ -81,7 +83,10 @@ def imported_model(path: str, X: np.ndarray, Y: np.ndarray, data_name: str) -> t
             f"the module in {path} gives {model.output_dim} outputs, but the {data_name} targets have "
             f"d_y = {Y.shape[1]}"
         )
-    info = {"file": str(path), "max |f_torch - f| on the data": interop.output_difference(module, model, theta, X)}
+    info = {
+        "file": str(path),
+        "max |f_torch - f| on the data": interop.output_difference(module, model, theta, X),
+    }
     return model, theta, info
 
 
@@ -90,10 +95,20 @@ def check_certify_options(args: argparse.Namespace) -> None:
     InvalidOptionError, printed as ``gradbasis: error: ...`` with exit status 2)."""
     for name, value, ok, wanted in [
         ("gtol", args.gtol, math.isfinite(args.gtol) and args.gtol > 0, "a finite number > 0"),
-        ("grad-tol", args.grad_tol, math.isfinite(args.grad_tol) and args.grad_tol > 0, "a finite number > 0"),
+        (
+            "grad-tol",
+            args.grad_tol,
+            math.isfinite(args.grad_tol) and args.grad_tol > 0,
+            "a finite number > 0",
+        ),
         ("rtol", args.rtol, 0 < args.rtol < 1, "a relative tolerance in (0, 1)"),
         ("max-iter", args.max_iter, args.max_iter >= 1, "a positive integer"),
-        ("max-samples", args.max_samples, args.max_samples >= 0, "a non-negative integer (0: every sample)"),
+        (
+            "max-samples",
+            args.max_samples,
+            args.max_samples >= 0,
+            "a non-negative integer (0: every sample)",
+        ),
         ("seed", args.seed, args.seed >= 0, "a non-negative integer"),
     ]:
         if not ok:
@@ -128,15 +143,21 @@ def certify(args: argparse.Namespace) -> int:
         value, grad = obj.value_and_gradient(theta)
         gnorm = float(np.linalg.norm(grad))
         training = {"trained": False, "value": value, "gradient_norm": gnorm}
-        training_row = f"none (the imported point as it is; --train trains from it): ||grad L|| = {gnorm:.3g}"
+        training_row = (
+            f"none (the imported point as it is; --train trains from it): ||grad L|| = {gnorm:.3g}"
+        )
     else:
-        fit = minimize(obj, theta0, method=args.method, gtol=args.gtol, max_iter=args.max_iter,
-                       progress=not args.quiet)
+        fit = minimize(
+            obj,
+            theta0,
+            method=args.method,
+            gtol=args.gtol,
+            max_iter=args.max_iter,
+            progress=not args.quiet,
+        )
         theta = fit.theta
         training = {"trained": True, **{k: v for k, v in vars(fit).items() if k != "theta"}}
-        training_row = (
-            f"{fit.method}: {fit.iterations} iterations, ||grad L|| = {fit.gradient_norm:.3g} ({fit.message})"
-        )
+        training_row = f"{fit.method}: {fit.iterations} iterations, ||grad L|| = {fit.gradient_norm:.3g} ({fit.message})"
     stages["train"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -156,7 +177,9 @@ def certify(args: argparse.Namespace) -> int:
         ("training", training_row),
     ]
     if torch_info is not None:
-        setting.append(("max |f_torch - f|", f"{torch_info['max |f_torch - f| on the data']:.3g} on the data"))
+        setting.append(
+            ("max |f_torch - f|", f"{torch_info['max |f_torch - f| on the data']:.3g} on the data")
+        )
     if not args.quiet:
         print(table(f"gradbasis {__version__} certify", setting))
         print()
@@ -164,8 +187,16 @@ def certify(args: argparse.Namespace) -> int:
         print()
         print(thm)
         print()
-        print(table("checks and timings (s)", [("Assumption 2", str(a2.verdict)), ("Lemma 2", str(l2.verdict)),
-                                              *((f"time {k}", round(v, 4)) for k, v in stages.items())]))
+        print(
+            table(
+                "checks and timings (s)",
+                [
+                    ("Assumption 2", str(a2.verdict)),
+                    ("Lemma 2", str(l2.verdict)),
+                    *((f"time {k}", round(v, 4)) for k, v in stages.items()),
+                ],
+            )
+        )
     report = {
         "gradbasis": __version__,
         "setting": dict(setting),
@@ -187,23 +218,40 @@ def certify(args: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="gradbasis", description="How good is this minimum? (Kawaguchi, Huang & Kaelbling 2019)")
+    p = argparse.ArgumentParser(
+        prog="gradbasis",
+        description="How good is this minimum? (Kawaguchi, Huang & Kaelbling 2019)",
+    )
     p.add_argument("--version", action="version", version=f"gradbasis {__version__}")
     sub = p.add_subparsers(dest="command")
-    c = sub.add_parser("certify", help="train to a critical point and certify Theorem 1 (default: MLP on Iris)")
+    c = sub.add_parser(
+        "certify", help="train to a critical point and certify Theorem 1 (default: MLP on Iris)"
+    )
     c.add_argument("--model", choices=MODELS, default="mlp")
-    c.add_argument("--widths", type=int, nargs="*", default=[2], help="hidden layer sizes (default: 2)")
+    c.add_argument(
+        "--widths", type=int, nargs="*", default=[2], help="hidden layer sizes (default: 2)"
+    )
     c.add_argument("--activation", default="gelu")
     c.add_argument("--loss", default="squared", help="squared, cross_entropy or smoothed_hinge")
-    c.add_argument("--data", help=".npz (X, y or Y) or .csv (label last); default: the built-in Iris data")
-    c.add_argument("--max-samples", type=int, default=0, help="use a random subset of this many samples")
+    c.add_argument(
+        "--data", help=".npz (X, y or Y) or .csv (label last); default: the built-in Iris data"
+    )
+    c.add_argument(
+        "--max-samples", type=int, default=0, help="use a random subset of this many samples"
+    )
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--method", default="lbfgs+newton")
     c.add_argument("--gtol", type=float, default=1e-12, help="stop training at this gradient norm")
     c.add_argument("--max-iter", type=int, default=5000)
-    c.add_argument("--grad-tol", type=float, default=1e-6,
-                   help="scale-free criticality: the most one parameter alone may still gain, relative to max(1, |L|)")
-    c.add_argument("--rtol", type=float, default=1e-8, help="relative tolerance of the Theorem 1 verdict")
+    c.add_argument(
+        "--grad-tol",
+        type=float,
+        default=1e-6,
+        help="scale-free criticality: the most one parameter alone may still gain, relative to max(1, |L|)",
+    )
+    c.add_argument(
+        "--rtol", type=float, default=1e-8, help="relative tolerance of the Theorem 1 verdict"
+    )
     c.add_argument("--output", default="gradbasis-report.json")
     c.add_argument("--quiet", action="store_true")
     c.add_argument(
@@ -215,9 +263,12 @@ def parser() -> argparse.ArgumentParser:
         "can run arbitrary code: load only files you trust. The built-in Iris inputs are standardized (zero mean, "
         "unit variance per feature), so train on the same inputs",
     )
-    c.add_argument("--train", action="store_true",
-                   help="with --torch: train from the imported point before certifying (without --torch the "
-                   "model is always trained)")
+    c.add_argument(
+        "--train",
+        action="store_true",
+        help="with --torch: train from the imported point before certifying (without --torch the "
+        "model is always trained)",
+    )
     c.set_defaults(handler=certify)
     for register in _more_commands():
         register(sub)

@@ -26,12 +26,25 @@ def register(subparsers) -> None:
         description=__doc__,
     )
     p.add_argument("name", choices=NAMES, help="which figure")
-    p.add_argument("--output", default="figures", help="directory the files are written to (default: figures)")
-    p.add_argument("--format", dest="formats", nargs="+", choices=FORMATS, default=list(FORMATS),
-                   help="file formats (default: png svg)")
-    p.add_argument("--records", help="JSON Lines file of sweep records, e.g. a `gradbasis sweep` results file "
-                                     "(figure sweep only)")
-    p.add_argument("--seed", type=int, default=0, help="initialisation seed of the spectrum model (default: 0)")
+    p.add_argument(
+        "--output", default="figures", help="directory the files are written to (default: figures)"
+    )
+    p.add_argument(
+        "--format",
+        dest="formats",
+        nargs="+",
+        choices=FORMATS,
+        default=list(FORMATS),
+        help="file formats (default: png svg)",
+    )
+    p.add_argument(
+        "--records",
+        help="JSON Lines file of sweep records, e.g. a `gradbasis sweep` results file "
+        "(figure sweep only)",
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, help="initialisation seed of the spectrum model (default: 0)"
+    )
     p.set_defaults(handler=figure)
 
 
@@ -51,12 +64,24 @@ def _spectrum(args: argparse.Namespace):
     Y = data.targets_for("squared")
     model = build_model("mlp", data.X.shape[1], Y.shape[1], [2], "tanh")
     obj = Objective(model, "squared", data.X, Y)
-    fit = minimize(obj, model.init(seed=args.seed), method="lbfgs+newton", gtol=1e-10, max_iter=5000)
+    fit = minimize(
+        obj, model.init(seed=args.seed), method="lbfgs+newton", gtol=1e-10, max_iter=5000
+    )
     thm = theorem1(obj, fit.theta)
-    description = (f"{model!r} on Iris (m = {data.X.shape[0]}), squared loss, seed {args.seed}: "
-                   f"||grad L|| = {fit.gradient_norm:.1e}, Theorem 1 {thm.verdict}")
-    return spectrum_figure(model, fit.theta, data.X, args.output, rank_tol=thm.rank_tol, resolution=thm.resolution or None,
-                           description=description, formats=args.formats)
+    description = (
+        f"{model!r} on Iris (m = {data.X.shape[0]}), squared loss, seed {args.seed}: "
+        f"||grad L|| = {fit.gradient_norm:.1e}, Theorem 1 {thm.verdict}"
+    )
+    return spectrum_figure(
+        model,
+        fit.theta,
+        data.X,
+        args.output,
+        rank_tol=thm.rank_tol,
+        resolution=thm.resolution or None,
+        description=description,
+        formats=args.formats,
+    )
 
 
 def _sweep_records(path: str) -> list[dict]:
@@ -66,7 +91,9 @@ def _sweep_records(path: str) -> list[dict]:
     from .plots import load_records
 
     records = load_records(path)
-    if all(isinstance(r.get("settings"), dict) and isinstance(r.get("summary"), dict) for r in records):
+    if all(
+        isinstance(r.get("settings"), dict) and isinstance(r.get("summary"), dict) for r in records
+    ):
         from .sweep import figure_records
 
         return figure_records(records)
@@ -78,9 +105,13 @@ def figure(args: argparse.Namespace) -> int:
     from . import plots
 
     if args.name == "sweep" and not args.records:
-        raise InvalidOptionError("figure sweep needs --records FILE.jsonl (one sweep record per line)")
+        raise InvalidOptionError(
+            "figure sweep needs --records FILE.jsonl (one sweep record per line)"
+        )
     if args.name != "sweep" and args.records:
-        raise InvalidOptionError(f"--records is only read by `figure sweep`, not by `figure {args.name}`")
+        raise InvalidOptionError(
+            f"--records is only read by `figure sweep`, not by `figure {args.name}`"
+        )
     try:
         plots.require_matplotlib()  # before any training or reading
         if args.name == "geometry-generic":
@@ -90,7 +121,9 @@ def figure(args: argparse.Namespace) -> int:
         elif args.name == "spectrum":
             results = [_spectrum(args)]
         else:
-            results = plots.sweep_figures(_sweep_records(args.records), args.output, formats=args.formats)
+            results = plots.sweep_figures(
+                _sweep_records(args.records), args.output, formats=args.formats
+            )
     except ImportError as exc:  # matplotlib missing: the message names the extra to install
         print(f"gradbasis: error: {exc}", file=sys.stderr)
         return 2

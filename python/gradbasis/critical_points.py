@@ -9,8 +9,8 @@ from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 
 from ._options import nonnegative_number, positive_number
 from ._validation import as_theta
-from .errors import NonFiniteError
 from .certificate import stationarity
+from .errors import NonFiniteError
 from .objective import Objective, check_objective, finite_value_and_gradient
 from .verdict import jsonable, table
 
@@ -52,10 +52,15 @@ class PointClass:
         return jsonable(dict(vars(self)))
 
     def __str__(self) -> str:
-        return table(f"point classification: {self.kind}", [(k, v) for k, v in vars(self).items() if k != "kind"])
+        return table(
+            f"point classification: {self.kind}",
+            [(k, v) for k, v in vars(self).items() if k != "kind"],
+        )
 
 
-def hessian_extremes(obj: Objective, theta: np.ndarray, *, seed: int = 0) -> tuple[float, float, str]:
+def hessian_extremes(
+    obj: Objective, theta: np.ndarray, *, seed: int = 0
+) -> tuple[float, float, str]:
     """Smallest and largest Hessian eigenvalues: exact (dense, from num_params HVPs) for small
     models, otherwise Lanczos (ARPACK eigsh) on exact Hessian-vector products."""
     n = obj.model.num_params
@@ -76,7 +81,9 @@ def hessian_extremes(obj: Objective, theta: np.ndarray, *, seed: int = 0) -> tup
     extremes = []
     for which in ("SA", "LA"):
         try:
-            extremes.append(float(eigsh(op, k=1, which=which, v0=v0, tol=1e-10, maxiter=20 * n)[0][0]))
+            extremes.append(
+                float(eigsh(op, k=1, which=which, v0=v0, tol=1e-10, maxiter=20 * n)[0][0])
+            )
         except ArpackNoConvergence as exc:  # keep the best Ritz value found
             extremes.append(float(exc.eigenvalues[0]) if len(exc.eigenvalues) else float("nan"))
     return extremes[0], extremes[1], "lanczos"
@@ -124,12 +131,29 @@ def classify_point(
     if not differentiable:
         kind = "non-differentiable"
     elif critical:
-        kind = "saddle" if negative else "critical, curvature unknown" if np.isnan(lo) else "local-minimum candidate"
+        kind = (
+            "saddle"
+            if negative
+            else "critical, curvature unknown"
+            if np.isnan(lo)
+            else "local-minimum candidate"
+        )
     elif point.relative <= approx_tol:
         kind = "approximate critical point"
     else:
         kind = "not critical"
     return PointClass(
-        kind, gnorm, point.relative, margin, lo, hi, grad_tol, approx_tol, curvature_tol, method, differentiable, critical,
+        kind,
+        gnorm,
+        point.relative,
+        margin,
+        lo,
+        hi,
+        grad_tol,
+        approx_tol,
+        curvature_tol,
+        method,
+        differentiable,
+        critical,
         negative,
     )

@@ -25,7 +25,7 @@ class Dataset:
     """Inputs X (m, d_x), integer class labels (m,) or real targets, and a description."""
 
     X: np.ndarray
-    labels: np.ndarray          # class index per sample (classification) ...
+    labels: np.ndarray  # class index per sample (classification) ...
     targets: np.ndarray | None  # ... or real-valued targets (m, d_y) (regression), else None
     classes: tuple[str, ...]
     name: str
@@ -35,7 +35,9 @@ class Dataset:
         +-1 (smoothed hinge, two classes only); real targets as given for the squared loss."""
         if self.targets is not None:
             if loss_name != "squared":
-                raise InvalidLabelError(f"{self.name} has real-valued targets; only the squared loss fits them")
+                raise InvalidLabelError(
+                    f"{self.name} has real-valued targets; only the squared loss fits them"
+                )
             return self.targets
         return encode_labels(self.labels, len(self.classes), loss_name)
 
@@ -79,27 +81,37 @@ def load_data_file(path: str | Path) -> Dataset:
         try:
             archive = np.load(path, allow_pickle=False)
         except (ValueError, OSError, zipfile.BadZipFile) as exc:
-            raise DataFileError(f"{path.name} is not a .npz archive that NumPy can read ({exc})") from None
+            raise DataFileError(
+                f"{path.name} is not a .npz archive that NumPy can read ({exc})"
+            ) from None
         if not isinstance(archive, np.lib.npyio.NpzFile):
-            raise DataFileError(f"{path.name} holds a single .npy array, not a .npz archive of named arrays X and y or Y")
+            raise DataFileError(
+                f"{path.name} holds a single .npy array, not a .npz archive of named arrays X and y or Y"
+            )
         with archive as f:
             if "X" not in f:
                 raise DataFileError(f"{path} has no array named 'X' (found {sorted(f.files)})")
             X = as_float_array(_npz_array(f, "X", path.name), "X")
             if "y" in f:
-                return _classification(X, np.asarray(_npz_array(f, "y", path.name)).ravel(), path.name)
+                return _classification(
+                    X, np.asarray(_npz_array(f, "y", path.name)).ravel(), path.name
+                )
             if "Y" in f:
                 Y = as_float_array(_npz_array(f, "Y", path.name), "Y")
                 Y = Y.reshape(-1, 1) if Y.ndim == 1 else Y
                 _check_rows(X, Y, path.name)
                 check_finite(Y, "Y")
                 return Dataset(X, np.zeros(len(X), dtype=int), Y, (), path.name)
-            raise DataFileError(f"{path} needs labels 'y' or targets 'Y' beside 'X' (found {sorted(f.files)})")
+            raise DataFileError(
+                f"{path} needs labels 'y' or targets 'Y' beside 'X' (found {sorted(f.files)})"
+            )
     if suffix == ".csv":
         with path.open(newline="") as fh:
             rows = [r for r in csv.reader(fh) if r]
         if len(rows) < 2 or len(rows[0]) < 2:
-            raise DataFileError(f"{path} needs a header row and at least one sample with a feature and a label")
+            raise DataFileError(
+                f"{path} needs a header row and at least one sample with a feature and a label"
+            )
         width = len(rows[0])
         for line, r in enumerate(rows[1:], start=2):
             if len(r) != width:
@@ -110,9 +122,13 @@ def load_data_file(path: str | Path) -> Dataset:
         try:
             X = np.array([[float(v) for v in r[:-1]] for r in rows[1:]])
         except ValueError as exc:
-            raise DataFileError(f"{path}: every column but the last must be numeric ({exc})") from None
+            raise DataFileError(
+                f"{path}: every column but the last must be numeric ({exc})"
+            ) from None
         return _classification(X, np.array([r[-1].strip() for r in rows[1:]]), path.name)
-    raise DataFileError(f"unsupported data file {path.name!r}: use .npz (X, y or Y) or .csv (label last)")
+    raise DataFileError(
+        f"unsupported data file {path.name!r}: use .npz (X, y or Y) or .csv (label last)"
+    )
 
 
 def _npz_array(archive, key: str, name: str) -> np.ndarray:
@@ -129,7 +145,9 @@ def _npz_array(archive, key: str, name: str) -> np.ndarray:
 
 def _check_rows(X: np.ndarray, other: np.ndarray, name: str) -> None:
     if X.ndim != 2 or len(X) == 0 or len(other) != len(X):
-        raise ShapeError(f"{name}: X must be (m, d_x) with one label/target row per sample; got {X.shape} and {other.shape}")
+        raise ShapeError(
+            f"{name}: X must be (m, d_x) with one label/target row per sample; got {X.shape} and {other.shape}"
+        )
 
 
 def _classification(X: np.ndarray, raw: np.ndarray, name: str) -> Dataset:

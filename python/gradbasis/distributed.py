@@ -71,12 +71,18 @@ import numpy as np
 from ._memory import check_allocation
 from ._options import open_unit_interval, positive_int, show
 from ._validation import as_samples, as_theta, as_threads, as_weights
-from .errors import InvalidArgumentError, InvalidOptionError, InvalidWeightsError, ShapeError, UnknownNameError
+from .errors import (
+    InvalidArgumentError,
+    InvalidOptionError,
+    InvalidWeightsError,
+    ShapeError,
+    UnknownNameError,
+)
+from .gram_solver import solve_gram_pivoted
 from .induced import DEFAULT_CUTS, InducedResult, ProfileEntry, default_rank_tol, induced_minimum
 from .losses import Loss, get_loss
 from .models.base import Model
 from .objective import Objective
-from .gram_solver import solve_gram_pivoted
 
 if TYPE_CHECKING:  # pragma: no cover
     import dask.array
@@ -102,11 +108,15 @@ def _dask():
 
 
 # ----------------------------------------------------------------------------- inputs
-def _sample_chunks(da, X: Any, input_dim: int, chunk_size: int | None, default: int) -> dask.array.Array:
+def _sample_chunks(
+    da, X: Any, input_dim: int, chunk_size: int | None, default: int
+) -> dask.array.Array:
     """X as a Dask array chunked along samples only (one chunk across the features)."""
     integer = isinstance(chunk_size, (int, np.integer)) and not isinstance(chunk_size, bool)
     if chunk_size is not None and not (integer and chunk_size >= 1):
-        raise InvalidOptionError(f"chunk_size must be a positive number of samples; got {chunk_size!r}")
+        raise InvalidOptionError(
+            f"chunk_size must be a positive number of samples; got {chunk_size!r}"
+        )
     if isinstance(X, da.Array):
         if X.ndim != 2 or X.shape[1] != input_dim:
             raise ShapeError(f"X must be 2-D (samples, {input_dim}); got shape {X.shape}")
@@ -123,7 +133,9 @@ def _rows_like(da, A: Any, Xd: dask.array.Array, columns: int) -> dask.array.Arr
         A = np.asarray(A)
     A = A.reshape(A.shape[0], -1) if A.ndim == 1 else A
     if A.ndim != 2 or A.shape != (Xd.shape[0], columns):
-        raise ShapeError(f"expected shape ({Xd.shape[0]}, {columns}), one row per sample; got {A.shape}")
+        raise ShapeError(
+            f"expected shape ({Xd.shape[0]}, {columns}), one row per sample; got {A.shape}"
+        )
     if isinstance(A, da.Array):
         return A.rechunk((Xd.chunks[0], (columns,)))
     return da.from_array(A, chunks=(Xd.chunks[0], (columns,)))
@@ -220,9 +232,14 @@ def distributed_jacobian(
     Xd = _sample_chunks(da, X, model.input_dim, chunk_size, _default_jacobian_chunk(model))
     m_d, t_d = _shared(dask, model, theta)
     J = da.map_blocks(
-        _jacobian_block, Xd, m_d, t_d, threads,
+        _jacobian_block,
+        Xd,
+        m_d,
+        t_d,
+        threads,
         chunks=(tuple(c * model.output_dim for c in Xd.chunks[0]), (model.num_params,)),
-        dtype=np.float64, meta=np.empty((0, 0)),
+        dtype=np.float64,
+        meta=np.empty((0, 0)),
     )
     return J if client is None else client.persist(J)
 
@@ -236,7 +253,14 @@ def _gram_array(dask, da, model: Model, theta: np.ndarray, Xd, n_threads) -> das
     name = "gradbasis-gram-" + dask.base.tokenize(m_d.key, t_d.key, Xd.name, n_threads)
     n = Xd.numblocks[0]
     layer = {
-        (name, i, j): (_gram_block, m_d.key, t_d.key, (Xd.name, i, 0), None if i == j else (Xd.name, j, 0), n_threads)
+        (name, i, j): (
+            _gram_block,
+            m_d.key,
+            t_d.key,
+            (Xd.name, i, 0),
+            None if i == j else (Xd.name, j, 0),
+            n_threads,
+        )
         if i <= j
         else (np.transpose, (name, j, i))
         for i in range(n)
@@ -314,7 +338,9 @@ def distributed_induced_minimum(
     cuts = list(cuts)
     for c in ([] if rank_tol is None else [rank_tol]) + cuts:
         if isinstance(c, bool) or not isinstance(c, numbers.Real) or not 0.0 <= float(c) < 1.0:
-            raise InvalidOptionError(f"rank_tol and cuts must be relative cuts in [0, 1); got {show(c)}")
+            raise InvalidOptionError(
+                f"rank_tol and cuts must be relative cuts in [0, 1); got {show(c)}"
+            )
     tol = open_unit_interval(tol, "tol")
     max_iter = positive_int(max_iter, "max_iter")
     if method == "tsqr":
@@ -328,12 +354,18 @@ def distributed_induced_minimum(
         Xd = _sample_chunks(da, X, model.input_dim, chunk_size, _default_gram_chunk(model))
         n = Xd.shape[0] * model.output_dim
         check_allocation(
-            8 * 3 * n * n, f"the Gram matrix {n} x {n} and its factorisation on the driver", memory_budget,
+            8 * 3 * n * n,
+            f"the Gram matrix {n} x {n} and its factorisation on the driver",
+            memory_budget,
             "use method='tsqr' (squared loss), fewer samples, or pass a memory_budget",
         )
         solve = _gram_solve
-    res = solve(dask, da, client, model, loss, theta, Xd, Y, weights, rank_tol, cuts, tol, max_iter, threads)
-    details = dict(res.details, method=method, num_chunks=len(Xd.chunks[0]), chunk_samples=max(Xd.chunks[0]))
+    res = solve(
+        dask, da, client, model, loss, theta, Xd, Y, weights, rank_tol, cuts, tol, max_iter, threads
+    )
+    details = dict(
+        res.details, method=method, num_chunks=len(Xd.chunks[0]), chunk_samples=max(Xd.chunks[0])
+    )
     return replace(res, strategy=f"distributed_{method}", details=details)
 
 
@@ -348,17 +380,23 @@ def _weights(dask, da, client, weights: Any, Xd) -> tuple[Any, float, float]:
     wd = _rows_like(da, weights, Xd, 1)
     w_min, w_max = _compute(dask, client, wd.min(), wd.max())
     if not (0 < w_min and np.isfinite(w_max)):
-        raise InvalidWeightsError(f"weights must be positive and finite; they range over [{float(w_min):.6g}, {float(w_max):.6g}]")
+        raise InvalidWeightsError(
+            f"weights must be positive and finite; they range over [{float(w_min):.6g}, {float(w_max):.6g}]"
+        )
     return wd, float(w_min), float(w_max)
 
 
-def _tsqr_solve(dask, da, client, model, loss, theta, Xd, Y, weights, rank_tol, cuts, tol, max_iter, threads):
+def _tsqr_solve(
+    dask, da, client, model, loss, theta, Xd, Y, weights, rank_tol, cuts, tol, max_iter, threads
+):
     """Squared loss from the R factor of the weighted rows; Q is never formed."""
     m, d, P = Xd.shape[0], model.output_dim, model.num_params
     rank_tol = default_rank_tol((m * d, P)) if rank_tol is None else float(rank_tol)
     for c in (rank_tol, *cuts):
         if not 0.0 <= c < 1.0:
-            raise InvalidOptionError(f"rank_tol and cuts must be relative cuts in [0, 1); got {show(c)}")
+            raise InvalidOptionError(
+                f"rank_tol and cuts must be relative cuts in [0, 1); got {show(c)}"
+            )
     if not isinstance(Y, da.Array):
         Y = loss.check_targets(Y, d, m)
     Yd = _rows_like(da, Y, Xd, d)
@@ -366,24 +404,46 @@ def _tsqr_solve(dask, da, client, model, loss, theta, Xd, Y, weights, rank_tol, 
     equal = w_min == w_ref
     m_d, t_d = _shared(dask, model, theta)
     rows = da.map_blocks(
-        _tsqr_rows, Xd, Yd, wd, m_d, t_d, w_ref, equal, threads,
+        _tsqr_rows,
+        Xd,
+        Yd,
+        wd,
+        m_d,
+        t_d,
+        w_ref,
+        equal,
+        threads,
         chunks=(tuple(c * d for c in Xd.chunks[0]), (P + 1 if equal else 2 * P + 1,)),
-        dtype=np.float64, meta=np.empty((0, 0)),
+        dtype=np.float64,
+        meta=np.empty((0, 0)),
     )
     (R,) = _compute(dask, client, da.linalg.tsqr(rows)[1])
     if equal:
         # Phi(a) = w ||J a - y||^2 = w ||R[:, :P] a - R[:, P]||^2 for [J | y] = Q R; R's last
         # row carries the part of y outside range(J).
         small = induced_minimum(
-            R[:, :P], "squared", R[:, P:], np.full(R.shape[0], w_ref),
-            rank_tol=rank_tol, cuts=cuts, tol=tol, max_iter=max_iter,
+            R[:, :P],
+            "squared",
+            R[:, P:],
+            np.full(R.shape[0], w_ref),
+            rank_tol=rank_tol,
+            cuts=cuts,
+            tol=tol,
+            max_iter=max_iter,
         )
     else:
         small = _unequal_weights_solve(R, P, w_ref, rank_tol, cuts, tol, max_iter)
     # Phi at alpha on the data itself (one forward-mode sweep per chunk), and J alpha.
     F = da.map_blocks(
-        _fitted_block, Xd, m_d, t_d, dask.delayed(small.alpha, pure=True), threads,
-        chunks=(Xd.chunks[0], (d,)), dtype=np.float64, meta=np.empty((0, 0)),
+        _fitted_block,
+        Xd,
+        m_d,
+        t_d,
+        dask.delayed(small.alpha, pure=True),
+        threads,
+        chunks=(Xd.chunks[0], (d,)),
+        dtype=np.float64,
+        meta=np.empty((0, 0)),
     )
     value = (wd[:, 0] * ((F - Yd) ** 2).sum(axis=1)).sum()
     F, value = _compute(dask, client, F, value)
@@ -402,7 +462,14 @@ def _unequal_weights_solve(R, P, w_ref, rank_tol, cuts, tol, max_iter) -> Induce
         k = int(np.sum(sigma > cut * sigma[0])) if sigma.size and sigma[0] > 0 else 0
         V = Vt[:k].T if k else np.zeros((P, 1))  # k = 0: the span {0}; one zero column
         sol = induced_minimum(
-            R[:, P : 2 * P] @ V, "squared", target, weights, rank_tol=0.0, cuts=(), tol=tol, max_iter=max_iter
+            R[:, P : 2 * P] @ V,
+            "squared",
+            target,
+            weights,
+            rank_tol=0.0,
+            cuts=(),
+            tol=tol,
+            max_iter=max_iter,
         )
         entries.append(ProfileEntry(cut, k, sol.value, sol.lower, sol.iterations, sol.attained))
         if cut == rank_tol:
@@ -410,7 +477,9 @@ def _unequal_weights_solve(R, P, w_ref, rank_tol, cuts, tol, max_iter) -> Induce
     return replace(main, singular_values=sigma, profile=tuple(entries))
 
 
-def _gram_solve(dask, da, client, model, loss, theta, Xd, Y, weights, rank_tol, cuts, tol, max_iter, threads):
+def _gram_solve(
+    dask, da, client, model, loss, theta, Xd, Y, weights, rank_tol, cuts, tol, max_iter, threads
+):
     """The ``gram`` strategy with K assembled from its blocks and alpha = sum_i J(X_i)^T beta_i."""
     m, d = Xd.shape[0], model.output_dim
     # The solve runs on the driver: Y and the weights come here (m d_y + m floats), checked first.
@@ -422,7 +491,7 @@ def _gram_solve(dask, da, client, model, loss, theta, Xd, Y, weights, rank_tol, 
     blocks = _compute(dask, client, *(grid[i, j] for i, j in pairs))
     at = np.concatenate([[0], np.cumsum([c * d for c in Xd.chunks[0]])])
     K = np.empty((m * d, m * d))
-    for (i, j), blk in zip(pairs, blocks):
+    for (i, j), blk in zip(pairs, blocks, strict=False):
         K[at[i] : at[i + 1], at[j] : at[j + 1]] = blk
         K[at[j] : at[j + 1], at[i] : at[i + 1]] = blk.T
     del blocks
@@ -430,8 +499,17 @@ def _gram_solve(dask, da, client, model, loss, theta, Xd, Y, weights, rank_tol, 
     del K
     m_d, t_d = _shared(dask, model, theta)
     parts = da.map_blocks(
-        _coefficient_block, Xd, da.from_array(beta, chunks=(Xd.chunks[0], (d,))), m_d, t_d, threads,
-        chunks=((1,) * len(Xd.chunks[0]), (model.num_params,)), dtype=np.float64, meta=np.empty((0, 0)),
+        _coefficient_block,
+        Xd,
+        da.from_array(beta, chunks=(Xd.chunks[0], (d,))),
+        m_d,
+        t_d,
+        threads,
+        chunks=((1,) * len(Xd.chunks[0]), (model.num_params,)),
+        dtype=np.float64,
+        meta=np.empty((0, 0)),
     )
-    (alpha,) = _compute(dask, client, parts.sum(axis=0))  # J alpha = the fitted outputs: the representer form
+    (alpha,) = _compute(
+        dask, client, parts.sum(axis=0)
+    )  # J alpha = the fitted outputs: the representer form
     return replace(res, alpha=alpha)

@@ -58,9 +58,9 @@ class _PivotedFactor:
     """K's leading r pivoted columns: K[perm[:r], perm[:r]] = L11 L11^T and, in pivoted row
     order, K[perm][:, perm[:r]] = L L11^T with L = ``L`` (n x r, lower trapezoidal)."""
 
-    L: np.ndarray          # (n, r), rows in pivoted order, a view into the overwritten K
-    perm: np.ndarray       # (n,) 0-based pivot order
-    scale: np.ndarray      # (r,) |diag L|: the kept rows' residual norms when they were chosen
+    L: np.ndarray  # (n, r), rows in pivoted order, a view into the overwritten K
+    perm: np.ndarray  # (n,) 0-based pivot order
+    scale: np.ndarray  # (r,) |diag L|: the kept rows' residual norms when they were chosen
 
     def rank_at(self, cut: float) -> int:
         if self.scale.size == 0:
@@ -73,7 +73,9 @@ class _PivotedFactor:
         k = z.size
         c = np.zeros(self.perm.size)
         if k:
-            c[self.perm[:k]] = scipy.linalg.solve_triangular(self.L[:k, :k], z, lower=True, trans="T", check_finite=False)
+            c[self.perm[:k]] = scipy.linalg.solve_triangular(
+                self.L[:k, :k], z, lower=True, trans="T", check_finite=False
+            )
         return d * c
 
 
@@ -91,7 +93,9 @@ def _pivoted_factor(K: np.ndarray, cut: float) -> _PivotedFactor:
     L = c[:, :rank]
     for j in range(1, rank):  # the strictly upper part of the leading block still holds K
         L[:j, j] = 0.0
-    return _PivotedFactor(L, np.asarray(piv, dtype=np.intp) - 1, np.abs(np.diagonal(L[:rank, :rank])).copy())
+    return _PivotedFactor(
+        L, np.asarray(piv, dtype=np.intp) - 1, np.abs(np.diagonal(L[:rank, :rank])).copy()
+    )
 
 
 def _cuts_above(cut: float, cuts: Sequence[float]) -> list[float]:
@@ -99,8 +103,15 @@ def _cuts_above(cut: float, cuts: Sequence[float]) -> list[float]:
 
 
 def solve_gram_pivoted(
-    K: np.ndarray, loss, Y: np.ndarray, weights: np.ndarray, rank_tol: float | None, cuts: Sequence[float],
-    tol: float, max_iter: int, start: np.ndarray | None = None,
+    K: np.ndarray,
+    loss,
+    Y: np.ndarray,
+    weights: np.ndarray,
+    rank_tol: float | None,
+    cuts: Sequence[float],
+    tol: float,
+    max_iter: int,
+    start: np.ndarray | None = None,
 ) -> tuple[InducedResult, np.ndarray]:
     """(result, beta): the induced infimum over range(J) from K = J J^T (overwritten), with
     J alpha = the fitted outputs for alpha = J^T beta (beta shaped like Y).
@@ -127,15 +138,26 @@ def solve_gram_pivoted(
     if squared:
         main, entries, z = _squared_projection(factor, loss, Y, weights, D, cut, profile_cuts)
     else:
-        main, entries, z = _newton_on_factor(factor, loss, Y, weights, cut, profile_cuts, tol, max_iter, start)
+        main, entries, z = _newton_on_factor(
+            factor, loss, Y, weights, cut, profile_cuts, tol, max_iter, start
+        )
     beta = factor.coefficients(z, D).reshape(Y.shape)
-    entries += [ProfileEntry(c, main.rank, main.value, main.lower, main.iterations, main.attained) for c in cuts if c <= cut]
+    entries += [
+        ProfileEntry(c, main.rank, main.value, main.lower, main.iterations, main.attained)
+        for c in cuts
+        if c <= cut
+    ]
     main = replace(
         main,
         rank_tol=cut,
         singular_values=np.zeros(0),
         profile=tuple(sorted(entries, key=lambda p: -p.cut)),
-        details={"factorization": "pivoted_cholesky", "gram_cut": cut, "gram_rank": r, "weights_folded": squared},
+        details={
+            "factorization": "pivoted_cholesky",
+            "gram_cut": cut,
+            "gram_rank": r,
+            "weights_folded": squared,
+        },
     )
     return main, beta
 
@@ -204,7 +226,9 @@ def _semi_normal(L: np.ndarray):
         return z, b - Lk @ z
 
     # Q_k^T v for the orthonormal Q_k = L_k R_k^-1
-    solve.coordinates = lambda k, v: scipy.linalg.solve_triangular(R[:k, :k], L[:, :k].T @ v, trans="T", check_finite=False)
+    solve.coordinates = lambda k, v: scipy.linalg.solve_triangular(
+        R[:k, :k], L[:, :k].T @ v, trans="T", check_finite=False
+    )
     return solve
 
 
@@ -241,7 +265,9 @@ def _orthonormal(L: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.asfortranarray(Q), R
 
 
-def _newton_on_factor(factor: _PivotedFactor, loss, Y, w, cut, profile_cuts, tol, max_iter, start=None):
+def _newton_on_factor(
+    factor: _PivotedFactor, loss, Y, w, cut, profile_cuts, tol, max_iter, start=None
+):
     """The Newton solver on an orthonormal basis Q of the factor (Q R = L): its leading
     columns span the factor's leading columns, so the cuts stay prefixes."""
     L = factor.L
@@ -255,15 +281,37 @@ def _newton_on_factor(factor: _PivotedFactor, loss, Y, w, cut, profile_cuts, tol
     Qo[factor.perm] = Q
     del Q
     raw = _core.induced_minimum_orthonormal(
-        Qo, np.ascontiguousarray(scale), loss._core, Y, w, cut, profile_cuts, float(tol), int(max_iter), _flat(start),
+        Qo,
+        np.ascontiguousarray(scale),
+        loss._core,
+        Y,
+        w,
+        cut,
+        profile_cuts,
+        float(tol),
+        int(max_iter),
+        _flat(start),
         gram_rounding=_gram_rounding(n),
     )
-    entries = [ProfileEntry(p.cut, int(p.rank), p.value, p.lower, int(p.iterations), bool(p.attained)) for p in raw.profile]
+    entries = [
+        ProfileEntry(p.cut, int(p.rank), p.value, p.lower, int(p.iterations), bool(p.attained))
+        for p in raw.profile
+    ]
     mp = raw.main
     k = int(mp.rank)
     beta = np.asarray(raw.alpha)[:k]
     z = scipy.linalg.solve_triangular(R[:k, :k], beta, check_finite=False) if r else np.zeros(0)
-    main = _result(mp.value, mp.lower, np.asarray(raw.fitted), k, loss, bool(mp.attained), bool(mp.converged), int(mp.iterations), mp.gradient_norm)
+    main = _result(
+        mp.value,
+        mp.lower,
+        np.asarray(raw.fitted),
+        k,
+        loss,
+        bool(mp.attained),
+        bool(mp.converged),
+        int(mp.iterations),
+        mp.gradient_norm,
+    )
     return main, [e for e in entries if e.cut != cut], z
 
 
@@ -277,7 +325,11 @@ def _gram_rounding(n: int) -> float:
 
 def _flat(start: np.ndarray | None) -> np.ndarray | None:
     """A warm start as the flat float64 vector the core takes (None stays None)."""
-    return None if start is None else np.ascontiguousarray(np.asarray(start, dtype=np.float64).reshape(-1))
+    return (
+        None
+        if start is None
+        else np.ascontiguousarray(np.asarray(start, dtype=np.float64).reshape(-1))
+    )
 
 
 def _dual(loss, F, Y, w) -> float:
@@ -288,16 +340,30 @@ def _dual(loss, F, Y, w) -> float:
     return float(-(w @ conj)) if np.all(np.isfinite(conj)) else -np.inf
 
 
-def _result(value, lower, F, rank, loss, attained, converged, iterations, gradient_norm) -> InducedResult:
+def _result(
+    value, lower, F, rank, loss, attained, converged, iterations, gradient_norm
+) -> InducedResult:
     return InducedResult(
-        value=float(value), lower=float(lower), alpha=np.zeros(0), fitted=F, rank=int(rank), rank_tol=0.0,
-        attained=attained, converged=converged, iterations=iterations, gradient_norm=float(gradient_norm),
-        singular_values=np.zeros(0), profile=(), loss=loss.name,
+        value=float(value),
+        lower=float(lower),
+        alpha=np.zeros(0),
+        fitted=F,
+        rank=int(rank),
+        rank_tol=0.0,
+        attained=attained,
+        converged=converged,
+        iterations=iterations,
+        gradient_norm=float(gradient_norm),
+        singular_values=np.zeros(0),
+        profile=(),
+        loss=loss.name,
     )
 
 
 # ----------------------------------------------------------------------------- eigendecomposition
-def output_basis_from_gram(K: np.ndarray, rank_tol: float | None) -> tuple[np.ndarray, np.ndarray, float]:
+def output_basis_from_gram(
+    K: np.ndarray, rank_tol: float | None
+) -> tuple[np.ndarray, np.ndarray, float]:
     """(U, sigma, cut): the eigenvectors of K with sigma = sqrt(lambda) above the Gram floor and
     the relative sigma cut used (the larger of rank_tol and :func:`gram_floor`).
 
@@ -317,8 +383,16 @@ def output_basis_from_gram(K: np.ndarray, rank_tol: float | None) -> tuple[np.nd
 
 
 def solve_over_gram(
-    K: np.ndarray, loss, Y: np.ndarray, weights: np.ndarray, rank_tol, cuts, tol: float, max_iter: int,
-    extra: np.ndarray | None = None, start: np.ndarray | None = None,
+    K: np.ndarray,
+    loss,
+    Y: np.ndarray,
+    weights: np.ndarray,
+    rank_tol,
+    cuts,
+    tol: float,
+    max_iter: int,
+    extra: np.ndarray | None = None,
+    start: np.ndarray | None = None,
 ) -> tuple[InducedResult, np.ndarray, np.ndarray, np.ndarray]:
     """(result, U, sigma, beta) over the span of U diag(sigma) from the eigendecomposition of
     K, plus an ``extra`` output column known to lie in range(J) (such as f_X(theta)).
@@ -349,27 +423,58 @@ def solve_over_gram(
         else:
             q_norm = 0.0
     Q, s = np.hstack(Qcols), np.concatenate(scale)
-    if Q.shape[1] == 0:  # J = 0 and no extra column: the span is {0}; one zero column keeps the shapes
+    if (
+        Q.shape[1] == 0
+    ):  # J = 0 and no extra column: the span is {0}; one zero column keeps the shapes
         Q, s = np.zeros((n, 1)), np.zeros(1)
     Q = np.asfortranarray(Q)
     # U diag(sigma) is already cut: the main solve keeps every column (cut 0).
     raw = _core.induced_minimum_orthonormal(
-        Q, s, loss._core, Y, weights, 0.0, [c for c in cuts if c > cut], float(tol), int(max_iter), _flat(start),
+        Q,
+        s,
+        loss._core,
+        Y,
+        weights,
+        0.0,
+        [c for c in cuts if c > cut],
+        float(tol),
+        int(max_iter),
+        _flat(start),
         gram_rounding=_gram_rounding(n),
     )
     gamma = np.asarray(raw.alpha)
     # back to [U diag(sigma), extra] coordinates: U gamma_U + q gamma_q = U sigma a + extra c_f
     c_f = gamma[k] / q_norm if q_norm > 0.0 else 0.0
-    a = (gamma[:k] - (coef_f * c_f if coef_f is not None else 0.0)) / np.where(sigma > 0, sigma, 1.0)
+    a = (gamma[:k] - (coef_f * c_f if coef_f is not None else 0.0)) / np.where(
+        sigma > 0, sigma, 1.0
+    )
     alpha = np.concatenate([a, [c_f]]) if extra is not None else a
     beta = (U @ np.where(sigma > 0, a / np.where(sigma > 0, sigma, 1.0), 0.0)).reshape(Y.shape)
     mp = raw.main
-    entries = [ProfileEntry(p.cut, int(p.rank), p.value, p.lower, int(p.iterations), bool(p.attained)) for p in raw.profile if p.cut != 0.0]
-    entries += [ProfileEntry(c, int(mp.rank), mp.value, mp.lower, int(mp.iterations), bool(mp.attained)) for c in cuts if c <= cut]
+    entries = [
+        ProfileEntry(p.cut, int(p.rank), p.value, p.lower, int(p.iterations), bool(p.attained))
+        for p in raw.profile
+        if p.cut != 0.0
+    ]
+    entries += [
+        ProfileEntry(c, int(mp.rank), mp.value, mp.lower, int(mp.iterations), bool(mp.attained))
+        for c in cuts
+        if c <= cut
+    ]
     res = InducedResult(
-        value=mp.value, lower=mp.lower, alpha=alpha, fitted=np.asarray(raw.fitted), rank=int(mp.rank), rank_tol=cut,
-        attained=bool(mp.attained), converged=bool(mp.converged), iterations=int(mp.iterations),
-        gradient_norm=mp.gradient_norm, singular_values=sigma, profile=tuple(sorted(entries, key=lambda p: -p.cut)),
-        loss=loss.name, details={"factorization": "eigh", "gram_cut": cut, "gram_rank": k},
+        value=mp.value,
+        lower=mp.lower,
+        alpha=alpha,
+        fitted=np.asarray(raw.fitted),
+        rank=int(mp.rank),
+        rank_tol=cut,
+        attained=bool(mp.attained),
+        converged=bool(mp.converged),
+        iterations=int(mp.iterations),
+        gradient_norm=mp.gradient_norm,
+        singular_values=sigma,
+        profile=tuple(sorted(entries, key=lambda p: -p.cut)),
+        loss=loss.name,
+        details={"factorization": "eigh", "gram_cut": cut, "gram_rank": k},
     )
     return res, U, sigma, beta

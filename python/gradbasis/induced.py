@@ -159,7 +159,9 @@ def induced_minimum(
     Y = loss.check_targets(Y)
     m, d = Y.shape
     if B.ndim != 2 or B.shape[0] != m * d:
-        raise ShapeError(f"basis must be 2-D with m*d_y = {m * d} rows (rows ordered like J); got shape {B.shape}")
+        raise ShapeError(
+            f"basis must be 2-D with m*d_y = {m * d} rows (rows ordered like J); got shape {B.shape}"
+        )
     if B.shape[1] == 0:
         raise ShapeError("basis has no columns")
     check_finite(B, "basis")
@@ -174,10 +176,13 @@ def induced_minimum(
     if int(max_iter) < 1:
         raise InvalidOptionError(f"max_iter must be positive; got {max_iter!r}")
     F0 = as_start(start, m, d)
-    raw = _core.induced_minimum(B, loss._core, Y, w, rank_tol, cut_list, float(tol), int(max_iter), F0)
+    raw = _core.induced_minimum(
+        B, loss._core, Y, w, rank_tol, cut_list, float(tol), int(max_iter), F0
+    )
     main = raw.main
     profile = tuple(
-        ProfileEntry(p.cut, int(p.rank), p.value, p.lower, int(p.iterations), bool(p.attained)) for p in raw.profile
+        ProfileEntry(p.cut, int(p.rank), p.value, p.lower, int(p.iterations), bool(p.attained))
+        for p in raw.profile
     )
     sigma = np.asarray(raw.singular_values)
     return InducedResult(
@@ -194,7 +199,9 @@ def induced_minimum(
         singular_values=sigma,
         profile=profile,
         loss=loss.name,
-        scope=span_scope(sigma, int(main.rank), B.shape[1], rank_tol, loss.name, int(main.solve_rank)),
+        scope=span_scope(
+            sigma, int(main.rank), B.shape[1], rank_tol, loss.name, int(main.solve_rank)
+        ),
     )
 
 
@@ -212,7 +219,12 @@ def as_start(start: object | None, m: int, d: int) -> np.ndarray | None:
 
 
 def span_scope(
-    sigma: np.ndarray, rank: int, columns: int, cut: float, loss: str = "", solve_rank: int | None = None
+    sigma: np.ndarray,
+    rank: int,
+    columns: int,
+    cut: float,
+    loss: str = "",
+    solve_rank: int | None = None,
 ) -> str:
     """What an induced solve over the numerical span of a basis with singular values ``sigma``
     (descending) at relative cut ``cut`` covers, in words."""

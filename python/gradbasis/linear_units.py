@@ -11,11 +11,10 @@ given t is this one restricted to layers t+1..H+1.
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
-
-import numbers
 
 from ._options import nonnegative_int, show
 from ._validation import as_samples, as_theta
@@ -36,7 +35,7 @@ class LinearUnitSets:
 
     sets: tuple[np.ndarray, ...]
     linear: tuple[np.ndarray, ...]
-    widths: tuple[int, ...]          # d_1, ..., d_H, d_y
+    widths: tuple[int, ...]  # d_1, ..., d_H, d_y
     margin: float
 
     @property
@@ -49,10 +48,14 @@ class LinearUnitSets:
 
     def in_theta(self, n: int, t: int) -> bool:
         """theta in Theta_{n,t}: |J^(l)| >= n for every l = t+1, ..., H+1."""
-        if isinstance(t, (bool, np.bool_)) or not isinstance(t, numbers.Integral) or not 0 <= t <= self.depth:
+        if (
+            isinstance(t, (bool, np.bool_))
+            or not isinstance(t, numbers.Integral)
+            or not 0 <= t <= self.depth
+        ):
             raise InvalidOptionError(f"t must lie in 0..H = 0..{self.depth}; got {show(t)}")
         n = nonnegative_int(n, "n")
-        return all(s.size >= n for s in self.sets[int(t):])
+        return all(s.size >= n for s in self.sets[int(t) :])
 
     def largest_t(self, n: int) -> int | None:
         """The smallest t with theta in Theta_{n,t} (most layers linear), or None."""
@@ -62,7 +65,14 @@ class LinearUnitSets:
         return None
 
     def to_dict(self) -> dict:
-        return jsonable({"sets": [s.tolist() for s in self.sets], "sizes": self.sizes(), "widths": self.widths, "margin": self.margin})
+        return jsonable(
+            {
+                "sets": [s.tolist() for s in self.sets],
+                "sizes": self.sizes(),
+                "widths": self.widths,
+                "margin": self.margin,
+            }
+        )
 
 
 def check_mlp(model: object) -> MLP:
@@ -74,7 +84,9 @@ def check_mlp(model: object) -> MLP:
     return model
 
 
-def linear_unit_sets(model: MLP, theta: object, X: object, *, margin: float = 1e-8) -> LinearUnitSets:
+def linear_unit_sets(
+    model: MLP, theta: object, X: object, *, margin: float = 1e-8
+) -> LinearUnitSets:
     """The largest family J^(1..H+1) of locally linear units at theta (see module docstring).
 
     ``margin`` (>= 0): a relu / leaky_relu unit counts as linear when every sample's
@@ -84,18 +96,26 @@ def linear_unit_sets(model: MLP, theta: object, X: object, *, margin: float = 1e
     model = check_mlp(model)
     theta = as_theta(theta, model.num_params)
     X = as_samples(X, model.input_dim)
-    if isinstance(margin, bool) or not isinstance(margin, numbers.Real) or not (np.isfinite(margin) and margin >= 0.0):
+    if (
+        isinstance(margin, bool)
+        or not isinstance(margin, numbers.Real)
+        or not (np.isfinite(margin) and margin >= 0.0)
+    ):
         raise InvalidOptionError(f"margin must be finite and >= 0; got {show(margin)}")
     layers = model.dense_layers()
     params = model.unflatten(theta)
     H = len(layers) - 1
     linear: list[np.ndarray] = []
-    for layer, act in zip(layers[:H], model.activations):
+    for layer, act in zip(layers[:H], model.activations, strict=False):
         if act.name == "identity" or (act.name == "leaky_relu" and act.negative_slope == 1.0):
             linear.append(np.arange(layer.out_dim))
         elif act.name in ("relu", "leaky_relu"):
             pre = model.node_values(theta, X, layer.node)
-            linear.append(np.flatnonzero(pre.min(axis=0) > margin) if pre.shape[0] else np.arange(layer.out_dim))
+            linear.append(
+                np.flatnonzero(pre.min(axis=0) > margin)
+                if pre.shape[0]
+                else np.arange(layer.out_dim)
+            )
         else:
             linear.append(np.arange(0))
     sets: list[np.ndarray] = [np.arange(layers[H].out_dim)]
@@ -103,13 +123,22 @@ def linear_unit_sets(model: MLP, theta: object, X: object, *, margin: float = 1e
         W_next = params[layers[l].weight.name]
         outside = np.setdiff1d(np.arange(W_next.shape[0]), sets[0])
         cand = linear[l - 1]
-        feeds_outside = np.any(W_next[np.ix_(outside, cand)] != 0.0, axis=0) if outside.size else np.zeros(cand.size, bool)
+        feeds_outside = (
+            np.any(W_next[np.ix_(outside, cand)] != 0.0, axis=0)
+            if outside.size
+            else np.zeros(cand.size, bool)
+        )
         sets.insert(0, cand[~feeds_outside])
     return LinearUnitSets(
-        sets=tuple(sets), linear=tuple(linear), widths=tuple(l.out_dim for l in layers), margin=float(margin)
+        sets=tuple(sets),
+        linear=tuple(linear),
+        widths=tuple(l.out_dim for l in layers),
+        margin=float(margin),
     )
 
 
-def in_theta_nt(model: MLP, theta: object, X: object, n: int, t: int, *, margin: float = 1e-8) -> bool:
+def in_theta_nt(
+    model: MLP, theta: object, X: object, n: int, t: int, *, margin: float = 1e-8
+) -> bool:
     """Whether theta lies in Theta_{n,t} (|J^(l)| >= n for l = t+1..H+1) on the data X."""
     return linear_unit_sets(model, theta, X, margin=margin).in_theta(n, t)

@@ -35,13 +35,17 @@ class Loss:
         """Pickle as the class and its constructor arguments (``_constructor_arguments``, none
         by default): loading rebuilds the C++ loss, which cannot be pickled itself."""
         if type(self).__init__ is Loss.__init__:
-            raise TypeError(f"cannot pickle {type(self).__name__}: it holds a C++ loss; pickle a named loss class")
+            raise TypeError(
+                f"cannot pickle {type(self).__name__}: it holds a C++ loss; pickle a named loss class"
+            )
         return type(self), self._constructor_arguments()
 
     def _constructor_arguments(self) -> tuple:
         return ()
 
-    def check_targets(self, Y: object, output_dim: int | None = None, num_samples: int | None = None) -> np.ndarray:
+    def check_targets(
+        self, Y: object, output_dim: int | None = None, num_samples: int | None = None
+    ) -> np.ndarray:
         """Y as a (m, d_y) float64 array valid for this loss, or a clear error."""
         Y = as_float_targets(Y, output_dim, num_samples)
         self._check_labels(Y)
@@ -74,7 +78,9 @@ class Loss:
         Y = self.check_targets(Y)
         return as_samples(Q, Y.shape[1], qname, num_samples=Y.shape[0]), Y
 
-    def _rows(self, what: object, Q: np.ndarray, Y: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    def _rows(
+        self, what: object, Q: np.ndarray, Y: np.ndarray, shape: tuple[int, ...]
+    ) -> np.ndarray:
         out = np.empty(shape)
         self._core.rows(what, Q, Y, out)
         return out
@@ -119,10 +125,14 @@ class CrossEntropyLoss(Loss):
 
     def _check_labels(self, Y: np.ndarray) -> None:
         if Y.shape[1] < 2:
-            raise InvalidLabelError("cross-entropy needs d_y >= 2 classes; use SmoothedHingeLoss for one output")
+            raise InvalidLabelError(
+                "cross-entropy needs d_y >= 2 classes; use SmoothedHingeLoss for one output"
+            )
         if (Y < 0).any():
             i = int(np.argwhere(Y < 0)[0][0])
-            raise InvalidLabelError(f"cross-entropy targets must be probability vectors; row {i} has a negative entry")
+            raise InvalidLabelError(
+                f"cross-entropy targets must be probability vectors; row {i} has a negative entry"
+            )
         sums = Y.sum(axis=1)
         bad = np.abs(sums - 1.0) > self.label_tol
         if bad.any():
@@ -139,19 +149,29 @@ class SmoothedHingeLoss(Loss):
     name = "smoothed_hinge"
 
     def __init__(self, p: float = 2.0) -> None:
-        if isinstance(p, bool) or not isinstance(p, numbers.Real) or not (math.isfinite(float(p)) and p >= 2.0):
-            raise InvalidOptionError(f"SmoothedHingeLoss needs a finite p >= 2 (differentiable twice); got p={show(p)}")
+        if (
+            isinstance(p, bool)
+            or not isinstance(p, numbers.Real)
+            or not (math.isfinite(float(p)) and p >= 2.0)
+        ):
+            raise InvalidOptionError(
+                f"SmoothedHingeLoss needs a finite p >= 2 (differentiable twice); got p={show(p)}"
+            )
         p = float(p)
         self.p = p
         super().__init__(_core.Loss(2, p))
 
     def _check_labels(self, Y: np.ndarray) -> None:
         if Y.shape[1] != 1:
-            raise InvalidLabelError(f"smoothed hinge loss has one output (d_y = 1); targets have {Y.shape[1]} columns")
+            raise InvalidLabelError(
+                f"smoothed hinge loss has one output (d_y = 1); targets have {Y.shape[1]} columns"
+            )
         bad = np.abs(Y[:, 0]) != 1.0
         if bad.any():
             i = int(np.argmax(bad))
-            raise InvalidLabelError(f"smoothed hinge labels must be -1 or +1; Y[{i}] = {float(Y[i, 0])}")
+            raise InvalidLabelError(
+                f"smoothed hinge labels must be -1 or +1; Y[{i}] = {float(Y[i, 0])}"
+            )
 
     def _constructor_arguments(self) -> tuple:
         return (self.p,)
@@ -160,7 +180,11 @@ class SmoothedHingeLoss(Loss):
         return f"SmoothedHingeLoss(p={self.p:g})"
 
 
-_BY_NAME = {"squared": SquaredLoss, "cross_entropy": CrossEntropyLoss, "smoothed_hinge": SmoothedHingeLoss}
+_BY_NAME = {
+    "squared": SquaredLoss,
+    "cross_entropy": CrossEntropyLoss,
+    "smoothed_hinge": SmoothedHingeLoss,
+}
 
 
 def get_loss(loss: str | Loss) -> Loss:

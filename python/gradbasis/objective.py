@@ -34,7 +34,9 @@ class Objective:
         n_threads: int | None = None,
     ):
         if not isinstance(model, Model):
-            raise InvalidArgumentError(f"model must be a gradbasis model (MLP, SkipMLP, ResNet, ...); got {type(model).__name__}")
+            raise InvalidArgumentError(
+                f"model must be a gradbasis model (MLP, SkipMLP, ResNet, ...); got {type(model).__name__}"
+            )
         self.model = model
         self.loss = get_loss(loss)
         self.X = as_samples(X, model.input_dim)
@@ -49,7 +51,9 @@ class Objective:
     def value(self, theta: object) -> float:
         """L(theta); +inf, never NaN, where it overflows float64 (as in :meth:`value_and_gradient`)."""
         theta = self._theta(theta)
-        value = self._graph.objective(self.loss._core, theta, self.X, self.Y, self.weights, self.n_threads)
+        value = self._graph.objective(
+            self.loss._core, theta, self.X, self.Y, self.weights, self.n_threads
+        )
         return _overflow_as_inf(value)
 
     def value_and_gradient(self, theta: object) -> tuple[float, np.ndarray]:
@@ -83,7 +87,9 @@ class Objective:
         theta = self._theta(theta)
         v = as_theta(v, self.model.num_params, "v")
         out = np.empty_like(theta)
-        self._graph.objective_hvp(self.loss._core, theta, self.X, self.Y, self.weights, v, out, self.n_threads)
+        self._graph.objective_hvp(
+            self.loss._core, theta, self.X, self.Y, self.weights, v, out, self.n_threads
+        )
         return out
 
     def residual_duals(self, theta: object) -> np.ndarray:

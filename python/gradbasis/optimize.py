@@ -246,8 +246,12 @@ def minimize(
         # Newton gets a bounded number of iterations: where it stalls (far from a minimum, or
         # on a kink) L-BFGS takes over again, then Newton polishes once more.
         newton_cap = min(int(max_iter), _NEWTON_ITERATIONS)
-        stages = [("lbfgs", _HANDOVER, int(max_iter)), ("trust-ncg", None, newton_cap),
-                  ("lbfgs", None, int(max_iter)), ("trust-ncg", None, newton_cap)]
+        stages = [
+            ("lbfgs", _HANDOVER, int(max_iter)),
+            ("trust-ncg", None, newton_cap),
+            ("lbfgs", None, int(max_iter)),
+            ("trust-ncg", None, newton_cap),
+        ]
     else:
         stages = [(method, None, int(max_iter))]
     bar = _progress_bar(progress, len(stages) * int(max_iter), method)

@@ -143,7 +143,7 @@ def overparameterized_init(
 
     W1 = np.zeros((hidden[0], d_x))
     b1 = np.full(hidden[0], -spare)
-    W1[:m, :raw.shape[1]] = first_w
+    W1[:m, : raw.shape[1]] = first_w
     b1[:m] = first_b
     if bias:
         params["W1"], params["b1"] = W1, b1

@@ -81,7 +81,7 @@ class PerturbableBasis:
     """
 
     basis: np.ndarray = field(repr=False)
-    jacobian_basis: np.ndarray = field(repr=False)   # Q_T diag(sigma_T): a basis of T
+    jacobian_basis: np.ndarray = field(repr=False)  # Q_T diag(sigma_T): a basis of T
     singular_values: np.ndarray = field(repr=False)
     jacobian_singular_values: np.ndarray = field(repr=False)
     dim_T: int
@@ -109,7 +109,9 @@ class PerturbableBasis:
             "noise_cut": self.noise_cut,
             "noise_cut_relative": self.noise_cut_relative,
             "cut": self.cut,
-            "largest_discarded": None if math.isnan(self.largest_discarded) else self.largest_discarded,
+            "largest_discarded": None
+            if math.isnan(self.largest_discarded)
+            else self.largest_discarded,
             "lemma3_cosine": None if math.isnan(self.lemma3_cosine) else self.lemma3_cosine,
             "lemma3_residual": None if math.isnan(self.lemma3_residual) else self.lemma3_residual,
             "lemma3_drop": None if math.isnan(self.lemma3_drop) else self.lemma3_drop,
@@ -118,12 +120,20 @@ class PerturbableBasis:
         }
 
 
-def quotient_noise(jacobian_norm: float, eps: float, num_directions: int, depth: int, quotient_norm: float = 0.0) -> float:
+def quotient_noise(
+    jacobian_norm: float, eps: float, num_directions: int, depth: int, quotient_norm: float = 0.0
+) -> float:
     """The absolute rounding floor of k difference quotients (J(theta + eps v) - J(theta)) / eps
     side by side: NOISE_FACTOR sqrt(k) depth eps_mach (||J||_2 / eps + max_j ||D_j||_F), see
     the module docstring. ``depth`` is the number of dense layers (at least 1)."""
     k = max(1, int(num_directions))
-    return NOISE_FACTOR * math.sqrt(k) * max(1, int(depth)) * _EPS * (float(jacobian_norm) / float(eps) + float(quotient_norm))
+    return (
+        NOISE_FACTOR
+        * math.sqrt(k)
+        * max(1, int(depth))
+        * _EPS
+        * (float(jacobian_norm) / float(eps) + float(quotient_norm))
+    )
 
 
 def model_depth(model: Model) -> int:
@@ -146,7 +156,9 @@ def _curvature(curvature: object, m: int, d_y: int) -> np.ndarray | None:
         return None
     H = as_float_array(curvature, "curvature")
     if H.shape != (m, d_y, d_y):
-        raise ShapeError(f"curvature must be (m, d_y, d_y) = ({m}, {d_y}, {d_y}); got shape {H.shape}")
+        raise ShapeError(
+            f"curvature must be (m, d_y, d_y) = ({m}, {d_y}, {d_y}); got shape {H.shape}"
+        )
     check_finite(H, "curvature")
     return H
 
@@ -160,7 +172,9 @@ def _max_drop(D: np.ndarray, r: np.ndarray, rounding: float, H: np.ndarray) -> f
     q = np.einsum("ikp,ikl,ilp->p", Ds, H, Ds)
     num = np.maximum(np.abs(r) - rounding, 0.0)
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-        out = np.where(q > 0.0, num * num / (2.0 * np.where(q > 0.0, q, 1.0)), np.where(num > 0.0, np.inf, 0.0))
+        out = np.where(
+            q > 0.0, num * num / (2.0 * np.where(q > 0.0, q, 1.0)), np.where(num > 0.0, np.inf, 0.0)
+        )
     return float(out.max()) if out.size else 0.0
 
 
@@ -219,13 +233,17 @@ def perturbable_basis(
     else:
         directions = as_float_array(S, "S")
         if directions.ndim != 2 or directions.shape[1] != model.num_params:
-            raise ShapeError(f"S must be (k, num_params = {model.num_params}); got shape {directions.shape}")
+            raise ShapeError(
+                f"S must be (k, num_params = {model.num_params}); got shape {directions.shape}"
+            )
         check_finite(directions, "S")
         if eps is None:
             raise InvalidOptionError("eps is required when S is a plain array")
     eps = positive_step(eps)
     if strategy not in ("dense", "gram"):
-        raise UnknownNameError(f"perturbable_basis strategy must be 'dense' or 'gram'; got {strategy!r}")
+        raise UnknownNameError(
+            f"perturbable_basis strategy must be 'dense' or 'gram'; got {strategy!r}"
+        )
     if isinstance(batch, (bool, np.bool_)) or not isinstance(batch, (int, np.integer)) or batch < 1:
         raise InvalidOptionError(f"batch must be a positive integer; got {show(batch)}")
     n = X.shape[0] * model.output_dim

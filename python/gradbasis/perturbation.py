@@ -45,7 +45,13 @@ from .models.mlp import MLP
 from .models.resnet import ResNet
 from .verdict import jsonable
 
-__all__ = ["KINDS", "PerturbationSet", "Rejection", "perturbation_directions", "same_activation_region"]
+__all__ = [
+    "KINDS",
+    "PerturbationSet",
+    "Rejection",
+    "perturbation_directions",
+    "same_activation_region",
+]
 
 KINDS = ("layer_null", "output_null", "dead_units", "zero_outgoing")
 
@@ -110,7 +116,9 @@ class PerturbationSet:
 
 
 # ----------------------------------------------------------------------------- families
-def _row_perturbations(layer: DenseLayer, rows: np.ndarray, coeffs: np.ndarray, num_params: int) -> np.ndarray:
+def _row_perturbations(
+    layer: DenseLayer, rows: np.ndarray, coeffs: np.ndarray, num_params: int
+) -> np.ndarray:
     """Directions W[r, :] += c[:in_dim], b[r] += c[in_dim] for every r in rows and every
     coefficient vector c (rows of ``coeffs``; the bias entry is dropped without a bias)."""
     out = []
@@ -125,7 +133,9 @@ def _row_perturbations(layer: DenseLayer, rows: np.ndarray, coeffs: np.ndarray, 
     return np.array(out).reshape(-1, num_params)
 
 
-def _outer_perturbations(layer: DenseLayer, rows: np.ndarray, a_vectors: np.ndarray, num_params: int) -> np.ndarray:
+def _outer_perturbations(
+    layer: DenseLayer, rows: np.ndarray, a_vectors: np.ndarray, num_params: int
+) -> np.ndarray:
     """Directions W[rows, :] += a e_j^T (and the bias with e_bias) for each a (rows of
     ``a_vectors``, unit length, indexed like ``rows``) and each input coordinate j."""
     width = layer.in_dim + (layer.bias is not None)
@@ -159,18 +169,26 @@ def _layer_null(model: Model, theta: np.ndarray, X: np.ndarray, rtol: float | No
         H = _with_ones(model.node_values(theta, X, layer.input_node), layer.bias is not None)
         N = _null(H, rtol)
         if N.shape[1]:
-            blocks.append(_row_perturbations(layer, np.arange(layer.out_dim), N.T, model.num_params))
+            blocks.append(
+                _row_perturbations(layer, np.arange(layer.out_dim), N.T, model.num_params)
+            )
     return np.vstack(blocks) if blocks else np.zeros((0, model.num_params))
 
 
-def _output_null(model: Model, theta: np.ndarray, X: np.ndarray, rtol: float | None, margin: float) -> np.ndarray:
+def _output_null(
+    model: Model, theta: np.ndarray, X: np.ndarray, rtol: float | None, margin: float
+) -> np.ndarray:
     P = model.num_params
     if isinstance(model, ResNet):
         layers = {l.weight.name: l for l in model.dense_layers()}
         W = model.unflatten(theta)["W"]
         N = _null(W, rtol)  # a with W a = 0, a in R^{d_x}
         R = layers["R"]
-        return _outer_perturbations(R, np.arange(R.out_dim), N.T, P) if N.shape[1] else np.zeros((0, P))
+        return (
+            _outer_perturbations(R, np.arange(R.out_dim), N.T, P)
+            if N.shape[1]
+            else np.zeros((0, P))
+        )
     if isinstance(model, MLP):
         sets = linear_unit_sets(model, theta, X, margin=margin).sets
         layers = model.dense_layers()
@@ -202,7 +220,9 @@ def _consumers(model: Model) -> dict[int, list[int]]:
     return out
 
 
-def _unit_families(model: Model, theta: np.ndarray, X: np.ndarray, dead_margin: float) -> tuple[np.ndarray, np.ndarray]:
+def _unit_families(
+    model: Model, theta: np.ndarray, X: np.ndarray, dead_margin: float
+) -> tuple[np.ndarray, np.ndarray]:
     """(dead_units, zero_outgoing) directions: incoming-row perturbations of activation units
     that are dead on every sample (relu) or whose outgoing weights are all 0."""
     g = model._graph
@@ -266,7 +286,7 @@ def _region(model: Model, theta: np.ndarray, X: np.ndarray, sources: list[int]) 
 
 
 def _same_region(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
-    return all(np.array_equal(x, y) for x, y in zip(a, b))
+    return all(np.array_equal(x, y) for x, y in zip(a, b, strict=False))
 
 
 def same_activation_region(model: Model, theta: object, theta2: object, X: object) -> bool:
@@ -327,19 +347,33 @@ def perturbation_directions(
     seed = check_seed(seed)
     unknown = [k for k in kinds if k not in KINDS]
     if unknown or isinstance(kinds, str):
-        raise UnknownNameError(f"unknown perturbation kinds {unknown or kinds!r}; choose from {KINDS}")
+        raise UnknownNameError(
+            f"unknown perturbation kinds {unknown or kinds!r}; choose from {KINDS}"
+        )
     if not _whole(budget) or budget < 0:
         raise InvalidOptionError(f"budget must be a non-negative integer; got {show(budget)}")
     if not _whole(combinations) or combinations < 0:
-        raise InvalidOptionError(f"combinations must be a non-negative integer; got {show(combinations)}")
-    if isinstance(margin, bool) or not isinstance(margin, numbers.Real) or not (np.isfinite(margin) and margin >= 0.0):
+        raise InvalidOptionError(
+            f"combinations must be a non-negative integer; got {show(combinations)}"
+        )
+    if (
+        isinstance(margin, bool)
+        or not isinstance(margin, numbers.Real)
+        or not (np.isfinite(margin) and margin >= 0.0)
+    ):
         raise InvalidOptionError(f"margin must be finite and >= 0; got {show(margin)}")
     if not _whole(shrink_steps) or shrink_steps < 0:
-        raise InvalidOptionError(f"shrink_steps must be a non-negative integer; got {show(shrink_steps)}")
+        raise InvalidOptionError(
+            f"shrink_steps must be a non-negative integer; got {show(shrink_steps)}"
+        )
     f0 = model.forward(theta, X)
     if tol is None:
         tol = 1e-10 * max(1.0, float(np.abs(f0).max()))
-    elif isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not (np.isfinite(tol) and tol >= 0.0):
+    elif (
+        isinstance(tol, bool)
+        or not isinstance(tol, numbers.Real)
+        or not (np.isfinite(tol) and tol >= 0.0)
+    ):
         raise InvalidOptionError(f"tol must be finite and >= 0; got {show(tol)}")
     rng = np.random.default_rng(seed)
 
@@ -377,7 +411,7 @@ def perturbation_directions(
     accepted, kinds_out, changes, rejected, scales = [], [], [], [], []
     sources = _kinked_sources(model)
     region0 = _region(model, theta, X, sources) if sources else []
-    for v, kind in zip(cand, cand_kinds):
+    for v, kind in zip(cand, cand_kinds, strict=False):
         norm = float(np.linalg.norm(v))
         if norm > 1.0 + 1e-12:
             rejected.append(Rejection(kind, f"||v|| = {norm:.6g} > 1", float("nan")))
@@ -388,8 +422,14 @@ def perturbation_directions(
             moved = theta + eps * (scale * v)
             change = float(np.abs(model.forward(moved, X) - f0).max())
             if not change <= tol:
-                outcome = Rejection(kind, f"f_X moved by {change:.3g} > tol {tol:.3g}" + (
-                    f" (v shrunk by {scale:g} to stay in the activation region)" if step else ""), change)
+                outcome = Rejection(
+                    kind,
+                    f"f_X moved by {change:.3g} > tol {tol:.3g}"
+                    + (
+                        f" (v shrunk by {scale:g} to stay in the activation region)" if step else ""
+                    ),
+                    change,
+                )
                 break
             if sources and not _same_region(region0, _region(model, moved, X, sources)):
                 outcome = Rejection(

@@ -67,8 +67,8 @@ FORMATS = ("png", "svg")
 
 _INSTALL_HINT = 'drawing figures needs matplotlib: pip install "gradbasis[plot]" (or pip install "matplotlib>=3.7")'
 _VERDICT_MARKERS = {"holds": "o", "consistent": "s", "does not apply": "X", "violated": "^"}
-_DPI = 150              # PNG resolution
-_GAP_FLOOR = 1e-18       # |gap| at or below this (exact zeros included) is drawn on the floor
+_DPI = 150  # PNG resolution
+_GAP_FLOOR = 1e-18  # |gap| at or below this (exact zeros included) is drawn on the floor
 _SPECTRUM_FLOOR = 1e-18  # relative singular values below this (exact zeros) are drawn on the floor
 
 
@@ -85,7 +85,10 @@ class FigureFiles:
     skipped: tuple[str, ...] = ()
 
     def __str__(self) -> str:
-        lines = [f"{self.name}: " + (", ".join(str(p) for p in self.paths) if self.paths else "not drawn")]
+        lines = [
+            f"{self.name}: "
+            + (", ".join(str(p) for p in self.paths) if self.paths else "not drawn")
+        ]
         lines += [f"  left out: {s}" for s in self.skipped]
         return "\n".join(lines)
 
@@ -106,7 +109,9 @@ def require_matplotlib():
 
 def _new_figure(figsize: tuple[float, float]):
     Figure, FigureCanvasAgg = require_matplotlib()
-    fig = Figure(figsize=figsize, dpi=_DPI)  # measured and saved at one dpi: text layouts are reused
+    fig = Figure(
+        figsize=figsize, dpi=_DPI
+    )  # measured and saved at one dpi: text layouts are reused
     FigureCanvasAgg(fig)  # the figure draws on Agg whatever pyplot's backend is
     return fig
 
@@ -117,10 +122,14 @@ def _check_formats(formats: Sequence[str]) -> tuple[str, ...]:
     try:
         formats = tuple(formats)
     except TypeError:
-        raise InvalidOptionError(f"formats must be a selection of {', '.join(FORMATS)}; got {formats!r}") from None
+        raise InvalidOptionError(
+            f"formats must be a selection of {', '.join(FORMATS)}; got {formats!r}"
+        ) from None
     bad = [f for f in formats if f not in FORMATS]
     if not formats or bad:
-        raise InvalidOptionError(f"formats must be a non-empty selection of {', '.join(FORMATS)}; got {list(formats)}")
+        raise InvalidOptionError(
+            f"formats must be a non-empty selection of {', '.join(FORMATS)}; got {list(formats)}"
+        )
     return formats
 
 
@@ -131,7 +140,9 @@ def _check_output(output: str | Path) -> None:
         raise InvalidOptionError(f"output must be a directory; {str(out)!r} is a file")
 
 
-def _save(fig, output: str | Path, name: str, formats: Sequence[str], skipped: Iterable[str] = ()) -> FigureFiles:
+def _save(
+    fig, output: str | Path, name: str, formats: Sequence[str], skipped: Iterable[str] = ()
+) -> FigureFiles:
     """Write ``fig`` as <output>/<name>.<format> for every format. SVG output is made
     reproducible (fixed element ids, no date) so regenerated figures diff cleanly."""
     import matplotlib
@@ -234,15 +245,24 @@ def geometry_view(
 
     r = theorem2(Objective(model, "squared", X, Y), theta, S=S)
     pb = r.basis
-    w1, w2 = np.meshgrid(np.linspace(*ranges[0], grid), np.linspace(*ranges[1], grid), indexing="ij")
+    w1, w2 = np.meshgrid(
+        np.linspace(*ranges[0], grid), np.linspace(*ranges[1], grid), indexing="ij"
+    )
     # One forward pass per grid point: the toy is tiny.
-    surface = np.array([model.forward(np.array([a, b]), X).ravel() for a, b in zip(w1.ravel(), w2.ravel())])
+    surface = np.array(
+        [
+            model.forward(np.array([a, b]), X).ravel()
+            for a, b in zip(w1.ravel(), w2.ravel(), strict=False)
+        ]
+    )
     return GeometryView(
         fx=model.forward(theta, X).ravel(),
         y=Y.ravel(),
         tangent=_orthonormal(pb.jacobian_basis, pb.dim_T),
         perturbable=_orthonormal(pb.basis, pb.dim_T_tilde),
-        proj_T=induced_minimum(pb.jacobian_basis, "squared", Y, rank_tol=pb.rank_tol).fitted.ravel(),
+        proj_T=induced_minimum(
+            pb.jacobian_basis, "squared", Y, rank_tol=pb.rank_tol
+        ).fitted.ravel(),
         proj_T_tilde=induced_minimum(pb.basis, "squared", Y, rank_tol=pb.rank_tol).fitted.ravel(),
         w1=w1,
         w2=w2,
@@ -251,7 +271,9 @@ def geometry_view(
     )
 
 
-def _camera(tangent: np.ndarray, residual: np.ndarray) -> tuple[tuple[float, float, float], np.ndarray, np.ndarray]:
+def _camera(
+    tangent: np.ndarray, residual: np.ndarray
+) -> tuple[tuple[float, float, float], np.ndarray, np.ndarray]:
     """((elevation, azimuth, roll), screen-up, screen-right) of a camera that shows T and the
     residual y - proj_T(y) (normal to T) undistorted, the residual pointing up on the screen.
 
@@ -266,7 +288,11 @@ def _camera(tangent: np.ndarray, residual: np.ndarray) -> tuple[tuple[float, flo
         d = np.cos(np.radians(30)) * h + np.sin(np.radians(30)) * n
     elif tangent.shape[1] == 1:
         t = tangent[:, 0]
-        n = residual / r if r > 0 else np.cross(t, [0.0, 0.0, 1.0] if abs(t[2]) < 0.9 else [1.0, 0.0, 0.0])
+        n = (
+            residual / r
+            if r > 0
+            else np.cross(t, [0.0, 0.0, 1.0] if abs(t[2]) < 0.9 else [1.0, 0.0, 0.0])
+        )
         n = n - (n @ t) * t
         n /= np.linalg.norm(n)
         d = np.cos(np.radians(20)) * np.cross(t, n) + np.sin(np.radians(20)) * n
@@ -290,8 +316,12 @@ def _theta_ranges(theta: np.ndarray, theta_ranges) -> list[tuple[float, float]]:
     try:
         ranges = [(float(lo), float(hi)) for lo, hi in theta_ranges]
     except (TypeError, ValueError) as exc:
-        raise InvalidOptionError(f"theta_ranges must be two (low, high) pairs; got {theta_ranges!r}") from exc
-    if len(ranges) != 2 or not all(math.isfinite(lo) and math.isfinite(hi) and lo < hi for lo, hi in ranges):
+        raise InvalidOptionError(
+            f"theta_ranges must be two (low, high) pairs; got {theta_ranges!r}"
+        ) from exc
+    if len(ranges) != 2 or not all(
+        math.isfinite(lo) and math.isfinite(hi) and lo < hi for lo, hi in ranges
+    ):
         raise InvalidOptionError(
             f"theta_ranges must be two finite (low, high) pairs with low < high; got {theta_ranges!r}"
         )
@@ -338,7 +368,9 @@ def geometry_figure(
     from mpl_toolkits.mplot3d.art3d import Poly3DCollection
 
     key = np.vstack([v.fx, v.y, v.proj_T, v.proj_T_tilde])
-    half = 0.6 * max(float(np.ptp(key, axis=0).max()), 0.3)  # half-size of the drawn planes and lines
+    half = 0.6 * max(
+        float(np.ptp(key, axis=0).max()), 0.3
+    )  # half-size of the drawn planes and lines
     centre = 0.5 * (key.min(axis=0) + key.max(axis=0))
     # Equal scales on the three axes: the smallest cube holding the points and the surface near
     # them (3-D axes do not clip, so grid cells farther than 3.1 * half from the points are left out).
@@ -355,20 +387,31 @@ def geometry_figure(
     # The surface as the grid's cells, those with all four corners inside the cube.
     cells = [
         [surf[i, j], surf[i + 1, j], surf[i + 1, j + 1], surf[i, j + 1]]
-        for i in range(surf.shape[0] - 1) for j in range(surf.shape[1] - 1)
+        for i in range(surf.shape[0] - 1)
+        for j in range(surf.shape[1] - 1)
         if inside[i, j] and inside[i + 1, j] and inside[i + 1, j + 1] and inside[i, j + 1]
     ]
-    ax.add_collection3d(Poly3DCollection(cells, facecolor="0.55", alpha=0.25, edgecolor="0.4", linewidths=0.25))
-    handles = [Patch(facecolor="0.55", alpha=0.4, edgecolor="0.45", label=r"image surface $\{f_X(\theta')\}$")]
+    ax.add_collection3d(
+        Poly3DCollection(cells, facecolor="0.55", alpha=0.25, edgecolor="0.4", linewidths=0.25)
+    )
+    handles = [
+        Patch(
+            facecolor="0.55", alpha=0.4, edgecolor="0.45", label=r"image surface $\{f_X(\theta')\}$"
+        )
+    ]
 
     def label_at(point, text, color, dx=0.06, dy=0.06):
-        ax.text(*(point + radius * (dx * right + dy * up)), text, color=color, fontsize=12, zorder=10)
+        ax.text(
+            *(point + radius * (dx * right + dy * up)), text, color=color, fontsize=12, zorder=10
+        )
 
     def draw_span(U, color, text, alpha):
         if U.shape[1] >= 2:
             a, b = half * U[:, 0], half * U[:, 1]
             quad = [v.fx + a + b, v.fx + a - b, v.fx - a - b, v.fx - a + b]
-            ax.add_collection3d(Poly3DCollection([quad], facecolor=color, alpha=alpha, edgecolor=color))
+            ax.add_collection3d(
+                Poly3DCollection([quad], facecolor=color, alpha=alpha, edgecolor=color)
+            )
             corner = max(quad, key=lambda q: q @ right)
             label_at(corner, text, color, dx=0.02, dy=0.0)
             return Patch(facecolor=color, alpha=min(1.0, alpha + 0.2), edgecolor=color)
@@ -386,17 +429,32 @@ def geometry_figure(
         for u in arrows:
             ax.quiver(*v.fx, *(0.8 * half * u), color="tab:orange", lw=2, arrow_length_ratio=0.12)
         label_at(v.fx + 0.8 * half * arrows[0], r"$\tilde T$", "tab:orange", dx=0.02, dy=0.02)
-        handles.append(Line2D([], [], color="tab:orange", lw=2,
-                              label=r"perturbable space $\tilde T = \mathbb{R}^3$ (its basis, dim 3)"))
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color="tab:orange",
+                lw=2,
+                label=r"perturbable space $\tilde T = \mathbb{R}^3$ (its basis, dim 3)",
+            )
+        )
     elif r.dim_T_tilde > r.dim_T:
         h = draw_span(v.perturbable, "tab:orange", r"$\tilde T$", 0.2)
         h.set_label(rf"perturbable space $\tilde T$, dim {r.dim_T_tilde}")
         handles.append(h)
     else:
-        handles.append(Patch(facecolor="none", edgecolor="none",
-                             label=r"perturbable space $\tilde T = T$ " + (
-                                 f"({r.num_directions} directions add nothing)" if r.num_directions
-                                 else "(no direction in $V[\\theta, \\epsilon]$)")))
+        handles.append(
+            Patch(
+                facecolor="none",
+                edgecolor="none",
+                label=r"perturbable space $\tilde T = T$ "
+                + (
+                    f"({r.num_directions} directions add nothing)"
+                    if r.num_directions
+                    else "(no direction in $V[\\theta, \\epsilon]$)"
+                ),
+            )
+        )
 
     ax.plot(*np.vstack([v.y, v.proj_T]).T, color="tab:green", ls="--", lw=1.5)
     ax.scatter(*v.proj_T, color="tab:green", s=45, marker="D", depthshade=False, zorder=5)
@@ -406,19 +464,44 @@ def geometry_figure(
     handles += [
         Line2D([], [], color="black", marker="o", ls="", label=r"$f_X(\theta)$"),
         Line2D([], [], color="tab:red", marker="*", ms=11, ls="", label="target $y$"),
-        Line2D([], [], color="tab:green", marker="D", ls="--",
-               label=r"projection of $y$ onto $T$" + (r" (here $f_X(\theta)$ itself)" if at_fx else "")),
+        Line2D(
+            [],
+            [],
+            color="tab:green",
+            marker="D",
+            ls="--",
+            label=r"projection of $y$ onto $T$"
+            + (r" (here $f_X(\theta)$ itself)" if at_fx else ""),
+        ),
     ]
     if np.linalg.norm(v.proj_T_tilde - v.proj_T) > 1e-6 * max(1.0, float(np.linalg.norm(v.y))):
-        ax.scatter(*v.proj_T_tilde, s=110, marker="o", facecolors="none", edgecolors="tab:orange", linewidths=2,
-                   depthshade=False, zorder=7)
+        ax.scatter(
+            *v.proj_T_tilde,
+            s=110,
+            marker="o",
+            facecolors="none",
+            edgecolors="tab:orange",
+            linewidths=2,
+            depthshade=False,
+            zorder=7,
+        )
         at_y = np.allclose(v.proj_T_tilde, v.y)
-        handles.append(Line2D([], [], color="tab:orange", marker="o", mfc="none", mew=2, ls="",
-                              label=r"projection of $y$ onto $\tilde T$" + (" (here $y$ itself)" if at_y else "")))
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color="tab:orange",
+                marker="o",
+                mfc="none",
+                mew=2,
+                ls="",
+                label=r"projection of $y$ onto $\tilde T$" + (" (here $y$ itself)" if at_y else ""),
+            )
+        )
     label_at(v.fx, r"$f_X(\theta)$", "black", dx=-0.2, dy=-0.12)
     label_at(v.y, "$y$", "tab:red", dx=0.05, dy=0.03)
 
-    for setter, c in zip((ax.set_xlim, ax.set_ylim, ax.set_zlim), centre):
+    for setter, c in zip((ax.set_xlim, ax.set_ylim, ax.set_zlim), centre, strict=False):
         setter(c - radius, c + radius)
     ax.set_box_aspect((1, 1, 1), zoom=0.95)
     ax.locator_params(nbins=4)
@@ -426,7 +509,8 @@ def geometry_figure(
     xs = np.asarray(X, dtype=float).reshape(-1)
     names = (
         [f"$f(x_{i + 1})$, $x_{i + 1}$ = {xs[i]:g}" for i in range(3)]
-        if model.output_dim == 1 and xs.size == 3 else [f"output {k + 1}" for k in range(3)]
+        if model.output_dim == 1 and xs.size == 3
+        else [f"output {k + 1}" for k in range(3)]
     )
     ax.set_xlabel(names[0], fontsize=9, labelpad=2)
     ax.set_ylabel(names[1], fontsize=9, labelpad=2)
@@ -436,10 +520,14 @@ def geometry_figure(
         rf"dim $T$ = {r.dim_T}, dim $\tilde T$ = {r.dim_T_tilde};   $L(\theta)$ = {r.loss_value:.4g},   "
         rf"inf over $T$ = {r.gradient_basis_value:.4g},   inf over $\tilde T$ = {r.value:.3g}"
     )
-    point = (rf"$\theta$ = ({theta[0]:.4g}, {theta[1]:.4g}),  $\|\nabla L(\theta)\|$ = {r.gradient_norm:.1e},  "
-             f"Theorem 2: {r.verdict}")
+    point = (
+        rf"$\theta$ = ({theta[0]:.4g}, {theta[1]:.4g}),  $\|\nabla L(\theta)\|$ = {r.gradient_norm:.1e},  "
+        f"Theorem 2: {r.verdict}"
+    )
     fig.suptitle("\n".join(s for s in (description, point, numbers) if s), fontsize=11, y=0.99)
-    fig.legend(handles=handles, loc="center left", bbox_to_anchor=(0.64, 0.48), fontsize=9.5, frameon=False)
+    fig.legend(
+        handles=handles, loc="center left", bbox_to_anchor=(0.64, 0.48), fontsize=9.5, frameon=False
+    )
     return _save(fig, output, name, formats)
 
 
@@ -447,10 +535,18 @@ def geometry_generic(output: str | Path, *, formats: Sequence[str] = FORMATS) ->
     """``geometry-generic``: Figures 1-2 on :func:`figure1_toy` (T is a plane, T~ = T)."""
     obj, theta = figure1_toy()
     return geometry_figure(
-        obj.model, theta, obj.X, obj.Y, output, theta_ranges=[(0.8, 2.2), (0.55, 0.95)], name="geometry-generic",
+        obj.model,
+        theta,
+        obj.X,
+        obj.Y,
+        output,
+        theta_ranges=[(0.8, 2.2), (0.55, 0.95)],
+        name="geometry-generic",
         formats=formats,
-        description=(r"$f(x; w_1, w_2) = w_2 \tanh(w_1 x)$ at a critical point: "
-                     r"$f_X(\theta)$ is the projection of $y$ onto $T$"),
+        description=(
+            r"$f(x; w_1, w_2) = w_2 \tanh(w_1 x)$ at a critical point: "
+            r"$f_X(\theta)$ is the projection of $y$ onto $T$"
+        ),
     )
 
 
@@ -458,10 +554,18 @@ def geometry_perturbable(output: str | Path, *, formats: Sequence[str] = FORMATS
     """``geometry-perturbable``: Figures 3-4 on :func:`figure3_toy` (T a line, T~ = R^3)."""
     obj, theta = figure3_toy()
     return geometry_figure(
-        obj.model, theta, obj.X, obj.Y, output, theta_ranges=[(0.1, 1.8), (-0.45, 0.45)],
-        name="geometry-perturbable", formats=formats,
-        description=(r"$f = w_2 \tanh(w_1 x)$ at $w_2 = 0$, $y \perp \tanh(w_1 x)$: "
-                     r"critical, but moving $w_1$ turns $T$"),
+        obj.model,
+        theta,
+        obj.X,
+        obj.Y,
+        output,
+        theta_ranges=[(0.1, 1.8), (-0.45, 0.45)],
+        name="geometry-perturbable",
+        formats=formats,
+        description=(
+            r"$f = w_2 \tanh(w_1 x)$ at $w_2 = 0$, $y \perp \tanh(w_1 x)$: "
+            r"critical, but moving $w_1$ turns $T$"
+        ),
     )
 
 
@@ -492,7 +596,9 @@ def spectrum_figure(
     rank_tol = default_rank_tol(J.shape) if rank_tol is None else float(rank_tol)
     if not 0.0 <= rank_tol < 1.0:
         raise InvalidOptionError(f"rank_tol must be a relative cut in [0, 1); got {rank_tol!r}")
-    if resolution is not None and not (math.isfinite(float(resolution)) and float(resolution) >= 0.0):
+    if resolution is not None and not (
+        math.isfinite(float(resolution)) and float(resolution) >= 0.0
+    ):
         raise InvalidOptionError(f"resolution must be a finite value >= 0; got {resolution!r}")
     fig = _new_figure((7.5, 4.8))
     ax = fig.add_subplot()
@@ -503,18 +609,43 @@ def spectrum_figure(
     judged = in_span & (s >= float(resolution)) if resolution is not None else in_span
     below = in_span & ~judged
     groups = [  # (which, colour, filled, label)
-        (judged, "tab:blue", True, f"in the span (rank {int(in_span.sum())})" if resolution is None
-         else f"in the span and resolved by the gradient ({int(judged.sum())})"),
+        (
+            judged,
+            "tab:blue",
+            True,
+            f"in the span (rank {int(in_span.sum())})"
+            if resolution is None
+            else f"in the span and resolved by the gradient ({int(judged.sum())})",
+        ),
         (below, "tab:orange", True, f"in the span, below the resolution ({int(below.sum())})"),
         (~in_span, "tab:gray", False, f"below the rank cut ({int((~in_span).sum())})"),
     ]
     for mask, color, filled, label in groups:
         if mask.any():
-            ax.semilogy(idx[mask], rel[mask], "o", color=color, ms=5, mfc=color if filled else "none", label=label)
-    ax.axhline(max(rank_tol, _SPECTRUM_FLOOR), color="tab:red", ls="--", lw=1, label=f"rank cut {rank_tol:.1e}")
+            ax.semilogy(
+                idx[mask],
+                rel[mask],
+                "o",
+                color=color,
+                ms=5,
+                mfc=color if filled else "none",
+                label=label,
+            )
+    ax.axhline(
+        max(rank_tol, _SPECTRUM_FLOOR),
+        color="tab:red",
+        ls="--",
+        lw=1,
+        label=f"rank cut {rank_tol:.1e}",
+    )
     if resolution is not None:
-        ax.axhline(max(float(resolution) / smax, _SPECTRUM_FLOOR), color="tab:orange", ls=":", lw=1.5,
-                   label=rf"gradient resolution $\sigma$ = {float(resolution):.1e}")
+        ax.axhline(
+            max(float(resolution) / smax, _SPECTRUM_FLOOR),
+            color="tab:orange",
+            ls=":",
+            lw=1.5,
+            label=rf"gradient resolution $\sigma$ = {float(resolution):.1e}",
+        )
     from matplotlib.ticker import MaxNLocator
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -544,7 +675,9 @@ def load_records(path: str | Path) -> list[dict]:
         except json.JSONDecodeError as exc:
             raise SweepRecordError(f"{path}, line {lineno}: not JSON ({exc.msg})") from exc
         if not isinstance(rec, dict):
-            raise SweepRecordError(f"{path}, line {lineno}: a record must be a JSON object; got {type(rec).__name__}")
+            raise SweepRecordError(
+                f"{path}, line {lineno}: a record must be a JSON object; got {type(rec).__name__}"
+            )
         records.append(rec)
     if not records:
         raise SweepRecordError(f"{path} holds no records")
@@ -606,14 +739,16 @@ def _rows(
         except ValueError as exc:
             skipped.append(f"{_label(i, rec)}: {exc}")
             continue
-        bad = [f"{f} = {v}" for f, v in zip(fields, values) if not math.isfinite(v)]
+        bad = [f"{f} = {v}" for f, v in zip(fields, values, strict=False) if not math.isfinite(v)]
         if bad:
             skipped.append(f"{_label(i, rec)}: not finite ({', '.join(bad)})")
             continue
         rows.append((rec, values))
     if not rows:
         reasons = "; ".join(skipped[:3]) + (" ..." if len(skipped) > 3 else "")
-        raise SweepRecordError(f"no record holds {', '.join(fields)} for the {figure} figure ({reasons})")
+        raise SweepRecordError(
+            f"no record holds {', '.join(fields)} for the {figure} figure ({reasons})"
+        )
     return rows, skipped
 
 
@@ -678,25 +813,51 @@ def gap_figure(
         xs = np.array([v[0] for _, v in grp])
         gaps = np.array([v[1] for _, v in grp])
         shown = np.maximum(np.abs(gaps), _GAP_FLOOR)
-        for (rec, _), xv, g, sv in zip(grp, xs, gaps, shown):
+        for (rec, _), xv, g, sv in zip(grp, xs, gaps, shown, strict=False):
             verdict = str(_field_or(rec, "theorem1.verdict", ""))
             verdicts_seen.add(verdict)
-            ax.scatter(xv, sv, marker=_VERDICT_MARKERS.get(verdict, "o"), s=36, zorder=3,
-                       facecolors=color if g > 0 else "none", edgecolors=color)
-        _median_line(ax, xs, shown, color=color, lw=1, alpha=0.7,
-                     label=f"{by} = {key}" if by else "median over seeds")
-    tols = [t for t in (_number_or(rec, "theorem1.tol") for rec, _ in rows) if t is not None and t > 0]
+            ax.scatter(
+                xv,
+                sv,
+                marker=_VERDICT_MARKERS.get(verdict, "o"),
+                s=36,
+                zorder=3,
+                facecolors=color if g > 0 else "none",
+                edgecolors=color,
+            )
+        _median_line(
+            ax,
+            xs,
+            shown,
+            color=color,
+            lw=1,
+            alpha=0.7,
+            label=f"{by} = {key}" if by else "median over seeds",
+        )
+    tols = [
+        t for t in (_number_or(rec, "theorem1.tol") for rec, _ in rows) if t is not None and t > 0
+    ]
     if tols:
         tol = float(np.median(tols))
         ax.axhline(tol, color="tab:red", ls="--", lw=1, label=f"verdict tolerance ({tol:.1e})")
     from matplotlib.lines import Line2D
 
     handles, _ = ax.get_legend_handles_labels()
-    handles += [Line2D([], [], marker=_VERDICT_MARKERS.get(v, "o"), ls="", color="0.3", label=v or "no verdict")
-                for v in sorted(verdicts_seen)]
-    handles.append(Line2D([], [], marker="o", ls="", mfc="none", color="0.3", label="gap < 0 (hollow)"))
-    handles.append(Line2D([], [], ls="", label=f"|gap| <= {_GAP_FLOOR:.0e} drawn at {_GAP_FLOOR:.0e}"))
-    ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    handles += [
+        Line2D(
+            [], [], marker=_VERDICT_MARKERS.get(v, "o"), ls="", color="0.3", label=v or "no verdict"
+        )
+        for v in sorted(verdicts_seen)
+    ]
+    handles.append(
+        Line2D([], [], marker="o", ls="", mfc="none", color="0.3", label="gap < 0 (hollow)")
+    )
+    handles.append(
+        Line2D([], [], ls="", label=f"|gap| <= {_GAP_FLOOR:.0e} drawn at {_GAP_FLOOR:.0e}")
+    )
+    ax.legend(
+        handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False
+    )
     ax.set_yscale("log")
     ax.set_ylabel(r"$|L(\theta) - $ lower bound on inf over $T|$")
     _cell_axis(ax, np.array([v[0] for _, v in rows]), x)
@@ -718,20 +879,32 @@ def dimensions_figure(
     records = _check_records(records)
     formats = _check_formats(formats)
     _check_output(output)
-    rows, skipped = _rows(records, ["width", "theorem2.dim_T", "theorem2.dim_T_tilde"], "dimensions")
+    rows, skipped = _rows(
+        records, ["width", "theorem2.dim_T", "theorem2.dim_T_tilde"], "dimensions"
+    )
     depths = _depths(rec for rec, _ in rows)
     fig = _new_figure((5.2 * len(depths) + 2.3, 4.8))
     axes = fig.subplots(1, len(depths), squeeze=False, sharey=True)[0]
-    for ax, depth in zip(axes, depths):
+    for ax, depth in zip(axes, depths, strict=False):
         grp = [(rec, v) for rec, v in rows if _group_key(rec, "depth") == depth]
         xs = np.array([v[0] for _, v in grp])
         jitter = 0.08
-        for j, (field, label, color, marker, ls) in enumerate((
-            (1, r"dim $T$ = rank $J(\theta)$", "tab:blue", "o", "-"),
-            (2, r"dim $\tilde T$ (perturbable)", "tab:orange", "s", "--"),  # dashed: visible on top of T
-        )):
+        for j, (field, label, color, marker, ls) in enumerate(
+            (
+                (1, r"dim $T$ = rank $J(\theta)$", "tab:blue", "o", "-"),
+                (
+                    2,
+                    r"dim $\tilde T$ (perturbable)",
+                    "tab:orange",
+                    "s",
+                    "--",
+                ),  # dashed: visible on top of T
+            )
+        ):
             ys = np.array([v[field] for _, v in grp])
-            ax.scatter(xs + (j - 0.5) * jitter, ys, color=color, marker=marker, s=30, zorder=3, alpha=0.8)
+            ax.scatter(
+                xs + (j - 0.5) * jitter, ys, color=color, marker=marker, s=30, zorder=3, alpha=0.8
+            )
             _median_line(ax, xs, ys, color=color, lw=1.8, ls=ls, label=label)
         for field, label, color in (
             ("num_outputs", r"$m\,d_y$ (outputs)", "0.2"),
@@ -740,8 +913,14 @@ def dimensions_figure(
             pts = [(v[0], _number_or(rec, field)) for rec, v in grp]
             pts = sorted({p for p in pts if p[1] is not None})
             if pts:
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], ls="--" if field == "num_outputs" else ":",
-                        color=color, lw=1.2, label=label)
+                ax.plot(
+                    [p[0] for p in pts],
+                    [p[1] for p in pts],
+                    ls="--" if field == "num_outputs" else ":",
+                    color=color,
+                    lw=1.2,
+                    label=label,
+                )
         _cell_axis(ax, xs, "width")
         ax.grid(True, alpha=0.3)
         ax.set_title(f"depth {depth}" if depth is not None else _seeds_note(grp), fontsize=10)
@@ -797,15 +976,22 @@ def bounds_figure(
         if values:
             points.append((rec, w, L, values))
     if not points:
-        raise SweepRecordError("no record holds bounds (a dict name -> value) for the bounds figure")
+        raise SweepRecordError(
+            "no record holds bounds (a dict name -> value) for the bounds figure"
+        )
     names = list(dict.fromkeys(b for *_, values in points for b in values))
-    style = {b: (c, m) for b, c, m in zip(names, _palette()[1:] * 4, ("s", "^", "v", "D", "P", "X", "<", ">") * 4)}
+    style = {
+        b: (c, m)
+        for b, c, m in zip(
+            names, _palette()[1:] * 4, ("s", "^", "v", "D", "P", "X", "<", ">") * 4, strict=False
+        )
+    }
     finite = [v for _, _, L, values in points for v in (L, *values.values()) if math.isfinite(v)]
     log = bool(finite) and min(finite) > 0 and max(finite) / min(finite) > 1e3
     depths = _depths([rec for rec, *_ in points])
     fig = _new_figure((4.6 * len(depths) + 3.2, 4.8))
     axes = fig.subplots(1, len(depths), squeeze=False, sharey=True)[0]
-    for ax, depth in zip(axes, depths):
+    for ax, depth in zip(axes, depths, strict=False):
         grp = [p for p in points if _group_key(p[0], "depth") == depth]
         for b in names:
             pts = [(w, values[b]) for _, w, _, values in grp if b in values]
@@ -827,12 +1013,17 @@ def bounds_figure(
     axes[0].set_ylabel("training loss")
     handles, labels = axes[0].get_legend_handles_labels()
     for ax in axes[1:]:  # bounds that only some depths have
-        for h, lab in zip(*ax.get_legend_handles_labels()):
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=False):
             if lab not in labels:
                 handles.append(h)
                 labels.append(lab)
-    axes[-1].legend(handles, labels, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-    fig.suptitle(rf"$L(\theta)$ against each bound ({_seeds_note(rows)}; lines: median over seeds)", fontsize=11)
+    axes[-1].legend(
+        handles, labels, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False
+    )
+    fig.suptitle(
+        rf"$L(\theta)$ against each bound ({_seeds_note(rows)}; lines: median over seeds)",
+        fontsize=11,
+    )
     return _save(fig, output, name, formats, skipped)
 
 
@@ -858,7 +1049,9 @@ def sweep_figures(
     _check_output(output)
     jobs = [("gap-vs-width", lambda: gap_figure(records, output, x="width", formats=formats))]
     if len({r.get("depth") for r in records if isinstance(r.get("depth"), (int, float))}) > 1:
-        jobs.append(("gap-vs-depth", lambda: gap_figure(records, output, x="depth", formats=formats)))
+        jobs.append(
+            ("gap-vs-depth", lambda: gap_figure(records, output, x="depth", formats=formats))
+        )
     jobs += [
         ("dimensions-vs-width", lambda: dimensions_figure(records, output, formats=formats)),
         ("bounds-vs-width", lambda: bounds_figure(records, output, formats=formats)),
@@ -870,13 +1063,24 @@ def sweep_figures(
         except SweepRecordError as exc:
             results.append(FigureFiles(fname, (), (str(exc),)))
     if not any(r.paths for r in results):
-        raise SweepRecordError("no sweep figure could be drawn: " + "; ".join(r.skipped[0] for r in results))
+        raise SweepRecordError(
+            "no sweep figure could be drawn: " + "; ".join(r.skipped[0] for r in results)
+        )
     return results
 
 
 # ----------------------------------------------------------------------------- helpers
 def _palette() -> list[str]:
-    return ["tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan"]
+    return [
+        "tab:blue",
+        "tab:orange",
+        "tab:green",
+        "tab:purple",
+        "tab:brown",
+        "tab:pink",
+        "tab:olive",
+        "tab:cyan",
+    ]
 
 
 def _field_or(rec: Mapping, dotted: str, default):

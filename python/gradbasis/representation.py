@@ -8,8 +8,8 @@ import numpy as np
 
 from ._options import open_unit_interval, positive_number
 from ._validation import as_theta
-from .induced import InducedResult, induced_minimum
 from .certificate import stationarity
+from .induced import InducedResult, induced_minimum
 from .objective import Objective, check_objective, finite_value_and_gradient
 from .verdict import Verdict, jsonable, table
 
@@ -30,9 +30,9 @@ class RepresentationBound:
     verdict: Verdict
     reason: str
     loss_value: float
-    bound_value: float        # upper end of the certified interval of the linear-model infimum
+    bound_value: float  # upper end of the certified interval of the linear-model infimum
     bound_lower: float
-    num_features: int         # columns of the feature basis
+    num_features: int  # columns of the feature basis
     rank: int
     tol: float
     induced: InducedResult
@@ -41,7 +41,10 @@ class RepresentationBound:
         return jsonable({k: v for k, v in vars(self).items() if k != "induced"})
 
     def __str__(self) -> str:
-        return table("Example 3 (learned-representation bound)", [(k, v) for k, v in vars(self).items() if k != "induced"])
+        return table(
+            "Example 3 (learned-representation bound)",
+            [(k, v) for k, v in vars(self).items() if k != "induced"],
+        )
 
 
 def output_block_mask(model) -> np.ndarray:
@@ -49,7 +52,9 @@ def output_block_mask(model) -> np.ndarray:
     return model.homogeneity(np.ones(model.num_params)) != 0
 
 
-def representation_bound(obj: Objective, theta: object, *, rtol: float = 1e-8, grad_tol: float = 1e-6) -> RepresentationBound:
+def representation_bound(
+    obj: Objective, theta: object, *, rtol: float = 1e-8, grad_tol: float = 1e-6
+) -> RepresentationBound:
     """Check L(theta) <= inf over linear models on the learned representations.
 
     The features are the Jacobian columns of the output-layer parameters, judged over their
@@ -83,25 +88,43 @@ def representation_bound(obj: Objective, theta: object, *, rtol: float = 1e-8, g
     first_order = float(u @ (f.ravel() - np.asarray(res.fitted).ravel()))
     margin = obj.model.kink_margin(theta, obj.X)
     if L - res.value > first_order + tol + 1e-12 * abs(first_order):
-        verdict, reason = Verdict.VIOLATED, (
-            f"L(theta) - value = {L - res.value:.3g} exceeds the convexity bound {first_order:.3g}: the loss is not convex "
-            "or the Jacobian is wrong"
+        verdict, reason = (
+            Verdict.VIOLATED,
+            (
+                f"L(theta) - value = {L - res.value:.3g} exceeds the convexity bound {first_order:.3g}: the loss is not convex "
+                "or the Jacobian is wrong"
+            ),
         )
     elif margin == 0.0:
-        verdict, reason = Verdict.DOES_NOT_APPLY, "theta is in Omega: a kinked unit has a pre-activation exactly 0"
+        verdict, reason = (
+            Verdict.DOES_NOT_APPLY,
+            "theta is in Omega: a kinked unit has a pre-activation exactly 0",
+        )
     elif not point.critical(grad_tol, tol):
-        verdict, reason = Verdict.DOES_NOT_APPLY, (
-            f"not a critical point: one parameter alone could lower L by {point.relative:.3g} max(1, |L|) > "
-            f"grad_tol {grad_tol:g} (scale-free; ||grad L|| = {gnorm:.3g})"
+        verdict, reason = (
+            Verdict.DOES_NOT_APPLY,
+            (
+                f"not a critical point: one parameter alone could lower L by {point.relative:.3g} max(1, |L|) > "
+                f"grad_tol {grad_tol:g} (scale-free; ||grad L|| = {gnorm:.3g})"
+            ),
         )
     elif excess <= tol and res.converged:
-        verdict, reason = Verdict.HOLDS, (
-            f"L(theta) - lower = {excess:.3g} <= tol {tol:.3g}: L(theta) is certified no worse than the linear model "
-            f"over {res.scope or 'the numerical span of the features'}"
+        verdict, reason = (
+            Verdict.HOLDS,
+            (
+                f"L(theta) - lower = {excess:.3g} <= tol {tol:.3g}: L(theta) is certified no worse than the linear model "
+                f"over {res.scope or 'the numerical span of the features'}"
+            ),
         )
     else:
-        why = "the solve did not converge" if excess <= tol else (
-            f"L(theta) exceeds the certified lower end by {excess:.3g}, within the first-order bound {first_order:.3g}"
+        why = (
+            "the solve did not converge"
+            if excess <= tol
+            else (
+                f"L(theta) exceeds the certified lower end by {excess:.3g}, within the first-order bound {first_order:.3g}"
+            )
         )
         verdict, reason = Verdict.CONSISTENT, f"approximate critical point: {why}"
-    return RepresentationBound(verdict, reason, L, res.value, res.lower, basis.shape[1], res.rank, tol, res)
+    return RepresentationBound(
+        verdict, reason, L, res.value, res.lower, basis.shape[1], res.rank, tol, res
+    )

@@ -24,7 +24,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._numerics import safe_norm
-from ._options import nonnegative_number, open_unit_interval, positive_number, relative_cut, relative_cuts
+from ._options import (
+    nonnegative_number,
+    open_unit_interval,
+    positive_number,
+    relative_cut,
+    relative_cuts,
+)
 from .certificate import Evidence, Stationarity, column_drops, judge, loss_curvature, stationarity
 from .critical_points import hessian_extremes
 from .errors import MemoryBudgetError, NonFiniteError
@@ -35,8 +41,16 @@ from .perturbation import PerturbationSet, perturbation_directions
 from .verdict import Verdict
 
 __all__ = [
-    "FeatureBound", "PerturbedCheck", "SpanCheck", "check_span", "check_tolerances", "feature_bound", "judge_span",
-    "kron_features", "perturbed_check", "saddle_reason",
+    "FeatureBound",
+    "PerturbedCheck",
+    "SpanCheck",
+    "check_span",
+    "check_tolerances",
+    "feature_bound",
+    "judge_span",
+    "kron_features",
+    "perturbed_check",
+    "saddle_reason",
 ]
 
 #: Steps tried, as fractions of eps, before "theta is not a local minimum" is concluded from a
@@ -65,16 +79,16 @@ class SpanCheck:
     [lower, value] of the infimum over the numerical span of [basis, f_X(theta)] (``scope``)."""
 
     loss_value: float
-    lower: float                 # certified lower end of the infimum over the numerical span
-    value: float                 # upper end: Phi at the best point found
-    gap: float                   # L(theta) - lower
+    lower: float  # certified lower end of the infimum over the numerical span
+    value: float  # upper end: Phi at the best point found
+    gap: float  # L(theta) - lower
     tol: float
-    gradient_norm: float         # ||grad L(theta)||
-    relative_gradient: float     # scale-free criticality (gradbasis.certificate.stationarity)
-    dual_residual: float         # ||B^T u|| over the whole basis
-    first_order_bound: float     # <u, f_X(theta) - F*>: L - Phi(F*) can never exceed it
+    gradient_norm: float  # ||grad L(theta)||
+    relative_gradient: float  # scale-free criticality (gradbasis.certificate.stationarity)
+    dual_residual: float  # ||B^T u|| over the whole basis
+    first_order_bound: float  # <u, f_X(theta) - F*>: L - Phi(F*) can never exceed it
     kink_margin: float
-    rank: int                    # rank of the judged (numerical) span
+    rank: int  # rank of the judged (numerical) span
     num_columns: int
     attained: bool
     converged: bool
@@ -124,7 +138,9 @@ def check_span(
         gradient_norm=gnorm,
         relative_gradient=point.relative,
         dual_residual=residual,
-        first_order_bound=max(float(u @ (f.ravel() - np.asarray(full.fitted).ravel())), 0.0),  # >= 0 but for rounding
+        first_order_bound=max(
+            float(u @ (f.ravel() - np.asarray(full.fitted).ravel())), 0.0
+        ),  # >= 0 but for rounding
         kink_margin=model.kink_margin(theta, obj.X),
         rank=full.rank,
         num_columns=int(B.shape[1]),
@@ -151,16 +167,32 @@ def judge_span(
     scale-free residual of the columns the theorem adds (0 at every local minimum)."""
     return judge(
         Evidence(
-            loss_value=c.loss_value, tol=c.tol, lower=c.lower, value=c.value, converged=c.converged, resolved=resolved,
-            scope=c.scope, first_order_bound=c.first_order_bound, kink_margin=c.kink_margin,
-            stationarity=c.stationarity, grad_tol=grad_tol, precondition=precondition, residual=residual,
-            residual_meaning=residual_meaning, unresolved_note=unresolved_note,
+            loss_value=c.loss_value,
+            tol=c.tol,
+            lower=c.lower,
+            value=c.value,
+            converged=c.converged,
+            resolved=resolved,
+            scope=c.scope,
+            first_order_bound=c.first_order_bound,
+            kink_margin=c.kink_margin,
+            stationarity=c.stationarity,
+            grad_tol=grad_tol,
+            precondition=precondition,
+            residual=residual,
+            residual_meaning=residual_meaning,
+            unresolved_note=unresolved_note,
         )
     )
 
 
 def saddle_reason(
-    obj: Objective, theta: np.ndarray, point: Stationarity, grad_tol: float, tol: float, curvature_tol: float
+    obj: Objective,
+    theta: np.ndarray,
+    point: Stationarity,
+    grad_tol: float,
+    tol: float,
+    curvature_tol: float,
 ) -> tuple[str | None, float]:
     """A reason string when theta is a critical point with negative curvature (no local
     minimum, so Theorems 2-4 do not apply), and lambda_min of the Hessian (nan if not computed)."""
@@ -168,9 +200,15 @@ def saddle_reason(
         return None, float("nan")
     lo, hi, method = hessian_extremes(obj, theta)
     if np.isnan(lo):  # Lanczos found no Ritz value: no claim about curvature either way
-        return f"whether theta is a local minimum is unknown: lambda_min(Hessian) was not found ({method} did not converge)", lo
+        return (
+            f"whether theta is a local minimum is unknown: lambda_min(Hessian) was not found ({method} did not converge)",
+            lo,
+        )
     if lo < -curvature_tol * max(1.0, abs(hi)):
-        return f"theta is a saddle, not a local minimum: lambda_min(Hessian) = {lo:.3g} ({method})", lo
+        return (
+            f"theta is a saddle, not a local minimum: lambda_min(Hessian) = {lo:.3g} ({method})",
+            lo,
+        )
     return None, lo
 
 
@@ -193,9 +231,9 @@ class PerturbedCheck:
     basis: PerturbableBasis
     check: SpanCheck
     gradient_basis: SpanCheck
-    lemma3_residual: float       # max_j ||grad L(theta + eps S_j)|| = max_j ||J(theta + eps S_j)^T u||
-    lemma3_drop: float           # scale-free Lemma 3 residual of the difference quotients (relative drop)
-    feature_drop: float          # scale-free residual of the features (nan without features)
+    lemma3_residual: float  # max_j ||grad L(theta + eps S_j)|| = max_j ||J(theta + eps S_j)^T u||
+    lemma3_drop: float  # scale-free Lemma 3 residual of the difference quotients (relative drop)
+    feature_drop: float  # scale-free residual of the features (nan without features)
     residual: float
     eps: float
     eps_note: str
@@ -204,7 +242,9 @@ class PerturbedCheck:
     seconds: dict
 
 
-def _directions_at(obj: Objective, theta: np.ndarray, S: PerturbationSet | None, eps: float, opts: dict) -> PerturbationSet:
+def _directions_at(
+    obj: Objective, theta: np.ndarray, S: PerturbationSet | None, eps: float, opts: dict
+) -> PerturbationSet:
     """S at step eps: built and verified by :func:`perturbation_directions`, or the user's S
     re-verified at the new step (a direction that moves f_X there is dropped)."""
     if S is None:
@@ -213,10 +253,20 @@ def _directions_at(obj: Objective, theta: np.ndarray, S: PerturbationSet | None,
         return S
     model = obj.model
     f0 = model.forward(theta, obj.X)
-    keep = [j for j, v in enumerate(S.directions) if float(np.abs(model.forward(theta + eps * v, obj.X) - f0).max()) <= S.tol]
+    keep = [
+        j
+        for j, v in enumerate(S.directions)
+        if float(np.abs(model.forward(theta + eps * v, obj.X) - f0).max()) <= S.tol
+    ]
     return PerturbationSet(
-        directions=S.directions[keep], kinds=tuple(S.kinds[j] for j in keep), changes=S.changes[keep], eps=eps,
-        tol=S.tol, candidates=S.candidates, truncated=S.truncated, rejected=S.rejected,
+        directions=S.directions[keep],
+        kinds=tuple(S.kinds[j] for j in keep),
+        changes=S.changes[keep],
+        eps=eps,
+        tol=S.tol,
+        candidates=S.candidates,
+        truncated=S.truncated,
+        rejected=S.rejected,
     )
 
 
@@ -271,7 +321,9 @@ def perturbed_check(
     for frac in CONFIRM_STEPS:
         step = eps * frac
         S_step = _directions_at(obj, theta, S, step, direction_options)
-        pb = perturbable_basis(model, theta, obj.X, S_step, rank_tol=rank_tol, strategy=strategy, duals=u, curvature=H)
+        pb = perturbable_basis(
+            model, theta, obj.X, S_step, rank_tol=rank_tol, strategy=strategy, duals=u, curvature=H
+        )
         cos = float(pb.lemma3_drop) / scale
         tried.append((step, cos))
         if chosen is None:
@@ -285,7 +337,9 @@ def perturbed_check(
     if len(tried) == 1:
         eps_note = f"eps = {eps:g}"
     elif tried[-1][1] > grad_tol:
-        eps_note = "Lemma 3 residual persists at eps = " + ", ".join(f"{s:g} ({c:.3g})" for s, c in tried)
+        eps_note = "Lemma 3 residual persists at eps = " + ", ".join(
+            f"{s:g} ({c:.3g})" for s, c in tried
+        )
     else:
         eps_note = (
             f"at eps = {eps:g} the Lemma 3 residual was {first_cos:.3g} but it vanished at eps = {S_used.eps:g} "
@@ -294,7 +348,15 @@ def perturbed_check(
     seconds["basis"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    check = check_span(obj, theta, np.hstack([feats, pb.basis]), rtol=rtol, rank_tol=rank_tol, cuts=cuts, point=point)
+    check = check_span(
+        obj,
+        theta,
+        np.hstack([feats, pb.basis]),
+        rtol=rtol,
+        rank_tol=rank_tol,
+        cuts=cuts,
+        point=point,
+    )
     n = u.size
     resolved, judged_by, note = True, strategy, ""
     if strategy == "gram" and check.rank < n:
@@ -302,29 +364,70 @@ def perturbed_check(
         note = f"the Gram path resolves T~ only above the Gram floor {pb.rank_tol:.2g} sigma_max"
         if check.gap <= tol:
             try:
-                pb = perturbable_basis(model, theta, obj.X, S_used, rank_tol=rank_tol, strategy="dense", duals=u, curvature=H)
+                pb = perturbable_basis(
+                    model,
+                    theta,
+                    obj.X,
+                    S_used,
+                    rank_tol=rank_tol,
+                    strategy="dense",
+                    duals=u,
+                    curvature=H,
+                )
             except MemoryBudgetError:
                 pass
             else:
-                check = check_span(obj, theta, np.hstack([feats, pb.basis]), rtol=rtol, rank_tol=rank_tol, cuts=cuts, point=point)
+                check = check_span(
+                    obj,
+                    theta,
+                    np.hstack([feats, pb.basis]),
+                    rtol=rtol,
+                    rank_tol=rank_tol,
+                    cuts=cuts,
+                    point=point,
+                )
                 resolved, judged_by, note = True, "dense", ""
-    J_only = check_span(obj, theta, pb.jacobian_basis, rtol=rtol, rank_tol=rank_tol, cuts=(), point=point)
+    J_only = check_span(
+        obj, theta, pb.jacobian_basis, rtol=rtol, rank_tol=rank_tol, cuts=(), point=point
+    )
     seconds["induced"] = time.perf_counter() - t0
-    l3 = max((safe_norm(model.vjp(theta + S_used.eps * v, obj.X, u)) for v in S_used.directions), default=point.gradient_norm)
+    l3 = max(
+        (safe_norm(model.vjp(theta + S_used.eps * v, obj.X, u)) for v in S_used.directions),
+        default=point.gradient_norm,
+    )
     lemma_cos = float(pb.lemma3_drop) / scale
     parts = [c for c in (lemma_cos, feature_cos) if np.isfinite(c)]
     residual = max(parts) if parts else None
-    meaning = "Lemma 3 residual of the perturbed Jacobians" + (f" or the residual of {feature_meaning}" if features is not None else "")
+    meaning = "Lemma 3 residual of the perturbed Jacobians" + (
+        f" or the residual of {feature_meaning}" if features is not None else ""
+    )
     verdict, reason = judge_span(
-        check, grad_tol=grad_tol, precondition=precondition, residual=residual, residual_meaning=meaning,
-        resolved=resolved, unresolved_note=note,
+        check,
+        grad_tol=grad_tol,
+        precondition=precondition,
+        residual=residual,
+        residual_meaning=meaning,
+        resolved=resolved,
+        unresolved_note=note,
     )
     if len(tried) > 1:
         reason += f" [{eps_note}]"
     return PerturbedCheck(
-        verdict=verdict, reason=reason, S=S_used, basis=pb, check=check, gradient_basis=J_only, lemma3_residual=float(l3),
-        lemma3_drop=lemma_cos, feature_drop=feature_cos, residual=float(residual) if residual is not None else float("nan"),
-        eps=float(S_used.eps), eps_note=eps_note, min_eigenvalue=lam, judged_by=judged_by, seconds=seconds,
+        verdict=verdict,
+        reason=reason,
+        S=S_used,
+        basis=pb,
+        check=check,
+        gradient_basis=J_only,
+        lemma3_residual=float(l3),
+        lemma3_drop=lemma_cos,
+        feature_drop=feature_cos,
+        residual=float(residual) if residual is not None else float("nan"),
+        eps=float(S_used.eps),
+        eps_note=eps_note,
+        min_eigenvalue=lam,
+        judged_by=judged_by,
+        seconds=seconds,
     )
 
 
@@ -342,9 +445,9 @@ class FeatureBound:
     num_features: int
     rank: int
     meets: bool
-    excess: float          # L(theta) - value: how much worse than the feature model L is (> 0 fails)
-    residual: float        # ||Phi_features^T u||: 0 at every local minimum where the theorem applies
-    scope: str = ""        # the span [value, lower] cover: the features' numerical span and its cut
+    excess: float  # L(theta) - value: how much worse than the feature model L is (> 0 fails)
+    residual: float  # ||Phi_features^T u||: 0 at every local minimum where the theorem applies
+    scope: str = ""  # the span [value, lower] cover: the features' numerical span and its cut
 
     def to_dict(self) -> dict:
         return dict(vars(self))
@@ -355,7 +458,9 @@ def kron_features(F: np.ndarray, d_y: int) -> np.ndarray:
     return np.kron(F, np.eye(d_y))
 
 
-def feature_bound(obj: Objective, theta: np.ndarray, name: str, F: np.ndarray, L: float, tol: float) -> FeatureBound:
+def feature_bound(
+    obj: Objective, theta: np.ndarray, name: str, F: np.ndarray, L: float, tol: float
+) -> FeatureBound:
     """The linear model on features F (m, p), every output its own coefficients."""
     B = kron_features(F, obj.model.output_dim)
     res = induced_minimum(B, obj.loss, obj.Y, obj.weights)

@@ -47,15 +47,21 @@ from .gram_solver import solve_gram_pivoted, solve_over_gram
 from .induced import DEFAULT_CUTS, InducedResult, induced_minimum
 from .objective import Objective, check_objective
 
-__all__ = ["STRATEGIES", "MemoryEstimate", "memory_estimate", "choose_strategy", "gradient_basis_minimum"]
+__all__ = [
+    "STRATEGIES",
+    "MemoryEstimate",
+    "memory_estimate",
+    "choose_strategy",
+    "gradient_basis_minimum",
+]
 
 STRATEGIES = ("auto", "dense", "gram", "matrix_free")
 _F = 8  # bytes per float64
-SMALL_FLOPS = 1e9          # below this every factorisation is instant: choose by what it reports
+SMALL_FLOPS = 1e9  # below this every factorisation is instant: choose by what it reports
 MATRIX_FREE_PENALTY = 4.0  # matrix_free's flops are a guess and its bound is weaker
-LSQR_STEPS = 500           # assumed LSQR iterations (at most min(m d_y, num_params))
-NEWTON_CG_FACTOR = 20      # Newton-CG's Hessian-vector products per LSQR step, assumed
-GAP_TOL = 1e-8             # matrix_free: a certified gap this small (relative) counts as converged
+LSQR_STEPS = 500  # assumed LSQR iterations (at most min(m d_y, num_params))
+NEWTON_CG_FACTOR = 20  # Newton-CG's Hessian-vector products per LSQR step, assumed
+GAP_TOL = 1e-8  # matrix_free: a certified gap this small (relative) counts as converged
 
 
 @dataclass(frozen=True)
@@ -67,15 +73,17 @@ class MemoryEstimate:
     gram: int
     matrix_free: int
     budget: int
-    rows: int          # m * d_y
-    params: int        # num_params
+    rows: int  # m * d_y
+    params: int  # num_params
     flops: dict = field(default_factory=dict, compare=False)  # strategy -> estimated flops
 
     def fits(self, strategy: str) -> bool:
         return getattr(self, strategy) <= self.budget
 
     def describe(self) -> str:
-        work = ", ".join(f"{s} ~{self.flops[s]:.2g}" for s in ("dense", "gram", "matrix_free") if s in self.flops)
+        work = ", ".join(
+            f"{s} ~{self.flops[s]:.2g}" for s in ("dense", "gram", "matrix_free") if s in self.flops
+        )
         return (
             f"J is {self.rows} x {self.params}: dense needs {format_bytes(self.dense)}, gram "
             f"{format_bytes(self.gram)}, matrix_free {format_bytes(self.matrix_free)}; budget {format_bytes(self.budget)}"
@@ -96,12 +104,14 @@ def memory_estimate(obj: Objective, memory_budget: int | None = None) -> MemoryE
     P = model.num_params
     k = min(n, P)
     layers = model.dense_layers()
-    dense = _F * (2 * n * P + 3 * k * k + 4 * n)            # J, its QR/SVD copy, U/V factors
-    gram = _F * (4 * n * n + model._factor_floats(m) + 4 * n)   # K, eigh copy + vectors
+    dense = _F * (2 * n * P + 3 * k * k + 4 * n)  # J, its QR/SVD copy, U/V factors
+    gram = _F * (4 * n * n + model._factor_floats(m) + 4 * n)  # K, eigh copy + vectors
     acts = sum(l.in_dim + l.out_dim for l in layers)
     matrix_free = _F * (4 * m * acts + 12 * P + 12 * n)
     budget = available_memory() if memory_budget is None else memory_budget
-    return MemoryEstimate(int(dense), int(gram), int(matrix_free), budget, n, P, _flops(obj, n, P, layers))
+    return MemoryEstimate(
+        int(dense), int(gram), int(matrix_free), budget, n, P, _flops(obj, n, P, layers)
+    )
 
 
 def _flops(obj: Objective, n: int, P: int, layers) -> dict:
@@ -137,7 +147,9 @@ def choose_strategy(obj: Objective, memory_budget: int | None = None) -> tuple[s
     if factorisations and min(est.flops[s] for s in factorisations) <= SMALL_FLOPS:
         order = ["dense", "gram"] if est.params <= 4 * est.rows else ["gram", "dense"]
         return next(s for s in order if s in factorisations), est
-    score = {s: est.flops[s] * (MATRIX_FREE_PENALTY if s == "matrix_free" else 1.0) for s in fitting}
+    score = {
+        s: est.flops[s] * (MATRIX_FREE_PENALTY if s == "matrix_free" else 1.0) for s in fitting
+    }
     return min(fitting, key=lambda s: score[s]), est
 
 
@@ -191,10 +203,21 @@ def gradient_basis_minimum(
     threads = obj.n_threads or None
     if strategy == "dense":
         J = obj.model.jacobian(theta, obj.X, memory_budget=est.budget, n_threads=threads)
-        res = induced_minimum(J, obj.loss, obj.Y, obj.weights, rank_tol=rank_tol, cuts=cuts, tol=tol, max_iter=max_iter)
+        res = induced_minimum(
+            J,
+            obj.loss,
+            obj.Y,
+            obj.weights,
+            rank_tol=rank_tol,
+            cuts=cuts,
+            tol=tol,
+            max_iter=max_iter,
+        )
     elif strategy == "gram":
         K = obj.model.gram(theta, obj.X, memory_budget=est.budget, n_threads=threads)
-        res, beta = solve_gram_pivoted(K, obj.loss, obj.Y, obj.weights, rank_tol, cuts, tol, max_iter)
+        res, beta = solve_gram_pivoted(
+            K, obj.loss, obj.Y, obj.weights, rank_tol, cuts, tol, max_iter
+        )
         del K
         res = replace(res, alpha=obj.model.vjp(theta, obj.X, beta, n_threads=threads))
         details.update(res.details)
@@ -206,7 +229,15 @@ def gradient_basis_minimum(
 
 # ----------------------------------------------------------------------------- gram
 def gram_solve(
-    obj: Objective, theta: np.ndarray, budget: int | None, rank_tol, cuts, tol: float, max_iter: int, *, with_output: bool = False
+    obj: Objective,
+    theta: np.ndarray,
+    budget: int | None,
+    rank_tol,
+    cuts,
+    tol: float,
+    max_iter: int,
+    *,
+    with_output: bool = False,
 ):
     """The Gram strategy: (result with alpha in theta coordinates, U, sigma) where U diag(sigma)
     is the orthogonal output basis of the judged span. ``with_output`` adds f_X(theta) = J g(theta)
@@ -215,7 +246,9 @@ def gram_solve(
     model, threads = obj.model, obj.n_threads or None
     K = model.gram(theta, obj.X, memory_budget=budget, n_threads=threads)
     f = model.forward(theta, obj.X, n_threads=threads).reshape(-1, 1) if with_output else None
-    res, U, sigma, beta = solve_over_gram(K, obj.loss, obj.Y, obj.weights, rank_tol, cuts, tol, max_iter, extra=f)
+    res, U, sigma, beta = solve_over_gram(
+        K, obj.loss, obj.Y, obj.weights, rank_tol, cuts, tol, max_iter, extra=f
+    )
     del K
     alpha = model.vjp(theta, obj.X, beta, n_threads=threads)  # J alpha = U diag(sigma) a
     if with_output:
@@ -230,7 +263,7 @@ def _matrix_free_solve(obj: Objective, theta: np.ndarray, tol: float, max_iter: 
     P = model.num_params
     sw = np.sqrt(w)[:, None]
     threads = obj.n_threads or None
-    J = lambda v: model.jvp(theta, X, v, n_threads=threads)   # noqa: E731  (m, d)
+    J = lambda v: model.jvp(theta, X, v, n_threads=threads)  # noqa: E731  (m, d)
     JT = lambda U: model.vjp(theta, X, U, n_threads=threads)  # noqa: E731  (P,)
     details: dict = {}
     if obj.loss.name == "squared":
@@ -241,11 +274,24 @@ def _matrix_free_solve(obj: Objective, theta: np.ndarray, tol: float, max_iter: 
             rmatvec=lambda u: JT(sw * np.reshape(u, (m, d))),
             dtype=np.float64,
         )
-        out = lsqr(A, (sw * Y).ravel(), atol=1e-14, btol=1e-14, conlim=1e16, iter_lim=max(10 * max_iter, 2 * min(m * d, P)))
+        out = lsqr(
+            A,
+            (sw * Y).ravel(),
+            atol=1e-14,
+            btol=1e-14,
+            conlim=1e16,
+            iter_lim=max(10 * max_iter, 2 * min(m * d, P)),
+        )
         alpha = out[0]
-        details.update(iterations=int(out[2]), lsqr_stop=int(out[1]), residual_norm=float(out[3]), normal_residual=float(out[7]))
+        details.update(
+            iterations=int(out[2]),
+            lsqr_stop=int(out[1]),
+            residual_norm=float(out[3]),
+            normal_residual=float(out[7]),
+        )
         converged = out[1] in (1, 2, 4, 5)
     else:
+
         def fun(a):
             F = J(a)
             return float(w @ obj.loss.value(F, Y)), JT(w[:, None] * obj.loss.gradient(F, Y))
@@ -255,12 +301,18 @@ def _matrix_free_solve(obj: Objective, theta: np.ndarray, tol: float, max_iter: 
             return JT(w[:, None] * np.einsum("ikl,il->ik", H, J(v)))
 
         out = scipy.optimize.minimize(
-            fun, model.homogeneity(theta), jac=True, hessp=hessp, method="trust-ncg",
+            fun,
+            model.homogeneity(theta),
+            jac=True,
+            hessp=hessp,
+            method="trust-ncg",
             options={"gtol": 1e-12, "maxiter": max_iter},
         )
         alpha = out.x
         details.update(iterations=int(out.nit), message=str(out.message))
-        converged = bool(out.success)  # refined below: trust-ncg may stop on rounding at a solved point
+        converged = bool(
+            out.success
+        )  # refined below: trust-ncg may stop on rounding at a solved point
     F = J(alpha)
     value = float(w @ obj.loss.value(F, Y))
     U = w[:, None] * obj.loss.gradient(F, Y)

@@ -142,12 +142,18 @@ def _spectrum(obj: Objective, theta: np.ndarray, options: Mapping[str, Any]) -> 
 CHECKS: dict[str, Callable[[Objective, np.ndarray, Mapping[str, Any]], Any]] = {
     "classify": lambda obj, theta, o: classify_point(obj, theta, grad_tol=o["grad_tol"]),
     "theorem1": lambda obj, theta, o: theorem1(obj, theta, rtol=o["rtol"], grad_tol=o["grad_tol"]),
-    "theorem2": lambda obj, theta, o: theorem2(obj, theta, eps=o["eps"], rtol=o["rtol"], grad_tol=o["grad_tol"]),
-    "theorem3": lambda obj, theta, o: theorem3(obj, theta, eps=o["eps"], rtol=o["rtol"], grad_tol=o["grad_tol"]),
+    "theorem2": lambda obj, theta, o: theorem2(
+        obj, theta, eps=o["eps"], rtol=o["rtol"], grad_tol=o["grad_tol"]
+    ),
+    "theorem3": lambda obj, theta, o: theorem3(
+        obj, theta, eps=o["eps"], rtol=o["rtol"], grad_tol=o["grad_tol"]
+    ),
     "theorem4": lambda obj, theta, o: theorem4(
         obj, theta, o["t"], eps=o["eps"], rtol=o["rtol"], grad_tol=o["grad_tol"]
     ),
-    "representation": lambda obj, theta, o: representation_bound(obj, theta, rtol=o["rtol"], grad_tol=o["grad_tol"]),
+    "representation": lambda obj, theta, o: representation_bound(
+        obj, theta, rtol=o["rtol"], grad_tol=o["grad_tol"]
+    ),
     "spectrum": _spectrum,
 }
 
@@ -161,7 +167,13 @@ _CHECK_OPTIONS = {
     "representation": ("grad_tol", "rtol"),
     "spectrum": (),
 }
-_CHECK_DEFAULTS = {"run": ["classify", "theorem1"], "grad_tol": 1e-6, "rtol": 1e-8, "eps": 1e-2, "t": 0}
+_CHECK_DEFAULTS = {
+    "run": ["classify", "theorem1"],
+    "grad_tol": 1e-6,
+    "rtol": 1e-8,
+    "eps": 1e-2,
+    "t": 0,
+}
 _TRAIN_DEFAULTS = {"method": "lbfgs+newton", "gtol": 1e-10, "max_iter": 5000}
 _GRID_DEFAULTS = {
     "data": ["iris"],
@@ -227,9 +239,16 @@ def _int(value: object, key: str, minimum: int) -> int:
 
 
 def _positive(value: object, key: str, below_one: bool = False) -> float:
-    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+    ok = (
+        not isinstance(value, bool)
+        and isinstance(value, (int, float))
+        and math.isfinite(value)
+        and value > 0
+    )
     if not ok or (below_one and value >= 1):
-        raise SweepConfigError(f"{key} must be a finite number in {'(0, 1)' if below_one else '> 0'}; got {value!r}")
+        raise SweepConfigError(
+            f"{key} must be a finite number in {'(0, 1)' if below_one else '> 0'}; got {value!r}"
+        )
     return float(value)
 
 
@@ -254,7 +273,9 @@ def _read_toml(path: Path) -> dict:
         try:
             import tomli as tomllib
         except ModuleNotFoundError:
-            raise SweepConfigError("reading a sweep file on Python 3.10 needs tomli: pip install tomli") from None
+            raise SweepConfigError(
+                "reading a sweep file on Python 3.10 needs tomli: pip install tomli"
+            ) from None
     if not path.is_file():
         raise SweepConfigError(f"sweep file {str(path)!r} does not exist")
     try:
@@ -274,7 +295,9 @@ def _resolve_data(value: object, key: str, base: Path) -> tuple[dict, Path | Non
         written = _string(spec_in["path"], f"{key}.path")
         path = Path(written) if Path(written).is_absolute() else base / written
         if path.suffix.lower() not in (".npz", ".csv"):
-            raise SweepConfigError(f"{key}.path: {written!r} is neither 'iris' nor a .npz or .csv file")
+            raise SweepConfigError(
+                f"{key}.path: {written!r} is neither 'iris' nor a .npz or .csv file"
+            )
         if not path.is_file():
             raise SweepConfigError(f"{key}.path: data file {str(path)!r} does not exist")
         # The contents are part of the identity: a changed file means new cells.
@@ -303,14 +326,21 @@ def _resolve_data(value: object, key: str, base: Path) -> tuple[dict, Path | Non
             }
             path = None
         else:
-            raise SweepConfigError(f"{key}.name: unknown data set {name!r}; use 'iris', 'teacher' or path = '...'")
+            raise SweepConfigError(
+                f"{key}.name: unknown data set {name!r}; use 'iris', 'teacher' or path = '...'"
+            )
     if "max_samples" in spec_in:
         spec["max_samples"] = _int(spec_in["max_samples"], f"{key}.max_samples", 1)
     return spec, path
 
 
 def _nonnegative(value: object, key: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value < 0
+    ):
         raise SweepConfigError(f"{key} must be a finite number >= 0; got {value!r}")
     return float(value)
 
@@ -324,7 +354,9 @@ def teacher_data(spec: Mapping) -> Dataset:
     rng = np.random.default_rng(spec["seed"])
     X = rng.normal(size=(spec["m"], spec["d_x"]))
     teacher = MLP([spec["d_x"], spec["width"], spec["d_y"]], spec["activation"])
-    Y = teacher.forward(teacher.init(seed=rng), X) + spec["noise"] * rng.normal(size=(spec["m"], spec["d_y"]))
+    Y = teacher.forward(teacher.init(seed=rng), X) + spec["noise"] * rng.normal(
+        size=(spec["m"], spec["d_y"])
+    )
     return Dataset(X, np.zeros(spec["m"], dtype=int), Y, (), "teacher")
 
 
@@ -341,7 +373,9 @@ def _load_data(spec: Mapping, path: Path | None, key: str) -> Dataset:
     k = spec.get("max_samples")
     if k is not None:
         if k > len(data.X):
-            raise SweepConfigError(f"{key}.max_samples = {k} exceeds the {len(data.X)} samples of {data.name}")
+            raise SweepConfigError(
+                f"{key}.max_samples = {k} exceeds the {len(data.X)} samples of {data.name}"
+            )
         keep = np.sort(np.random.default_rng(0).choice(len(data.X), k, replace=False))
         targets = None if data.targets is None else data.targets[keep]
         data = Dataset(data.X[keep], data.labels[keep], targets, data.classes, data.name)
@@ -354,7 +388,9 @@ def _config_source(config: Mapping | str | os.PathLike) -> tuple[Mapping, Path, 
     if isinstance(config, (str, os.PathLike)):
         path = Path(config)
         return _read_toml(path), path.resolve().parent, path.stem
-    raise SweepConfigError(f"a sweep is a dict or the path of a TOML file; got {type(config).__name__}")
+    raise SweepConfigError(
+        f"a sweep is a dict or the path of a TOML file; got {type(config).__name__}"
+    )
 
 
 def load_sweep(config: Mapping | str | os.PathLike) -> Sweep:
@@ -380,17 +416,26 @@ def load_sweep(config: Mapping | str | os.PathLike) -> Sweep:
     elif isinstance(grids, list) and grids:
         blocks = [(f"grid[{i}]", _table(g, f"grid[{i}]")) for i, g in enumerate(grids)]
     else:
-        raise SweepConfigError(f"grid must be a table or a non-empty array of tables; got {grids!r}")
+        raise SweepConfigError(
+            f"grid must be a table or a non-empty array of tables; got {grids!r}"
+        )
 
     cells: dict[str, Cell] = {}
     datasets: dict[str, Dataset] = {}
     built: set[tuple] = set()
     for where, grid in blocks:
         _check_keys(grid, (*_GRID_DEFAULTS, "checks"), where)
-        axis = {k: _values(grid.get(k, default), f"{where}.{k}") for k, default in _GRID_DEFAULTS.items()}
-        run_checks = _check_list(grid["checks"], f"{where}.checks") if "checks" in grid else default_run
+        axis = {
+            k: _values(grid.get(k, default), f"{where}.{k}")
+            for k, default in _GRID_DEFAULTS.items()
+        }
+        run_checks = (
+            _check_list(grid["checks"], f"{where}.checks") if "checks" in grid else default_run
+        )
         check_key = f"{where}.checks" if "checks" in grid else "checks.run"
-        check_options = {o: options[o] for o in sorted({o for c in run_checks for o in _CHECK_OPTIONS[c]})}
+        check_options = {
+            o: options[o] for o in sorted({o for c in run_checks for o in _CHECK_OPTIONS[c]})
+        }
         data_axis = []
         for i, value in enumerate(axis["data"]):
             dkey = f"{where}.data[{i}]"
@@ -414,7 +459,9 @@ def load_sweep(config: Mapping | str | os.PathLike) -> Sweep:
             try:
                 d_y = data.targets_for(loss).shape[1]
             except GradbasisError as exc:
-                raise SweepConfigError(f"{where}.losses: {loss!r} does not fit {dkey} ({data.name}): {exc}") from None
+                raise SweepConfigError(
+                    f"{where}.losses: {loss!r} does not fit {dkey} ({data.name}): {exc}"
+                ) from None
             hidden = [] if kind == "basis" else [width] * depth
             activation = None if not hidden else ("identity" if kind == "linear" else act)
             architecture = (kind, data.X.shape[1], d_y, tuple(hidden), activation)
@@ -422,7 +469,9 @@ def load_sweep(config: Mapping | str | os.PathLike) -> Sweep:
                 try:
                     _build_model(kind, data.X.shape[1], d_y, hidden, activation or "identity")
                 except GradbasisError as exc:
-                    raise SweepConfigError(f"{where}: cannot build {kind} {hidden} ({activation}): {exc}") from None
+                    raise SweepConfigError(
+                        f"{where}: cannot build {kind} {hidden} ({activation}): {exc}"
+                    ) from None
                 built.add(architecture)
             _check_combination(run_checks, kind, len(hidden), options["t"], check_key)
             settings = {
@@ -447,11 +496,16 @@ def load_sweep(config: Mapping | str | os.PathLike) -> Sweep:
 def _train_settings(train: Mapping) -> list[dict]:
     """Every combination of the [train] values (a list in place of a value is an axis)."""
     _check_keys(train, tuple(_TRAIN_DEFAULTS), "train")
-    axis = {k: _values(train.get(k, default), f"train.{k}") for k, default in _TRAIN_DEFAULTS.items()}
+    axis = {
+        k: _values(train.get(k, default), f"train.{k}") for k, default in _TRAIN_DEFAULTS.items()
+    }
     methods = [_choice(v, "train.method", METHODS) for v in axis["method"]]
     gtols = [_positive(v, "train.gtol") for v in axis["gtol"]]
     max_iters = [_int(v, "train.max_iter", 1) for v in axis["max_iter"]]
-    return [{"method": a, "gtol": b, "max_iter": c} for a, b, c in itertools.product(methods, gtols, max_iters)]
+    return [
+        {"method": a, "gtol": b, "max_iter": c}
+        for a, b, c in itertools.product(methods, gtols, max_iters)
+    ]
 
 
 def _check_settings(checks: Mapping) -> tuple[dict, list[str]]:
@@ -507,7 +561,9 @@ def _check_combination(run_checks: Sequence[str], kind: str, depth: int, t: int,
 
 
 def _build_model(kind: str, d_x: int, d_y: int, hidden: list[int], activation: str):
-    from .cli import build_model  # the command line's architectures; imported late (cli imports this module's command)
+    from .cli import (
+        build_model,
+    )  # the command line's architectures; imported late (cli imports this module's command)
 
     return build_model(kind, d_x, d_y, hidden, activation)
 
@@ -564,7 +620,9 @@ def _summarize(
         "singular_values": None,
     }
     for name, res in results.items():
-        summary["verdicts"][name] = res.kind if name == "classify" else str(getattr(res, "verdict", "computed"))
+        summary["verdicts"][name] = (
+            res.kind if name == "classify" else str(getattr(res, "verdict", "computed"))
+        )
     if failed is not None:
         for name in checks if failed not in checks else [failed]:
             summary["verdicts"][name] = "error"
@@ -573,7 +631,10 @@ def _summarize(
             summary["gaps"][name] = _finite(results[name].gap)
     for name in ("theorem2", "theorem3", "theorem4"):
         if name in results and summary["dim_T"] is None:
-            summary["dim_T"], summary["dim_T_tilde"] = results[name].dim_T, results[name].dim_T_tilde
+            summary["dim_T"], summary["dim_T_tilde"] = (
+                results[name].dim_T,
+                results[name].dim_T_tilde,
+            )
     if summary["dim_T"] is None and "theorem1" in results:
         summary["dim_T"] = results["theorem1"].full_rank
     bounds = summary["bounds"]
@@ -652,13 +713,17 @@ def run_cell(cell: Cell, data: Dataset, single_thread: bool = False) -> dict:
             t0 = time.perf_counter()
             loss = get_loss(s["loss"])
             Y = data.targets_for(loss.name)
-            model = _build_model(s["model"], data.X.shape[1], Y.shape[1], s["hidden"], s["activation"] or "identity")
+            model = _build_model(
+                s["model"], data.X.shape[1], Y.shape[1], s["hidden"], s["activation"] or "identity"
+            )
             obj = Objective(model, loss, data.X, Y, n_threads=1 if single_thread else None)
             seconds["setup"] = time.perf_counter() - t0
             stage = "train"
             tr = s["train"]
             theta0 = model.init(seed=s["seed"])
-            fit = minimize(obj, theta0, method=tr["method"], gtol=tr["gtol"], max_iter=tr["max_iter"])
+            fit = minimize(
+                obj, theta0, method=tr["method"], gtol=tr["gtol"], max_iter=tr["max_iter"]
+            )
             training = {k: v for k, v in vars(fit).items() if k != "theta"}
             record["training"] = training
             seconds["train"] = fit.seconds
@@ -699,7 +764,12 @@ def _lost_cell_record(cell: Cell, exc: BaseException) -> dict:
             "checks": {},
             "summary": _summarize(None, {}, "worker", cell.settings["checks"], None, None),
             "seconds": {},
-            "error": {"type": type(exc).__name__, "message": str(exc), "stage": "worker", "traceback": ""},
+            "error": {
+                "type": type(exc).__name__,
+                "message": str(exc),
+                "stage": "worker",
+                "traceback": "",
+            },
             "gradbasis": __version__,
         }
     )  # type: ignore[return-value]
@@ -718,7 +788,9 @@ def _parse_lines(data: bytes, path: Path) -> list[dict]:
                 f"{path}, line {lineno}: not a JSON record ({exc}); the file was edited or is not a sweep's results"
             ) from None
         if not isinstance(rec, dict) or not isinstance(rec.get("key"), str):
-            raise ResultsFileError(f"{path}, line {lineno}: a JSON value but not a sweep record (no 'key')")
+            raise ResultsFileError(
+                f"{path}, line {lineno}: a JSON value but not a sweep record (no 'key')"
+            )
         records.append(rec)
     return records
 
@@ -761,7 +833,9 @@ class _ResultsFile:
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            raise SweepError(f"another sweep is writing {self.path}; wait for it or choose another output") from None
+            raise SweepError(
+                f"another sweep is writing {self.path}; wait for it or choose another output"
+            ) from None
 
     def _read_and_repair(self) -> list[dict]:
         os.lseek(self.fd, 0, os.SEEK_SET)
@@ -808,7 +882,13 @@ def _label(settings: Mapping) -> str:
 
 def _group_columns(settings: Mapping) -> list[str]:
     hidden = "-".join(str(w) for w in settings["hidden"]) or "-"
-    return [_data_label(settings["data"]), settings["model"], hidden, settings["activation"] or "-", settings["loss"]]
+    return [
+        _data_label(settings["data"]),
+        settings["model"],
+        hidden,
+        settings["activation"] or "-",
+        settings["loss"],
+    ]
 
 
 def _data_label(spec: Mapping) -> str:
@@ -839,7 +919,9 @@ class _Progress:
             except ImportError:
                 pass
             else:
-                self.tqdm = tqdm(total=total, initial=done, unit="cell", desc="sweep", file=sys.stderr)
+                self.tqdm = tqdm(
+                    total=total, initial=done, unit="cell", desc="sweep", file=sys.stderr
+                )
             if self.tqdm is None:
                 self._draw()
 
@@ -918,7 +1000,9 @@ def _run_local(pending: Sequence[Cell], datasets: Mapping, jobs: int) -> Iterato
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"))
     try:
         with _one_thread_children():  # workers start during submit
-            futures = {pool.submit(run_cell, cell, datasets[cell.data_id], True): cell for cell in pending}
+            futures = {
+                pool.submit(run_cell, cell, datasets[cell.data_id], True): cell for cell in pending
+            }
         for fut in as_completed(futures):
             try:
                 yield fut.result()
@@ -947,8 +1031,13 @@ def _run_dask(pending: Sequence[Cell], datasets: Mapping, scheduler: object) -> 
     try:
         # Each data set travels to the cluster once, not once per cell.
         used = sorted({c.data_id for c in pending})
-        scattered = dict(zip(used, client.scatter([datasets[d] for d in used], hash=False)))
-        futures = {client.submit(run_cell, cell, scattered[cell.data_id], True, pure=False): cell for cell in pending}
+        scattered = dict(
+            zip(used, client.scatter([datasets[d] for d in used], hash=False), strict=False)
+        )
+        futures = {
+            client.submit(run_cell, cell, scattered[cell.data_id], True, pure=False): cell
+            for cell in pending
+        }
         try:
             for fut in distributed.as_completed(list(futures)):
                 try:
@@ -990,7 +1079,9 @@ def run(
     """
     sweep = config if isinstance(config, Sweep) else load_sweep(config)
     if jobs is not None and scheduler is not None:
-        raise SweepConfigError("give jobs (worker processes here) or scheduler (a Dask cluster), not both")
+        raise SweepConfigError(
+            "give jobs (worker processes here) or scheduler (a Dask cluster), not both"
+        )
     if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
         raise SweepConfigError(f"jobs must be a positive integer; got {jobs!r}")
     mode = {True: "bar", False: "off"}.get(progress, progress)  # type: ignore[call-overload]
@@ -1057,7 +1148,14 @@ def figure_records(records: Sequence[Mapping]) -> list[dict]:
 
 
 # "computed" is the spectrum's (it has no verdict): counted without a letter.
-_VERDICT_CODES = {"holds": "h", "consistent": "c", "does not apply": "n", "violated": "v", "error": "e", "computed": ""}
+_VERDICT_CODES = {
+    "holds": "h",
+    "consistent": "c",
+    "does not apply": "n",
+    "violated": "v",
+    "error": "e",
+    "computed": "",
+}
 _POINT_CODES = {
     "local-minimum candidate": "m",
     "saddle": "s",
@@ -1090,7 +1188,9 @@ def report(records: Sequence[Mapping]) -> str:
         groups.setdefault(_canonical(s), []).append(r)
     checks = [c for c in CHECKS if any(c in r["settings"]["checks"] for r in records)]
     trains = {_canonical(r["settings"]["train"]) for r in records}
-    header = ["data", "model", "hidden", "activation", "loss"] + (["train"] if len(trains) > 1 else [])
+    header = ["data", "model", "hidden", "activation", "loss"] + (
+        ["train"] if len(trains) > 1 else []
+    )
     header += ["cells", "failed", *checks, "median L", "max gap", "dim T", "dim T~"]
     rows = []
     for members in groups.values():
@@ -1102,7 +1202,9 @@ def report(records: Sequence[Mapping]) -> str:
         ok = [m for m in members if m["status"] == "ok"]
         row += [str(len(members)), str(len(members) - len(ok))]
         for c in checks:
-            verdicts = [m["summary"]["verdicts"][c] for m in members if c in m["summary"]["verdicts"]]
+            verdicts = [
+                m["summary"]["verdicts"][c] for m in members if c in m["summary"]["verdicts"]
+            ]
             row.append(_counts(verdicts, _POINT_CODES if c == "classify" else _VERDICT_CODES))
         Ls = [m["summary"]["L"] for m in ok if m["summary"]["L"] is not None]
         gaps = [g for m in ok for g in m["summary"]["gaps"].values() if g is not None]
@@ -1119,7 +1221,10 @@ def report(records: Sequence[Mapping]) -> str:
     numeric = set(range(header.index("cells"), len(header)))
 
     def fmt(cells: Sequence[str]) -> str:
-        padded = (c.rjust(w) if i in numeric else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+        padded = (
+            c.rjust(w) if i in numeric else c.ljust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=False))
+        )
         return "  ".join(padded).rstrip()
 
     n_failed = sum(r["status"] != "ok" for r in records)

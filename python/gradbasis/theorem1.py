@@ -13,11 +13,17 @@ from ._memory import budget_bytes
 from ._numerics import safe_norm
 from ._options import open_unit_interval, positive_number, relative_cut, relative_cuts
 from ._validation import as_float_array, as_theta, check_finite
+from .certificate import Evidence, judge, stationarity
 from .errors import ShapeError, UnknownNameError
 from .induced import DEFAULT_CUTS, InducedResult, induced_minimum
 from .objective import Objective, check_objective, finite_value_and_gradient
-from .certificate import Evidence, judge, stationarity
-from .strategies import STRATEGIES, choose_strategy, gradient_basis_minimum, gram_solve, memory_estimate
+from .strategies import (
+    STRATEGIES,
+    choose_strategy,
+    gradient_basis_minimum,
+    gram_solve,
+    memory_estimate,
+)
 from .verdict import Verdict, jsonable, table
 
 __all__ = ["Theorem1Result", "basis_consistency", "theorem1"]
@@ -49,25 +55,25 @@ class Theorem1Result:
     loss_value: float
     lower: float
     value: float
-    gap: float                      # L(theta) - lower
+    gap: float  # L(theta) - lower
     gradient_norm: float
-    relative_gradient: float        # scale-free: see gradbasis.certificate.stationarity
-    alpha_distance: float           # ||alpha* - g(theta)||
+    relative_gradient: float  # scale-free: see gradbasis.certificate.stationarity
+    alpha_distance: float  # ||alpha* - g(theta)||
     first_order_bound: float
     kink_margin: float
     rank: int
     rank_tol: float
     num_params: int
-    num_outputs: int                # m * d_y
+    num_outputs: int  # m * d_y
     attained: bool
     converged: bool
     tol: float
     grad_tol: float
     resolution: float
-    resolved_gap: float | None      # None where no gap above tol needed splitting
+    resolved_gap: float | None  # None where no gap above tol needed splitting
     scope: str
-    full_rank: int                  # rank of the span judged
-    strategy: str                   # dense, gram or matrix_free (see gradbasis.strategies)
+    full_rank: int  # rank of the span judged
+    strategy: str  # dense, gram or matrix_free (see gradbasis.strategies)
     judged_by: str
     lemma2_residual: float
     assumption2_residual: float
@@ -94,21 +100,34 @@ class Theorem1Result:
             ("largest one-parameter gain (relative)", self.relative_gradient),
             ("first-order bound", self.first_order_bound),
             ("kink margin", self.kink_margin),
-            ("rank J (of m*d_y x dtheta)", f"{self.rank} of {self.num_outputs} x {self.num_params}"),
+            (
+                "rank J (of m*d_y x dtheta)",
+                f"{self.rank} of {self.num_outputs} x {self.num_params}",
+            ),
             ("relative rank cut", self.rank_tol),
             ("solve converged", self.converged),
             ("infimum attained", self.attained),
             ("strategy (judged by)", f"{self.strategy} ({self.judged_by})"),
         ]
         if self.resolved_gap is not None:
-            rows.insert(9, ("gap over sigma > resolution", f"{self.resolved_gap:.3g} (resolution sigma = {self.resolution:.3g})"))
+            rows.insert(
+                9,
+                (
+                    "gap over sigma > resolution",
+                    f"{self.resolved_gap:.3g} (resolution sigma = {self.resolution:.3g})",
+                ),
+            )
         text = table("Theorem 1 (gradient basis model)", rows)
         prof = [f"  {'cut':>9}  {'rank':>6}  {'value':>20}  {'lower':>20}"]
-        prof += [f"  {p.cut:9.1e}  {p.rank:6d}  {p.value:20.12g}  {p.lower:20.12g}" for p in self.profile]
+        prof += [
+            f"  {p.cut:9.1e}  {p.rank:6d}  {p.value:20.12g}  {p.lower:20.12g}" for p in self.profile
+        ]
         return text + "\nprofile over the relative singular-value cut:\n" + "\n".join(prof)
 
 
-def gradient_resolution(obj: Objective, theta: np.ndarray, gradient_norm: float, tol: float) -> float:
+def gradient_resolution(
+    obj: Objective, theta: np.ndarray, gradient_norm: float, tol: float
+) -> float:
     """Smallest singular value of J along which a gradient of this size bounds the drop by tol:
     a diagnostic that splits a gap above tol (``resolved_gap``), never the span a verdict uses.
 
@@ -141,7 +160,12 @@ def _checked_jacobian(jacobian: object, obj: Objective) -> np.ndarray:
 
 
 def basis_consistency(
-    J: np.ndarray, grad: np.ndarray, u: np.ndarray, f: np.ndarray, g: np.ndarray, tol: float = BASIS_TOL
+    J: np.ndarray,
+    grad: np.ndarray,
+    u: np.ndarray,
+    f: np.ndarray,
+    g: np.ndarray,
+    tol: float = BASIS_TOL,
 ) -> tuple[float, float, str | None]:
     """(Lemma 2 residual, Assumption 2 residual, what failed or None) of a Jacobian J against
     the model: ||J^T u - grad L|| / (||J||_F ||u||) and ||J g - f_X|| / (||J||_F ||g|| + ||f_X||).
@@ -153,9 +177,13 @@ def basis_consistency(
         a2 = safe_norm(J @ g - f) / max(jn * safe_norm(g) + safe_norm(f), np.finfo(float).tiny)
     failed = []
     if not r2 <= tol:
-        failed.append(f"Lemma 2 fails on the Jacobian used: ||J^T u - grad L|| / (||J|| ||u||) = {r2:.3g} > {tol:g}")
+        failed.append(
+            f"Lemma 2 fails on the Jacobian used: ||J^T u - grad L|| / (||J|| ||u||) = {r2:.3g} > {tol:g}"
+        )
     if not a2 <= tol:
-        failed.append(f"Assumption 2 fails on the Jacobian used: ||J g - f_X|| / (||J|| ||g|| + ||f_X||) = {a2:.3g} > {tol:g}")
+        failed.append(
+            f"Assumption 2 fails on the Jacobian used: ||J g - f_X|| / (||J|| ||g|| + ||f_X||) = {a2:.3g} > {tol:g}"
+        )
     return float(r2), float(a2), "; ".join(failed) or None
 
 
@@ -229,7 +257,9 @@ def theorem1(
     J = jacobian
     t0 = time.perf_counter()
     if strategy == "dense" and J is None:
-        J = model.jacobian(theta, obj.X, memory_budget=memory_budget, n_threads=obj.n_threads or None)
+        J = model.jacobian(
+            theta, obj.X, memory_budget=memory_budget, n_threads=obj.n_threads or None
+        )
     seconds["jacobian"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     point = stationarity(obj, theta, grad, loss_value, J=J)
@@ -237,10 +267,14 @@ def theorem1(
     t0 = time.perf_counter()
     output_basis = None
     if strategy == "dense":
-        full = induced_minimum(J, obj.loss, obj.Y, obj.weights, rank_tol=rank_tol, cuts=cuts, start=f)
+        full = induced_minimum(
+            J, obj.loss, obj.Y, obj.weights, rank_tol=rank_tol, cuts=cuts, start=f
+        )
         resolved, unresolved = True, ""
     elif strategy == "gram":
-        full, U_gram, s_gram = gram_solve(obj, theta, memory_budget, rank_tol, cuts, 1e-12, 200, with_output=True)
+        full, U_gram, s_gram = gram_solve(
+            obj, theta, memory_budget, rank_tol, cuts, 1e-12, 200, with_output=True
+        )
         output_basis = (U_gram, s_gram)
         n = obj.num_samples * model.output_dim
         resolved = s_gram.size >= n  # the kept span is all of R^n: nothing can lie below the floor
@@ -248,16 +282,23 @@ def theorem1(
             f"the Gram path resolves only sigma > {full.rank_tol:.2g} sigma_max (rank {s_gram.size} of {n}); "
             "directions below that floor are not judged"
         )
-        full = replace(full, scope=(
-            f"the span of the {s_gram.size} eigen-directions of K = J J^T with sigma > {full.rank_tol:.2g} sigma_max, "
-            "plus f_X(theta)"
-        ))
+        full = replace(
+            full,
+            scope=(
+                f"the span of the {s_gram.size} eigen-directions of K = J J^T with sigma > {full.rank_tol:.2g} sigma_max, "
+                "plus f_X(theta)"
+            ),
+        )
     else:
-        full = gradient_basis_minimum(obj, theta, strategy="matrix_free", memory_budget=memory_budget)
+        full = gradient_basis_minimum(
+            obj, theta, strategy="matrix_free", memory_budget=memory_budget
+        )
         resolved = False
         radius = full.details.get("radius", float("nan"))
         unresolved = "the matrix-free bound covers only coefficients with ||alpha|| <= the radius of its optimum"
-        full = replace(full, scope=f"coefficients alpha with ||alpha|| <= {radius:.3g} (matrix-free)")
+        full = replace(
+            full, scope=f"coefficients alpha with ||alpha|| <= {radius:.3g} (matrix-free)"
+        )
     judged_by = strategy
     if not resolved and loss_value - full.value <= tol and jacobian is None:
         # The strategy found no drop beyond tol, so "holds" is possible, but its numbers do not
@@ -265,8 +306,12 @@ def theorem1(
         # found a drop beyond tol, "holds" is out of reach for gram (its span is part of the
         # numerical span) and "consistent" is at worst weaker than dense for matrix_free.
         if memory_estimate(obj, memory_budget).fits("dense"):
-            J = model.jacobian(theta, obj.X, memory_budget=memory_budget, n_threads=obj.n_threads or None)
-            full = induced_minimum(J, obj.loss, obj.Y, obj.weights, rank_tol=rank_tol, cuts=cuts, start=f)
+            J = model.jacobian(
+                theta, obj.X, memory_budget=memory_budget, n_threads=obj.n_threads or None
+            )
+            full = induced_minimum(
+                J, obj.loss, obj.Y, obj.weights, rank_tol=rank_tol, cuts=cuts, start=f
+            )
             resolved, judged_by, output_basis = True, "dense", None
     seconds["induced"] = time.perf_counter() - t0
     l2_res = a2_res = float("nan")
@@ -277,24 +322,44 @@ def theorem1(
             inconsistency = "the given jacobian does not match the model: " + inconsistency
     dist = safe_norm(full.alpha - g_theta) if full.alpha.size == g_theta.size else float("nan")
     # <u, f_X - F*>: by convexity L - Phi(F*) can never exceed it, whatever theta is.
-    bound = max(float(u.ravel() @ (f.ravel() - np.asarray(full.fitted).ravel())), 0.0)  # >= 0 but for rounding
+    bound = max(
+        float(u.ravel() @ (f.ravel() - np.asarray(full.fitted).ravel())), 0.0
+    )  # >= 0 but for rounding
     gap = loss_value - full.lower
     resolution, resolved_gap = 0.0, None
     if gap > tol and point.critical(grad_tol, tol) and resolved and gnorm > 0.0:
         resolution = gradient_resolution(obj, theta, gnorm, tol)
-        U, s = output_basis if output_basis is not None else np.linalg.svd(J, full_matrices=False)[:2]
+        U, s = (
+            output_basis if output_basis is not None else np.linalg.svd(J, full_matrices=False)[:2]
+        )
         keep = s > resolution
         if keep.any() and not keep.all():
-            part = induced_minimum(np.hstack([U[:, keep] * s[keep], f.reshape(-1, 1)]), obj.loss, obj.Y, obj.weights,
-                                   cuts=(), start=f)
+            part = induced_minimum(
+                np.hstack([U[:, keep] * s[keep], f.reshape(-1, 1)]),
+                obj.loss,
+                obj.Y,
+                obj.weights,
+                cuts=(),
+                start=f,
+            )
             resolved_gap = loss_value - part.lower
         elif keep.all():
             resolved_gap = gap
     evidence = Evidence(
-        loss_value=loss_value, tol=tol, lower=full.lower, value=full.value, converged=full.converged,
-        resolved=resolved, scope=full.scope or "the numerical span of J", first_order_bound=bound,
-        kink_margin=margin, stationarity=point, grad_tol=grad_tol, inconsistency=inconsistency,
-        unresolved_note=unresolved, resolved_gap=float("nan") if resolved_gap is None else resolved_gap,
+        loss_value=loss_value,
+        tol=tol,
+        lower=full.lower,
+        value=full.value,
+        converged=full.converged,
+        resolved=resolved,
+        scope=full.scope or "the numerical span of J",
+        first_order_bound=bound,
+        kink_margin=margin,
+        stationarity=point,
+        grad_tol=grad_tol,
+        inconsistency=inconsistency,
+        unresolved_note=unresolved,
+        resolved_gap=float("nan") if resolved_gap is None else resolved_gap,
     )
     verdict, reason = judge(evidence)
     return Theorem1Result(

@@ -25,7 +25,15 @@ from .perturbation import KINDS, PerturbationSet
 from .span_check import SpanCheck, check_tolerances, perturbed_check, saddle_reason
 from .verdict import Verdict, jsonable, table
 
-__all__ = ["Lemma1Result", "Lemma3Result", "Theorem2Result", "lemma1", "lemma3", "theorem2", "saddle_reason"]
+__all__ = [
+    "Lemma1Result",
+    "Lemma3Result",
+    "Theorem2Result",
+    "lemma1",
+    "lemma3",
+    "theorem2",
+    "saddle_reason",
+]
 
 
 # ----------------------------------------------------------------------------- Lemma 3
@@ -48,12 +56,16 @@ class Lemma3Result:
         return jsonable({k: v for k, v in vars(self).items() if k != "residuals"})
 
 
-def _directions(obj_model: Model, S: PerturbationSet | np.ndarray, eps: float | None) -> tuple[np.ndarray, float]:
+def _directions(
+    obj_model: Model, S: PerturbationSet | np.ndarray, eps: float | None
+) -> tuple[np.ndarray, float]:
     if isinstance(S, PerturbationSet):
         return S.directions, positive_step(S.eps if eps is None else eps)
     D = as_float_array(S, "S")
     if D.ndim != 2 or D.shape[1] != obj_model.num_params:
-        raise InvalidOptionError(f"S must be (k, num_params = {obj_model.num_params}); got shape {D.shape}")
+        raise InvalidOptionError(
+            f"S must be (k, num_params = {obj_model.num_params}); got shape {D.shape}"
+        )
     check_finite(D, "S")
     if eps is None:
         raise InvalidOptionError("eps is required when S is a plain array")
@@ -63,11 +75,20 @@ def _directions(obj_model: Model, S: PerturbationSet | np.ndarray, eps: float | 
 def check_perturbation_set(S: object) -> PerturbationSet | None:
     """``S`` itself when it is None or a PerturbationSet, else an InvalidArgumentError."""
     if S is not None and not isinstance(S, PerturbationSet):
-        raise InvalidArgumentError(f"S must be a PerturbationSet from perturbation_directions; got {type(S).__name__}")
+        raise InvalidArgumentError(
+            f"S must be a PerturbationSet from perturbation_directions; got {type(S).__name__}"
+        )
     return S
 
 
-def lemma3(obj: Objective, theta: object, S: PerturbationSet | np.ndarray, eps: float | None = None, *, grad_tol: float = 1e-6) -> Lemma3Result:
+def lemma3(
+    obj: Objective,
+    theta: object,
+    S: PerturbationSet | np.ndarray,
+    eps: float | None = None,
+    *,
+    grad_tol: float = 1e-6,
+) -> Lemma3Result:
     """Check Lemma 3 on the directions S: each residual is J(theta + eps S_j)^T u(theta), one
     reverse sweep per direction. It holds (within grad_tol) at every local minimum; a large
     residual proves theta is not one (or eps is beyond the lemma's eps_0). ``eps`` and
@@ -80,7 +101,9 @@ def lemma3(obj: Objective, theta: object, S: PerturbationSet | np.ndarray, eps: 
     res = np.array([safe_norm(obj.model.vjp(theta + eps * v, obj.X, U)) for v in D])
     gnorm = safe_norm(obj.model.vjp(theta, obj.X, U))
     worst = float(res.max()) if res.size else gnorm
-    return Lemma3Result(bool(max(worst, gnorm) <= grad_tol), worst, gnorm, float(grad_tol), eps, res)
+    return Lemma3Result(
+        bool(max(worst, gnorm) <= grad_tol), worst, gnorm, float(grad_tol), eps, res
+    )
 
 
 # ----------------------------------------------------------------------------- Lemma 1
@@ -203,15 +226,27 @@ def lemma1(
             if norm > 1.0 + 1e-12:
                 problems.append(f"{name}[{j}] has ||v|| = {norm:.6g} > 1")
             elif not change <= output_tol:
-                problems.append(f"{name}[{j}] moves f_X by {change:.3g} > output_tol {output_tol:.3g}")
+                problems.append(
+                    f"{name}[{j}] moves f_X by {change:.3g} > output_tol {output_tol:.3g}"
+                )
             elif sources and not _same_region(region0, _region(model, moved, X, sources)):
-                problems.append(f"{name}[{j}] takes theta out of its activation region (a kinked unit changes sign)")
+                problems.append(
+                    f"{name}[{j}] takes theta out of its activation region (a kinked unit changes sign)"
+                )
     if problems:
-        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+        shown = "; ".join(problems[:5]) + (
+            f"; and {len(problems) - 5} more" if len(problems) > 5 else ""
+        )
         return Lemma1Result(
-            False, 0, 0, float("nan"), tol,
+            False,
+            0,
+            0,
+            float("nan"),
+            tol,
             reason=f"{len(problems)} direction(s) outside V[theta, eps = {eps:g}], so Lemma 1 does not apply: {shown}",
-            outside_V=len(problems), output_tol=float(output_tol), max_change=max_change,
+            outside_V=len(problems),
+            output_tol=float(output_tol),
+            max_change=max_change,
         )
 
     # 2. Left side: the raw Jacobians, one numpy SVD.
@@ -231,9 +266,18 @@ def lemma1(
     Qb, s_b = _orthonormal(np.hstack([B1.basis, B2.basis]), cut)
     kept = s_b[s_b > cut]
     sine_tol = tol + (noise / float(kept.min()) if kept.size else 0.0)
-    common = dict(sine_tol=sine_tol, cut=cut, noise_cut=noise, output_tol=float(output_tol), max_change=max_change)
+    common = dict(
+        sine_tol=sine_tol,
+        cut=cut,
+        noise_cut=noise,
+        output_tol=float(output_tol),
+        max_change=max_change,
+    )
     if Qa.shape[1] != Qb.shape[1]:
-        def near(sv: np.ndarray, c: float) -> str:  # the two singular values either side of the cut, over it
+
+        def near(
+            sv: np.ndarray, c: float
+        ) -> str:  # the two singular values either side of the cut, over it
             i = int(np.sum(sv > c))
             return ", ".join(f"{x / c:.3g}" for x in sv[max(0, i - 1) : i + 1])
 
@@ -305,8 +349,15 @@ class Theorem2Result:
         return jsonable(d)
 
     def __str__(self) -> str:
-        rows = [(k, v) for k, v in vars(self).items() if k not in ("check", "basis", "seconds", "directions")]
-        return table("Theorem 2 (perturbable gradient basis model)", rows) + f"\ndirections: {self.directions}"
+        rows = [
+            (k, v)
+            for k, v in vars(self).items()
+            if k not in ("check", "basis", "seconds", "directions")
+        ]
+        return (
+            table("Theorem 2 (perturbable gradient basis model)", rows)
+            + f"\ndirections: {self.directions}"
+        )
 
 
 def theorem2(
@@ -346,15 +397,25 @@ def theorem2(
     obj = check_objective(obj)
     theta = as_theta(theta, obj.model.num_params)
     S = check_perturbation_set(S)
-    rtol, grad_tol, rank_tol, cuts, curvature_tol = check_tolerances(rtol, grad_tol, rank_tol, cuts, curvature_tol)
+    rtol, grad_tol, rank_tol, cuts, curvature_tol = check_tolerances(
+        rtol, grad_tol, rank_tol, cuts, curvature_tol
+    )
     seed = check_seed(seed)
     eps = positive_step(eps if S is None else S.eps)
     finite_value_and_gradient(obj, theta)  # before any work: no verdict on an overflowing loss
     pc = perturbed_check(
-        obj, theta, eps=eps, S=S,
+        obj,
+        theta,
+        eps=eps,
+        S=S,
         direction_options=dict(kinds=kinds, budget=budget, combinations=combinations, seed=seed),
-        rtol=rtol, grad_tol=grad_tol, rank_tol=rank_tol, cuts=cuts, check_minimum=check_minimum,
-        curvature_tol=curvature_tol, strategy=strategy,
+        rtol=rtol,
+        grad_tol=grad_tol,
+        rank_tol=rank_tol,
+        cuts=cuts,
+        check_minimum=check_minimum,
+        curvature_tol=curvature_tol,
+        strategy=strategy,
     )
     check, pb = pc.check, pc.basis
     return Theorem2Result(

@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._options import check_seed, positive_step
 from ._validation import as_theta
 from .errors import InvalidArgumentError
 from .induced import DEFAULT_CUTS
 from .models.resnet import ResNet
-from ._options import check_seed, positive_step
 from .objective import Objective, check_objective, finite_value_and_gradient
 from .perturbable import PerturbableBasis
 from .perturbation import KINDS, PerturbationSet
@@ -36,7 +36,9 @@ __all__ = ["Theorem3Result", "residual_features", "theorem3"]
 def residual_features(model: ResNet, theta: object, X: object) -> np.ndarray:
     """z(x_i; u) for every sample, shape (m, d_z): the input of the R layer."""
     if not isinstance(model, ResNet):
-        raise InvalidArgumentError(f"Theorem 3 is about the ResNet of eq. 4.1 (gradbasis.ResNet); got {type(model).__name__}")
+        raise InvalidArgumentError(
+            f"Theorem 3 is about the ResNet of eq. 4.1 (gradbasis.ResNet); got {type(model).__name__}"
+        )
     R = next(l for l in model.dense_layers() if l.weight.name == "R")
     return model.node_values(theta, X, R.input_node)
 
@@ -62,7 +64,7 @@ class Theorem3Result:
     features: FeatureBound
     gradient_norm: float
     relative_gradient: float
-    residual: float                 # scale-free residual of [x, z] and the difference quotients
+    residual: float  # scale-free residual of [x, z] and the difference quotients
     dual_residual: float
     first_order_bound: float
     kink_margin: float
@@ -85,7 +87,9 @@ class Theorem3Result:
     basis: PerturbableBasis = field(repr=False)
 
     def to_dict(self) -> dict:
-        d = {k: v for k, v in vars(self).items() if k not in ("check", "basis", "shamir", "features")}
+        d = {
+            k: v for k, v in vars(self).items() if k not in ("check", "basis", "shamir", "features")
+        }
         d["shamir"] = self.shamir.to_dict()
         d["features"] = self.features.to_dict()
         return jsonable(d)
@@ -131,24 +135,49 @@ def theorem3(
     z = residual_features(model, theta, obj.X)
     theta = as_theta(theta, model.num_params)
     S = check_perturbation_set(S)
-    rtol, grad_tol, rank_tol, cuts, curvature_tol = check_tolerances(rtol, grad_tol, rank_tol, cuts, curvature_tol)
+    rtol, grad_tol, rank_tol, cuts, curvature_tol = check_tolerances(
+        rtol, grad_tol, rank_tol, cuts, curvature_tol
+    )
     seed = check_seed(seed)
     finite_value_and_gradient(obj, theta)  # before any work: no verdict on an overflowing loss
     d_x, d_y, d_z = model.input_dim, model.output_dim, z.shape[1]
     feats = np.hstack([obj.X, z])
     dims_ok = d_y <= min(d_x, d_z)
-    precondition = None if dims_ok else f"Theorem 3 needs d_y <= min(d_x, d_z); here d_y = {d_y}, d_x = {d_x}, d_z = {d_z}"
+    precondition = (
+        None
+        if dims_ok
+        else f"Theorem 3 needs d_y <= min(d_x, d_z); here d_y = {d_y}, d_x = {d_x}, d_z = {d_z}"
+    )
     pc = perturbed_check(
-        obj, theta, eps=positive_step(eps if S is None else S.eps), S=S,
+        obj,
+        theta,
+        eps=positive_step(eps if S is None else S.eps),
+        S=S,
         direction_options=dict(kinds=kinds, budget=budget, combinations=combinations, seed=seed),
-        rtol=rtol, grad_tol=grad_tol, rank_tol=rank_tol, cuts=cuts, check_minimum=check_minimum,
-        curvature_tol=curvature_tol, strategy=strategy, features=feats, feature_meaning="the features [x, z(x; u)]",
+        rtol=rtol,
+        grad_tol=grad_tol,
+        rank_tol=rank_tol,
+        cuts=cuts,
+        check_minimum=check_minimum,
+        curvature_tol=curvature_tol,
+        strategy=strategy,
+        features=feats,
+        feature_meaning="the features [x, z(x; u)]",
         precondition=precondition,
     )
-    check, pb, verdict, reason, lam, seconds = pc.check, pc.basis, pc.verdict, pc.reason, pc.min_eigenvalue, pc.seconds
+    check, pb, verdict, reason, lam, seconds = (
+        pc.check,
+        pc.basis,
+        pc.verdict,
+        pc.reason,
+        pc.min_eigenvalue,
+        pc.seconds,
+    )
     t0 = time.perf_counter()
     shamir = feature_bound(obj, theta, "shamir: W x", obj.X, check.loss_value, check.tol)
-    features = feature_bound(obj, theta, "features: [x, z(x; u)]", feats, check.loss_value, check.tol)
+    features = feature_bound(
+        obj, theta, "features: [x, z(x; u)]", feats, check.loss_value, check.tol
+    )
     seconds["feature_bounds"] = time.perf_counter() - t0
     W = model.unflatten(theta)["W"]
     return Theorem3Result(

@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._options import check_seed, positive_step, show
 from ._validation import as_theta
 from .errors import InvalidOptionError
 from .induced import DEFAULT_CUTS
 from .linear_units import LinearUnitSets, check_mlp, linear_unit_sets
 from .models.mlp import MLP
-from ._options import check_seed, positive_step, show
 from .objective import Objective, check_objective, finite_value_and_gradient
 from .perturbable import PerturbableBasis
 from .perturbation import KINDS, PerturbationSet
@@ -41,12 +41,21 @@ def hidden_features(model: MLP, theta: object, X: object, layers: Sequence[int])
     dense = model.dense_layers()
     H = len(dense) - 1
     given = layers
-    layers = list(layers) if isinstance(layers, Iterable) and not isinstance(layers, (str, bytes)) else None
+    layers = (
+        list(layers)
+        if isinstance(layers, Iterable) and not isinstance(layers, (str, bytes))
+        else None
+    )
     if layers is None or any(
-        isinstance(l, (bool, np.bool_)) or not isinstance(l, (int, np.integer)) or not 0 <= l <= H for l in layers
+        isinstance(l, (bool, np.bool_)) or not isinstance(l, (int, np.integer)) or not 0 <= l <= H
+        for l in layers
     ):
-        shown = "[" + ", ".join(show(l) for l in layers) + "]" if layers is not None else repr(given)
-        raise InvalidOptionError(f"layers must be hidden-layer indices in 0..H = 0..{H} (0 = the input x); got {shown}")
+        shown = (
+            "[" + ", ".join(show(l) for l in layers) + "]" if layers is not None else repr(given)
+        )
+        raise InvalidOptionError(
+            f"layers must be hidden-layer indices in 0..H = 0..{H} (0 = the input x); got {shown}"
+        )
     blocks = [model.node_values(theta, X, dense[l].input_node) for l in layers]
     if model.bias:
         blocks.append(np.ones((blocks[0].shape[0] if blocks else np.asarray(X).shape[0], 1)))
@@ -78,7 +87,7 @@ class Theorem4Result:
     in_theta: bool
     gradient_norm: float
     relative_gradient: float
-    residual: float                 # scale-free residual of the features and the difference quotients
+    residual: float  # scale-free residual of the features and the difference quotients
     dual_residual: float
     first_order_bound: float
     kink_margin: float
@@ -97,7 +106,11 @@ class Theorem4Result:
     basis: PerturbableBasis = field(repr=False)
 
     def to_dict(self) -> dict:
-        d = {k: v for k, v in vars(self).items() if k not in ("check", "basis", "features", "linear", "sets")}
+        d = {
+            k: v
+            for k, v in vars(self).items()
+            if k not in ("check", "basis", "features", "linear", "sets")
+        }
         d["features"] = self.features.to_dict()
         d["linear"] = self.linear.to_dict()
         return jsonable(d)
@@ -145,7 +158,9 @@ def theorem4(
     sets = linear_unit_sets(model, theta, obj.X, margin=margin)
     theta = as_theta(theta, model.num_params)
     S = check_perturbation_set(S)
-    rtol, grad_tol, rank_tol, cuts, curvature_tol = check_tolerances(rtol, grad_tol, rank_tol, cuts, curvature_tol)
+    rtol, grad_tol, rank_tol, cuts, curvature_tol = check_tolerances(
+        rtol, grad_tol, rank_tol, cuts, curvature_tol
+    )
     seed = check_seed(seed)
     if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or not 0 <= t <= sets.depth:
         raise InvalidOptionError(f"t must be an integer in 0..H = 0..{sets.depth}; got {t!r}")
@@ -156,19 +171,53 @@ def theorem4(
     in_theta = sets.in_theta(d_y, t)
     precondition = None
     if not in_theta:
-        short = [f"|J^({l})| = {s.size}" for l, s in enumerate(sets.sets, start=1) if l > t and s.size < d_y]
-        precondition = f"theta is not in Theta_{{d_y,t}} for d_y = {d_y}, t = {t}: {', '.join(short)} < d_y"
+        short = [
+            f"|J^({l})| = {s.size}"
+            for l, s in enumerate(sets.sets, start=1)
+            if l > t and s.size < d_y
+        ]
+        precondition = (
+            f"theta is not in Theta_{{d_y,t}} for d_y = {d_y}, t = {t}: {', '.join(short)} < d_y"
+        )
     pc = perturbed_check(
-        obj, theta, eps=positive_step(eps if S is None else S.eps), S=S,
-        direction_options=dict(kinds=kinds, budget=budget, combinations=combinations, margin=margin, seed=seed),
-        rtol=rtol, grad_tol=grad_tol, rank_tol=rank_tol, cuts=cuts, check_minimum=check_minimum,
-        curvature_tol=curvature_tol, strategy=strategy, features=feats,
-        feature_meaning=f"the hidden features h^({t}..{sets.depth})", precondition=precondition,
+        obj,
+        theta,
+        eps=positive_step(eps if S is None else S.eps),
+        S=S,
+        direction_options=dict(
+            kinds=kinds, budget=budget, combinations=combinations, margin=margin, seed=seed
+        ),
+        rtol=rtol,
+        grad_tol=grad_tol,
+        rank_tol=rank_tol,
+        cuts=cuts,
+        check_minimum=check_minimum,
+        curvature_tol=curvature_tol,
+        strategy=strategy,
+        features=feats,
+        feature_meaning=f"the hidden features h^({t}..{sets.depth})",
+        precondition=precondition,
     )
-    check, pb, verdict, reason, lam, seconds = pc.check, pc.basis, pc.verdict, pc.reason, pc.min_eigenvalue, pc.seconds
+    check, pb, verdict, reason, lam, seconds = (
+        pc.check,
+        pc.basis,
+        pc.verdict,
+        pc.reason,
+        pc.min_eigenvalue,
+        pc.seconds,
+    )
     t0 = time.perf_counter()
-    features = feature_bound(obj, theta, f"features: h^({t}..{sets.depth})", feats, check.loss_value, check.tol)
-    linear = feature_bound(obj, theta, "linear: a x", hidden_features(model, theta, obj.X, [0]), check.loss_value, check.tol)
+    features = feature_bound(
+        obj, theta, f"features: h^({t}..{sets.depth})", feats, check.loss_value, check.tol
+    )
+    linear = feature_bound(
+        obj,
+        theta,
+        "linear: a x",
+        hidden_features(model, theta, obj.X, [0]),
+        check.loss_value,
+        check.tol,
+    )
     seconds["feature_bounds"] = time.perf_counter() - t0
     return Theorem4Result(
         verdict=verdict,

@@ -75,7 +75,7 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess without torch
     raise ImportError(
         "gradbasis.torch needs PyTorch, which is not installed: pip install torch "
-        "(or pip install \"gradbasis[torch]\")"
+        '(or pip install "gradbasis[torch]")'
     ) from exc
 
 from .errors import DTypeError, GradbasisError, ShapeError, UnknownNameError
@@ -152,14 +152,18 @@ def resnet_from_modules(W: nn.Linear, R: nn.Linear, z: nn.Sequential) -> Importe
     layers (eq. 4.1 has no bias there); z an ``nn.Sequential`` accepted by :func:`from_module`."""
     for part, layer in (("W", W), ("R", R)):
         if type(layer) is not nn.Linear:
-            raise UnsupportedModuleError(f"{part} of the ResNet must be an nn.Linear; got {type(layer).__name__}")
+            raise UnsupportedModuleError(
+                f"{part} of the ResNet must be an nn.Linear; got {type(layer).__name__}"
+            )
         if layer.bias is not None:
             raise UnsupportedModuleError(
                 f"{part} of the ResNet has a bias, but eq. 4.1 (f = W (x + R z(x))) has none: "
                 f"use nn.Linear(..., bias=False)"
             )
     if type(z) is not nn.Sequential:
-        raise UnsupportedModuleError(f"z of the ResNet must be an nn.Sequential MLP; got {type(z).__name__}")
+        raise UnsupportedModuleError(
+            f"z of the ResNet must be an nn.Sequential MLP; got {type(z).__name__}"
+        )
     residual, u = from_module(z)
     d_x, d_z = residual.input_dim, residual.output_dim
     if W.in_features != d_x or R.out_features != d_x or R.in_features != d_z:
@@ -204,7 +208,9 @@ def _leaf_layers(module: nn.Module, prefix: str = "") -> list[tuple[str, nn.Modu
 def _check_no_hooks(module: nn.Module, what: str) -> None:
     # Forward hooks may change a layer's output, which theta cannot represent.
     if module._forward_hooks or module._forward_pre_hooks:
-        raise UnsupportedModuleError(f"{what} has forward hooks, which may change its output; remove them first")
+        raise UnsupportedModuleError(
+            f"{what} has forward hooks, which may change its output; remove them first"
+        )
 
 
 def _activation(name: str, layer: nn.Module) -> Activation | None:
@@ -298,7 +304,9 @@ def _to_numpy(tensor: torch.Tensor, what: str) -> np.ndarray:
     if not tensor.is_floating_point():
         raise DTypeError(f"{what} has dtype {tensor.dtype}; expected real floating point")
     if tensor.is_meta:
-        raise DTypeError(f"{what} is on the meta device and has no values; materialise the module first")
+        raise DTypeError(
+            f"{what} is on the meta device and has no values; materialise the module first"
+        )
     return tensor.detach().to(device="cpu", dtype=torch.float64).numpy().copy()
 
 
@@ -321,7 +329,9 @@ def to_module(model: Model, theta: object) -> nn.Sequential:
     ``theta``: Linear, activation, ..., Linear (an identity activation becomes ``nn.Identity``)."""
     if not isinstance(model, MLP):
         hint = "; for a ResNet use resnet_to_module" if isinstance(model, ResNet) else ""
-        raise UnsupportedModuleError(f"to_module converts MLP models; got {type(model).__name__}{hint}")
+        raise UnsupportedModuleError(
+            f"to_module converts MLP models; got {type(model).__name__}{hint}"
+        )
     params = model.unflatten(theta)
     sizes = model.layer_sizes
     layers: list[nn.Module] = []
@@ -344,7 +354,9 @@ def resnet_to_module(model: Model, theta: object) -> ResNetModule:
         got = type(model).__name__
         if isinstance(model, ResNet):
             got = f"ResNet with a {type(model.residual).__name__} residual"
-        raise UnsupportedModuleError(f"resnet_to_module converts a ResNet with an MLP residual; got {got}")
+        raise UnsupportedModuleError(
+            f"resnet_to_module converts a ResNet with an MLP residual; got {got}"
+        )
     params = model.unflatten(theta)
     d_x, d_y, d_z = model.input_dim, model.output_dim, model.residual.output_dim
     W = nn.Linear(d_x, d_y, bias=False, dtype=torch.float64)
@@ -363,10 +375,14 @@ def output_difference(module: nn.Module, model: Model, theta: object, X: object)
     f = model.forward(theta, X)
     dtype = next(module.parameters()).dtype
     with torch.no_grad():
-        g = module(torch.tensor(np.asarray(X, dtype=np.float64), dtype=dtype))  # a copy: X may be read-only
+        g = module(
+            torch.tensor(np.asarray(X, dtype=np.float64), dtype=dtype)
+        )  # a copy: X may be read-only
     g64 = g.detach().to(dtype=torch.float64).numpy()
     if g64.shape != f.shape:
-        raise ShapeError(f"the module gives outputs of shape {tuple(g64.shape)}; the model gives {f.shape}")
+        raise ShapeError(
+            f"the module gives outputs of shape {tuple(g64.shape)}; the model gives {f.shape}"
+        )
     return float(np.max(np.abs(g64 - f)))
 
 
@@ -382,7 +398,9 @@ def load_module(path: str | Path) -> nn.Module:
     try:
         module = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # torch raises many kinds (pickle, zip, runtime) for a bad file
-        raise TorchFileError(f"cannot load {path} with torch.load: {type(exc).__name__}: {exc}") from None
+        raise TorchFileError(
+            f"cannot load {path} with torch.load: {type(exc).__name__}: {exc}"
+        ) from None
     if not isinstance(module, nn.Module):
         hint = (
             "; a state_dict holds no architecture: save the whole module with torch.save(module, path)"

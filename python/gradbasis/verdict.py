@@ -10,10 +10,10 @@ from collections.abc import Iterable
 class Verdict(str, enum.Enum):
     """What the numbers say about a statement of the paper at one point."""
 
-    HOLDS = "holds"                    # the statement's equality/inequality is met within tolerance
-    CONSISTENT = "consistent"          # not met exactly, but the gap is explained by a stated bound
+    HOLDS = "holds"  # the statement's equality/inequality is met within tolerance
+    CONSISTENT = "consistent"  # not met exactly, but the gap is explained by a stated bound
     DOES_NOT_APPLY = "does not apply"  # a hypothesis fails (not critical, non-differentiable, ...)
-    VIOLATED = "violated"              # beyond every bound: a bug or a broken assumption
+    VIOLATED = "violated"  # beyond every bound: a bug or a broken assumption
 
     def __str__(self) -> str:
         return self.value

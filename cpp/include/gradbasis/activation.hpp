@@ -37,7 +37,7 @@ struct Activation {
 void activation_apply(const Activation& act, const double* pre, double* out, Index n);
 // d1 = sigma'(pre), d2 = sigma''(pre) (d2 may be null when not needed); out = sigma(pre)
 // lets tanh and sigmoid reuse their values.
-void activation_derivatives(const Activation& act, const double* pre, const double* out,
-                            double* d1, double* d2, Index n);
+void activation_derivatives(const Activation& act, const double* pre, const double* out, double* d1,
+                            double* d2, Index n);
 
 }  // namespace gradbasis

@@ -34,10 +34,11 @@ inline int threads_for(int requested, Index tasks, double work) {
 
 // Runs body(ws, i0, B) over every block of samples, one workspace per thread.
 template <class Body>
-inline void for_each_block(const Graph& g, Index m, Index rows_per_sample, unsigned needs, int n_threads,
-                    Body body) {
+inline void for_each_block(const Graph& g, Index m, Index rows_per_sample, unsigned needs,
+                           int n_threads, Body body) {
   const Index blocks = num_blocks(m);
-  const double work = static_cast<double>(m) * static_cast<double>(rows_per_sample) * static_cast<double>(g.num_params());
+  const double work = static_cast<double>(m) * static_cast<double>(rows_per_sample) *
+                      static_cast<double>(g.num_params());
   const int threads = threads_for(n_threads, blocks, work);
 #pragma omp parallel num_threads(threads)
   {

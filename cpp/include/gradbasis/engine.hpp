@@ -16,7 +16,7 @@ using RowMap = Eigen::Map<RowMatrix>;
 using ConstColMap = Eigen::Map<const ColMatrix>;
 
 enum WorkspaceNeeds : unsigned {
-  kDerivative = 1u << 0,   // sigma' at activation nodes
+  kDerivative = 1u << 0,  // sigma' at activation nodes
   kSecondDerivative = 1u << 1,
   kCotangent = 1u << 2,
   kTangent = 1u << 3,
@@ -50,8 +50,8 @@ class Workspace {
 };
 
 // theta is the flat parameter vector; X points at row i0 of the data (B rows, row-major).
-void block_forward(const Graph& g, const double* theta, const double* X, Index B,
-                   Workspace& ws, int derivative_order);
+void block_forward(const Graph& g, const double* theta, const double* X, Index B, Workspace& ws,
+                   int derivative_order);
 // Cotangent sweep from ws.cot(output) (filled by the caller) to every parameter-dependent node.
 void block_reverse(const Graph& g, const double* theta, Workspace& ws, Index B);
 // Forward-mode sweep: ws.tangent(n) = d value(n) / d theta . v.

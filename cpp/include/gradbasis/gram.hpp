@@ -23,7 +23,7 @@ void gram(const Graph& g, const double* theta, ConstRowMatrixRef X1, const Const
           const GramWeights& weights, double* K, int n_threads);
 
 // diag(K(X, X)), length m d_y.
-void gram_diagonal(const Graph& g, const double* theta, ConstRowMatrixRef X, const GramWeights& weights,
-                   double* out, int n_threads);
+void gram_diagonal(const Graph& g, const double* theta, ConstRowMatrixRef X,
+                   const GramWeights& weights, double* out, int n_threads);
 
 }  // namespace gradbasis

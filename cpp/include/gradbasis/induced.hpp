@@ -41,11 +41,11 @@
 namespace gradbasis {
 
 struct InducedOptions {
-  double rank_tol = 0.0;      // relative cut of the main result (sigma > rank_tol * sigma_max)
-  std::vector<double> cuts;   // further relative cuts for the profile
-  double tol = 1e-12;         // Newton stops when value - lower <= tol * max(1, |value|)
-  int max_iter = 200;         // Newton iterations per cut
-  Vector start;               // optional warm start F0 (n = m * d_y values); empty for none
+  double rank_tol = 0.0;     // relative cut of the main result (sigma > rank_tol * sigma_max)
+  std::vector<double> cuts;  // further relative cuts for the profile
+  double tol = 1e-12;        // Newton stops when value - lower <= tol * max(1, |value|)
+  int max_iter = 200;        // Newton iterations per cut
+  Vector start;              // optional warm start F0 (n = m * d_y values); empty for none
   // The relative rounding of K = B B^T when the basis was computed from it: its direction j
   // is then resolved only to about gram_rounding (s_max / s_j)^2, which the cross-entropy
   // centring (above) and the dual point's orthogonality test allow for. 0 for an SVD of B.
@@ -55,14 +55,14 @@ struct InducedOptions {
 struct InducedSolve {
   double cut = 0.0;
   Index rank = 0;
-  Index solve_rank = 0;        // dimension Newton ran in: rank, or the centred span's (cross-entropy)
+  Index solve_rank = 0;  // dimension Newton ran in: rank, or the centred span's (cross-entropy)
   double value = 0.0;
   double lower = 0.0;
   int iterations = 0;
   double gradient_norm = 0.0;  // of Phi in the orthonormal coordinates at the returned point
   bool converged = false;
-  bool attained = false;       // converged with a final step that is negligible
-  bool from_start = false;     // the solve began at the projection of options.start
+  bool attained = false;    // converged with a final step that is negligible
+  bool from_start = false;  // the solve began at the projection of options.start
 };
 
 struct InducedResult {
@@ -80,8 +80,9 @@ InducedResult induced_minimum(ConstRowMatrixRef B, const Loss& loss, ConstRowMat
 // at a cut c the span is that of the leading columns j with scale[j] > c * scale[0] (scale
 // non-increasing, e.g. singular values or pivots). `alpha` holds the coordinates in Q's
 // columns (zero past the main rank) and `singular_values` is `scale`.
-InducedResult induced_minimum_orthonormal(const Eigen::Ref<const ColMatrix>& Q, ConstVectorRef scale,
-                                          const Loss& loss, ConstRowMatrixRef Y, const double* weights,
+InducedResult induced_minimum_orthonormal(const Eigen::Ref<const ColMatrix>& Q,
+                                          ConstVectorRef scale, const Loss& loss,
+                                          ConstRowMatrixRef Y, const double* weights,
                                           const InducedOptions& options);
 
 }  // namespace gradbasis

@@ -18,7 +18,8 @@ struct Loss {
   double value(const double* q, const double* y, Index d) const;
   void gradient(const double* q, const double* y, Index d, double* out) const;
   void hessian(const double* q, const double* y, Index d, double* out) const;
-  void hessian_vector(const double* q, const double* y, Index d, const double* v, double* out) const;
+  void hessian_vector(const double* q, const double* y, Index d, const double* v,
+                      double* out) const;
   // +inf outside the conjugate's domain. Cross-entropy with target mass M = sum_k y_k is
   // l(q) = M lse(q) - <y, q>, so l*(s) = sum_k p_k log(p_k / M) for p = s + y >= 0 (exactly)
   // with sum_k s_k = 0, the sum allowed a rounding-level slack (conjugate_sum_slack); the
@@ -43,6 +44,7 @@ namespace gradbasis {
 // Row-wise over samples: Q, Y (and S) are (m x d); out has m entries (value, conjugate),
 // m x d (gradient) or m x d*d (hessian, each row a row-major d x d block).
 enum class LossQuantity : int { Value = 0, Gradient = 1, Hessian = 2, Conjugate = 3 };
-void loss_rows(const Loss& loss, LossQuantity what, ConstRowMatrixRef Q, ConstRowMatrixRef Y, double* out);
+void loss_rows(const Loss& loss, LossQuantity what, ConstRowMatrixRef Q, ConstRowMatrixRef Y,
+               double* out);
 
 }  // namespace gradbasis

@@ -36,10 +36,18 @@ class Activation:
         # Built directly as well as by parse_activation: an unknown name or a slope that is not
         # a finite number would otherwise reach the core (a KeyError, or NaN outputs).
         if not isinstance(self.name, str) or self.name not in _CODES:
-            raise UnknownNameError(f"unknown activation {self.name!r}; choose from {', '.join(ACTIVATIONS)}")
+            raise UnknownNameError(
+                f"unknown activation {self.name!r}; choose from {', '.join(ACTIVATIONS)}"
+            )
         slope = self.negative_slope
-        if isinstance(slope, bool) or not isinstance(slope, numbers.Real) or not math.isfinite(float(slope)):
-            raise InvalidOptionError(f"leaky_relu negative_slope must be a finite number; got {show(slope)}")
+        if (
+            isinstance(slope, bool)
+            or not isinstance(slope, numbers.Real)
+            or not math.isfinite(float(slope))
+        ):
+            raise InvalidOptionError(
+                f"leaky_relu negative_slope must be a finite number; got {show(slope)}"
+            )
         object.__setattr__(self, "negative_slope", float(slope))
 
     @property

@@ -15,7 +15,13 @@ from .. import _core
 from .._memory import check_allocation
 from .._options import check_seed, show
 from .._validation import as_float_array, as_samples, as_theta, as_threads, check_finite
-from ..errors import InvalidArgumentError, InvalidOptionError, NonFiniteError, ShapeError, UnknownNameError
+from ..errors import (
+    InvalidArgumentError,
+    InvalidOptionError,
+    NonFiniteError,
+    ShapeError,
+    UnknownNameError,
+)
 from .activations import Activation
 from .gram_overflow import recompute_nonfinite_rows
 
@@ -75,7 +81,9 @@ class GraphBuilder:
         return self._push(self.graph.add_dense(src, out_dim, weight_offset, bias_offset), out_dim)
 
     def activation(self, src: int, act: Activation) -> int:
-        return self._push(self.graph.add_activation(src, act.code, act.negative_slope), self.dims[src])
+        return self._push(
+            self.graph.add_activation(src, act.code, act.negative_slope), self.dims[src]
+        )
 
     def sum(self, a: int, b: int) -> int:
         return self._push(self.graph.add_sum(a, b), self.dims[a])
@@ -154,12 +162,20 @@ class Model:
             )
         return tuple(layers)
 
-    def node_values(self, theta: object, X: object, node: int, *, n_threads: int | None = None) -> np.ndarray:
+    def node_values(
+        self, theta: object, X: object, node: int, *, n_threads: int | None = None
+    ) -> np.ndarray:
         """Values of graph node ``node`` for every sample, shape (m, dim): e.g. a layer's input
         h^(l-1)(x_i) (``DenseLayer.input_node``) or its pre-activation (``DenseLayer.node``)."""
         theta, X, threads = self._inputs(theta, X, n_threads)
-        if isinstance(node, (bool, np.bool_)) or not isinstance(node, (int, np.integer)) or not 0 <= node < self._graph.num_nodes:
-            raise InvalidOptionError(f"node must be an index in 0..{self._graph.num_nodes - 1}; got {show(node)}")
+        if (
+            isinstance(node, (bool, np.bool_))
+            or not isinstance(node, (int, np.integer))
+            or not 0 <= node < self._graph.num_nodes
+        ):
+            raise InvalidOptionError(
+                f"node must be an index in 0..{self._graph.num_nodes - 1}; got {show(node)}"
+            )
         out = np.empty((X.shape[0], int(self._graph.node_info(int(node))["dim"])))
         self._graph.node_values(theta, X, int(node), out, threads)
         return out
@@ -177,7 +193,9 @@ class Model:
         missing = [s.name for s in self._specs if s.name not in params]
         extra = [k for k in params if k not in self._by_name]
         if missing or extra:
-            raise ShapeError(f"parameter names do not match the model: missing {missing}, unknown {extra}")
+            raise ShapeError(
+                f"parameter names do not match the model: missing {missing}, unknown {extra}"
+            )
         theta = np.empty(self.num_params)
         for s in self._specs:
             arr = as_float_array(params[s.name], s.name)
@@ -286,7 +304,11 @@ class Model:
         w = self._gram_weights(weights)
         if out is None:
             check_allocation(
-                8 * (shape[0] * shape[1] + self._factor_floats(X.shape[0] + (0 if X2 is None else m2))),
+                8
+                * (
+                    shape[0] * shape[1]
+                    + self._factor_floats(X.shape[0] + (0 if X2 is None else m2))
+                ),
                 f"the Gram matrix {shape[0]} x {shape[1]} (m*d_y square) and its layer factors",
                 memory_budget,
                 "use the matrix-free path (strategy='matrix_free'), fewer samples, or pass a memory_budget",
@@ -300,7 +322,12 @@ class Model:
         return out
 
     def gram_diagonal(
-        self, theta: object, X: object, *, weights: Mapping[str, float] | None = None, n_threads: int | None = None
+        self,
+        theta: object,
+        X: object,
+        *,
+        weights: Mapping[str, float] | None = None,
+        n_threads: int | None = None,
     ) -> np.ndarray:
         """diag(K(X, X)) of :meth:`gram`, length m d_y, in O(m) memory (no K, no J).
 
@@ -317,7 +344,12 @@ class Model:
         return out
 
     def gram_trace(
-        self, theta: object, X: object, *, weights: Mapping[str, float] | None = None, n_threads: int | None = None
+        self,
+        theta: object,
+        X: object,
+        *,
+        weights: Mapping[str, float] | None = None,
+        n_threads: int | None = None,
     ) -> float:
         """trace K(X, X) = sum over samples and outputs of ||d f_k(x_i) / d theta||^2 (weighted)."""
         return float(self.gram_diagonal(theta, X, weights=weights, n_threads=n_threads).sum())
@@ -327,10 +359,16 @@ class Model:
         weights = {} if weights is None else dict(weights)
         unknown = [k for k in weights if k not in self._by_name]
         if unknown:
-            raise UnknownNameError(f"gram weights name unknown parameter blocks {unknown}; blocks are {list(self._by_name)}")
+            raise UnknownNameError(
+                f"gram weights name unknown parameter blocks {unknown}; blocks are {list(self._by_name)}"
+            )
         for k, v in weights.items():
-            if not (isinstance(v, (int, float, np.floating, np.integer)) and np.isfinite(v) and v >= 0):
-                raise InvalidOptionError(f"gram weight for {k!r} must be a finite number >= 0; got {show(v)}")
+            if not (
+                isinstance(v, (int, float, np.floating, np.integer)) and np.isfinite(v) and v >= 0
+            ):
+                raise InvalidOptionError(
+                    f"gram weight for {k!r} must be a finite number >= 0; got {show(v)}"
+                )
         flat = []
         for layer in self.dense_layers():
             flat.append(float(weights.get(layer.weight.name, 1.0)))
@@ -351,9 +389,13 @@ class Model:
             or not out.flags.writeable
         ):
             got = (getattr(out, "shape", None), getattr(out, "dtype", type(out)))
-            raise ShapeError(f"out must be a writeable C-contiguous float64 array of shape {shape}; got {got}")
+            raise ShapeError(
+                f"out must be a writeable C-contiguous float64 array of shape {shape}; got {got}"
+            )
 
-    def jvp(self, theta: object, X: object, v: object, *, n_threads: int | None = None) -> np.ndarray:
+    def jvp(
+        self, theta: object, X: object, v: object, *, n_threads: int | None = None
+    ) -> np.ndarray:
         """J v, shape (m, d_y): the directional derivative of f_X along v (forward mode)."""
         theta, X, threads = self._inputs(theta, X, n_threads)
         v = as_theta(v, self.num_params, "v")
@@ -361,7 +403,9 @@ class Model:
         self._graph.jvp(theta, X, v, out, threads)
         return out
 
-    def vjp(self, theta: object, X: object, U: object, *, n_threads: int | None = None) -> np.ndarray:
+    def vjp(
+        self, theta: object, X: object, U: object, *, n_threads: int | None = None
+    ) -> np.ndarray:
         """J^T vec(U), shape (num_params,), for U of shape (m, d_y) (reverse mode)."""
         theta, X, threads = self._inputs(theta, X, n_threads)
         U = as_samples(U, self.output_dim, "U", num_samples=X.shape[0])
@@ -385,8 +429,14 @@ class Model:
         theta, X, threads = self._inputs(theta, X, n_threads)
         return float(self._graph.kink_margin(theta, X, threads))
 
-    def _inputs(self, theta: object, X: object, n_threads: int | None) -> tuple[np.ndarray, np.ndarray, int]:
-        return as_theta(theta, self.num_params), as_samples(X, self.input_dim), as_threads(n_threads)
+    def _inputs(
+        self, theta: object, X: object, n_threads: int | None
+    ) -> tuple[np.ndarray, np.ndarray, int]:
+        return (
+            as_theta(theta, self.num_params),
+            as_samples(X, self.input_dim),
+            as_threads(n_threads),
+        )
 
     # --------------------------------------------------------------- pickling
     def __reduce__(self) -> tuple:

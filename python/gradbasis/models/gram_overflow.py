@@ -61,7 +61,11 @@ def recompute_nonfinite_rows(
     if out.ndim == 1:
         floats = 3 * c_rows * n
     else:
-        floats = 3 * (c_rows + c_cols) * n + c_rows * c_cols + (3 * rows.size * c_rows if symmetric else 0)
+        floats = (
+            3 * (c_rows + c_cols) * n
+            + c_rows * c_cols
+            + (3 * rows.size * c_rows if symmetric else 0)
+        )
     check_allocation(
         8 * floats,
         f"recomputing {samples.size} samples' rows of the Gram matrix from Jacobian rows (the kernel's "
@@ -71,7 +75,7 @@ def recompute_nonfinite_rows(
     )
     # The weight of every theta entry; a block with weight 0 adds nothing, whatever J holds there.
     c = np.zeros(n)
-    for layer, c_w, c_b in zip(model.dense_layers(), w[0::2], w[1::2]):
+    for layer, c_w, c_b in zip(model.dense_layers(), w[0::2], w[1::2], strict=False):
         c[layer.weight.offset : layer.weight.offset + layer.weight.size] = c_w
         if layer.bias is not None:
             c[layer.bias.offset : layer.bias.offset + layer.bias.size] = c_b
@@ -115,7 +119,9 @@ def recompute_nonfinite_rows(
             for i in range(0, rows.size, c_rows):
                 R = rows[i : i + c_rows]
                 upper = rows[:, None] > R[None, :]
-                out[np.ix_(R, rows)] = np.where(upper.T, out[np.ix_(rows, R)].T, out[np.ix_(R, rows)])
+                out[np.ix_(R, rows)] = np.where(
+                    upper.T, out[np.ix_(rows, R)].T, out[np.ix_(R, rows)]
+                )
     if not np.isfinite(out).all():
         count = int(np.sum(~np.isfinite(out)))
         what = "diagonal of the Gram matrix" if out.ndim == 1 else "Gram matrix"

@@ -18,7 +18,11 @@ def check_size(value: object, name: str) -> int:
 def check_layer_sizes(layer_sizes: Sequence[int]) -> tuple[int, ...]:
     """[d_x, d_1, ..., d_H, d_y] with H >= 0 hidden layers."""
     if isinstance(layer_sizes, (str, bytes)) or not isinstance(layer_sizes, Sequence):
-        raise ShapeError(f"layer_sizes must be a sequence [d_x, d_1, ..., d_y]; got {layer_sizes!r}")
+        raise ShapeError(
+            f"layer_sizes must be a sequence [d_x, d_1, ..., d_y]; got {layer_sizes!r}"
+        )
     if len(layer_sizes) < 2:
-        raise ShapeError(f"layer_sizes needs at least input and output sizes; got {list(layer_sizes)}")
+        raise ShapeError(
+            f"layer_sizes needs at least input and output sizes; got {list(layer_sizes)}"
+        )
     return tuple(check_size(s, f"layer_sizes[{i}]") for i, s in enumerate(layer_sizes))

@@ -22,8 +22,10 @@ def emit_hidden_layers(
 ) -> list[int]:
     """h_l = act_l(W_l h_{l-1} + b_l) for l = 1..H; returns the nodes [h_0, h_1, ..., h_H]."""
     hidden = [src]
-    for l, (width, act) in enumerate(zip(sizes, activations), start=1):
-        pre = dense_layer(b, hidden[-1], width, f"{prefix}W{l}", f"{prefix}b{l}" if bias else None, act.init_gain)
+    for l, (width, act) in enumerate(zip(sizes, activations, strict=False), start=1):
+        pre = dense_layer(
+            b, hidden[-1], width, f"{prefix}W{l}", f"{prefix}b{l}" if bias else None, act.init_gain
+        )
         hidden.append(b.activation(pre, act))
     return hidden
 
@@ -57,10 +59,17 @@ class MLP(Model):
 
     def emit(self, b: GraphBuilder, src: int, prefix: str) -> int:
         """Add this network to a larger graph (e.g. as a ResNet's residual function)."""
-        hidden = emit_hidden_layers(b, src, self.layer_sizes[1:-1], self.activations, self.bias, prefix)
+        hidden = emit_hidden_layers(
+            b, src, self.layer_sizes[1:-1], self.activations, self.bias, prefix
+        )
         H = len(self.layer_sizes) - 2
         return dense_layer(
-            b, hidden[-1], self.layer_sizes[-1], f"{prefix}W{H + 1}", f"{prefix}b{H + 1}" if self.bias else None, 1.0
+            b,
+            hidden[-1],
+            self.layer_sizes[-1],
+            f"{prefix}W{H + 1}",
+            f"{prefix}b{H + 1}" if self.bias else None,
+            1.0,
         )
 
     def _constructor_arguments(self) -> tuple[tuple, dict]:
@@ -92,10 +101,16 @@ class SkipMLP(Model):
         self.layer_sizes = check_layer_sizes(layer_sizes)
         H = len(self.layer_sizes) - 2
         if isinstance(skip_from, (str, bytes)) or not isinstance(skip_from, Iterable):
-            raise InvalidOptionError(f"skip_from must be a collection of layer indices in 0..{H}; got {skip_from!r}")
+            raise InvalidOptionError(
+                f"skip_from must be a collection of layer indices in 0..{H}; got {skip_from!r}"
+            )
         given = list(skip_from)
-        if any(isinstance(l, (bool, np.bool_)) or not isinstance(l, (int, np.integer)) for l in given):
-            raise InvalidOptionError(f"skip_from must hold integer layer indices in 0..{H}; got {given!r}")
+        if any(
+            isinstance(l, (bool, np.bool_)) or not isinstance(l, (int, np.integer)) for l in given
+        ):
+            raise InvalidOptionError(
+                f"skip_from must hold integer layer indices in 0..{H}; got {given!r}"
+            )
         skips = sorted({int(l) for l in given})
         if any(l < 0 or l > H for l in skips):
             raise InvalidOptionError(f"skip_from must lie in 0..{H} (0 = the input); got {skips}")
@@ -105,11 +120,17 @@ class SkipMLP(Model):
         d_y = self.layer_sizes[-1]
         b = GraphBuilder(self.layer_sizes[0])
         hidden = emit_hidden_layers(b, 0, self.layer_sizes[1:-1], self.activations, self.bias, "")
-        skip_nodes = [dense_layer(b, hidden[l], d_y, f"S{l}", None, 1.0) for l in self.skip_from[:-1]]
+        skip_nodes = [
+            dense_layer(b, hidden[l], d_y, f"S{l}", None, 1.0) for l in self.skip_from[:-1]
+        ]
         out = dense_layer(b, hidden[H], d_y, f"W{H + 1}", f"b{H + 1}" if self.bias else None, 1.0)
         for node in skip_nodes:
             out = b.sum(out, node)
-        names = tuple(f"S{l}" for l in self.skip_from[:-1]) + (f"W{H + 1}",) + ((f"b{H + 1}",) if self.bias else ())
+        names = (
+            tuple(f"S{l}" for l in self.skip_from[:-1])
+            + (f"W{H + 1}",)
+            + ((f"b{H + 1}",) if self.bias else ())
+        )
         super().__init__(b, out, homogeneous=names)
 
     def _constructor_arguments(self) -> tuple[tuple, dict]:

@@ -54,7 +54,12 @@ class PreActResidualStack(Model):
         act, h = self.activation, src
         for k in range(1, self.num_blocks + 1):
             inner = dense_layer(
-                b, b.activation(h, act), self.hidden, f"{prefix}U{k}", f"{prefix}c{k}" if self.bias else None, act.init_gain
+                b,
+                b.activation(h, act),
+                self.hidden,
+                f"{prefix}U{k}",
+                f"{prefix}c{k}" if self.bias else None,
+                act.init_gain,
             )
             branch = dense_layer(
                 b,
@@ -96,7 +101,9 @@ class ResNet(Model):
                 f"residual must be an MLP or PreActResidualStack; got {type(residual).__name__}"
             )
         if residual.input_dim != input_dim:
-            raise ShapeError(f"residual takes inputs of size {residual.input_dim}; the ResNet's input_dim is {input_dim}")
+            raise ShapeError(
+                f"residual takes inputs of size {residual.input_dim}; the ResNet's input_dim is {input_dim}"
+            )
         self.residual = residual
         d_z = residual.output_dim
         b = GraphBuilder(input_dim)
