@@ -218,7 +218,7 @@ def run_kind(kind: str, cfg: dict) -> dict[str, Any]:
 
 def gram_steps(model, obj, theta) -> dict[str, Any]:
     """The gram strategy's stages, as gradient_basis_minimum runs them, timed one by one."""
-    from gradbasis.gram_solver import solve_gram_pivoted
+    from gradbasis.solve.gram import solve_gram_pivoted
 
     t = [time.perf_counter()]
     K = model.gram(theta, obj.X)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import gradbasis as gb
-from gradbasis.certificate import stationarity
+from gradbasis.theory.certificate import stationarity
 
 STRATEGIES = ("dense", "gram", "matrix_free")
 
@@ -312,7 +312,7 @@ def test_stationarity_is_zero_at_an_exact_fit_and_large_off_it():
 
 
 def test_stationarity_in_sample_chunks_matches_the_dense_jacobian(monkeypatch):
-    import gradbasis.certificate as cert
+    import gradbasis.theory.certificate as cert
 
     obj, theta = trained_tanh(0)
     theta = theta + 1e-2 * np.random.default_rng(1).normal(size=theta.size)

@@ -1,4 +1,4 @@
-"""The Dask path (gradbasis.distributed) equals the single-machine path.
+"""The Dask path (gradbasis.solve.distributed) equals the single-machine path.
 
 One LocalCluster with two worker processes serves the module, so every model, loss and theta
 really travels to another process (pickled) and the C++ core runs there.
@@ -16,7 +16,7 @@ import pytest
 from conftest import ZOO, random_point
 
 import gradbasis as gb
-from gradbasis.distributed import (
+from gradbasis.solve.distributed import (
     distributed_gram,
     distributed_induced_minimum,
     distributed_jacobian,
@@ -201,7 +201,7 @@ def test_gram_method_squared_with_dask_targets(client, rng):
 
 # ----------------------------------------------------------------------------- without dask
 def test_missing_dask_names_the_extra(monkeypatch, rng):
-    # gradbasis.distributed imports Dask only when called, so gradbasis works without it.
+    # gradbasis.solve.distributed imports Dask only when called, so gradbasis works without it.
     monkeypatch.setitem(sys.modules, "dask", None)  # import dask now raises ImportError
     monkeypatch.setitem(sys.modules, "dask.array", None)
     model = ZOO["basis"]

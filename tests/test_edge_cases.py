@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 import gradbasis as gb
-from gradbasis import critical_points
 from gradbasis.objective import finite_value_and_gradient
+from gradbasis.theory import critical_points
 
 STRATEGIES = ("dense", "gram", "matrix_free")
 RNG_SEED = 20190521
@@ -619,11 +619,11 @@ def test_unknown_curvature_is_never_read_as_a_minimum(monkeypatch):
     'no negative curvature'."""
     import sys
 
-    from gradbasis.certificate import stationarity
+    from gradbasis.theory.certificate import stationarity
 
     cp, sc = (
-        sys.modules["gradbasis.critical_points"],
-        sys.modules["gradbasis.span_check"],
+        sys.modules["gradbasis.theory.critical_points"],
+        sys.modules["gradbasis.theory.span_check"],
     )  # modules, not the functions
 
     rng = np.random.default_rng(3)

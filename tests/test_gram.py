@@ -7,7 +7,7 @@ import pytest
 from conftest import ZOO, random_point
 
 import gradbasis as gb
-from gradbasis.strategies import choose_strategy, gradient_basis_minimum, memory_estimate
+from gradbasis.solve.strategies import choose_strategy, gradient_basis_minimum, memory_estimate
 
 
 @pytest.mark.parametrize("name", sorted(ZOO))
@@ -215,7 +215,7 @@ def test_auto_weighs_estimated_flops_when_the_problem_is_large():
     chosen = choose_strategy(obj, 10**13)[0]
     assert chosen != "dense"
     other = "gram" if chosen == "matrix_free" else "matrix_free"
-    penalty = {"gram": 1.0, "matrix_free": gb.strategies.MATRIX_FREE_PENALTY}
+    penalty = {"gram": 1.0, "matrix_free": gb.solve.strategies.MATRIX_FREE_PENALTY}
     assert est.flops[chosen] * penalty[chosen] <= est.flops[other] * penalty[other]
     # the estimate still rules: with K over budget, gram is never chosen
     assert choose_strategy(obj, est.gram - 1)[0] != "gram"
@@ -243,7 +243,7 @@ def test_kernels_run_on_the_objectives_threads(monkeypatch):
 def test_gram_fallbacks_to_householder_qr_give_the_same_answer(monkeypatch, loss):
     """The semi-normal equations (squared loss) and CholeskyQR2 (other losses) hand over to
     Householder QR when Cholesky fails; the answer must not change."""
-    import gradbasis.gram_solver as gs
+    import gradbasis.solve.gram as gs
 
     obj, theta = duplicated_problem(loss, weights=True)
     ref = gradient_basis_minimum(obj, theta, strategy="gram")

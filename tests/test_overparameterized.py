@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import gradbasis as gb
-from gradbasis.overparameterized import IndistinctSamplesError, overparameterized_init
+from gradbasis.models.overparameterized import IndistinctSamplesError, overparameterized_init
 
 M, D_X, D_Y = 20, 3, 2
 HIDDEN = [[20, 25], [24], [20, 20, 22]]

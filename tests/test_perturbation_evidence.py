@@ -5,16 +5,12 @@ gradient) and shows the check gets it right where the naive version gets it wron
 
 from __future__ import annotations
 
-import importlib
-
 import numpy as np
 import pytest
 
 import gradbasis as gb
-from gradbasis.perturbation import same_activation_region
-
-# The module, not the function gradbasis.theorem2 that shadows it on the package.
-theorem2_module = importlib.import_module("gradbasis.theorem2")
+from gradbasis.theory import theorem2 as theorem2_module
+from gradbasis.theory.perturbation import same_activation_region
 
 EPS = np.finfo(np.float64).eps
 

@@ -13,7 +13,7 @@ import pytest
 
 import gradbasis as gb
 from gradbasis import cli, plots
-from gradbasis.cli_figures import register
+from gradbasis.cli.figure import register
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -332,7 +332,7 @@ def test_missing_matplotlib_is_named(tmp_path, monkeypatch, capsys):
 def test_gradbasis_imports_without_matplotlib():
     code = (
         "import sys; sys.modules['matplotlib'] = None\n"
-        "import gradbasis, gradbasis.plots, gradbasis.cli_figures\n"
+        "import gradbasis, gradbasis.plots, gradbasis.cli.figure\n"
         "assert 'matplotlib.figure' not in sys.modules\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -18,7 +18,8 @@ import pytest
 
 import gradbasis as gb
 import gradbasis.cli as cli
-from gradbasis import _core, cli_sweep, sweep
+from gradbasis import _core, sweep
+from gradbasis.cli import sweep as cli_sweep
 from gradbasis.sweep import ResultsFileError, SweepConfigError, SweepError
 
 TEACHER = {"name": "teacher", "m": 10, "d_x": 2, "d_y": 1}
@@ -218,7 +219,9 @@ def test_resume_skips_finished_cells(baseline, tmp_path, monkeypatch):
     copy.write_bytes(out.read_bytes())
     ran = []
     real = sweep.run_cell
-    monkeypatch.setattr(sweep, "run_cell", lambda cell, *a: ran.append(cell.key) or real(cell, *a))
+    monkeypatch.setattr(
+        sweep.runner, "run_cell", lambda cell, *a: ran.append(cell.key) or real(cell, *a)
+    )
     assert sweep.run(tiny(), output=copy, jobs=1, progress=False) == records
     assert ran == []  # nothing left to do
     more = tiny()
@@ -289,7 +292,7 @@ def test_a_failing_cell_is_recorded_and_the_sweep_goes_on(baseline, tmp_path, mo
 
 def test_a_second_writer_is_refused(tmp_path):
     out = tmp_path / "locked.jsonl"
-    holder = sweep._ResultsFile(out)
+    holder = sweep.runner._ResultsFile(out)
     try:
         with pytest.raises(SweepError, match="another sweep is writing"):
             sweep.run(tiny(), output=out, progress=False)
@@ -335,7 +338,7 @@ def test_worker_processes_and_a_dask_cluster_give_the_same_records(baseline, tmp
 RUNNER = """
 import sys
 import gradbasis.cli as cli
-import gradbasis.cli_sweep as cli_sweep
+import gradbasis.cli.sweep as cli_sweep
 
 if __name__ == "__main__":
     cli._more_commands = lambda: [cli_sweep.register]

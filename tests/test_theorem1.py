@@ -243,7 +243,7 @@ def test_reports_are_json_ready():
 
 def test_lanczos_and_dense_hessian_extremes_agree(monkeypatch):
     """Above DENSE_HESSIAN_LIMIT parameters classify_point uses Lanczos on exact HVPs."""
-    from gradbasis import critical_points
+    from gradbasis.theory import critical_points
 
     obj, fit = trained("resnet", "squared")
     dense = gb.classify_point(obj, fit.theta)

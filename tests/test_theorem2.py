@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import gradbasis as gb
-from gradbasis.span_check import check_span, judge_span
+from gradbasis.theory.span_check import check_span, judge_span
 
 
 def figure3_point():

@@ -15,16 +15,7 @@ except ImportError as exc:  # pragma: no cover - only without a build
         "package with `pip install .` from the source tree rather than importing it in place"
     ) from exc
 
-from .assumptions import (
-    Assumption1Result,
-    Assumption2Result,
-    Lemma2Result,
-    assumption1,
-    assumption2,
-    lemma2,
-)
-from .critical_points import PointClass, classify_point
-from .distributed import distributed_gram, distributed_induced_minimum, distributed_jacobian
+from ._version import __version__
 from .errors import (
     DTypeError,
     GradbasisError,
@@ -38,8 +29,6 @@ from .errors import (
     UnknownNameError,
     UnsupportedModelError,
 )
-from .induced import InducedResult, ProfileEntry, induced_minimum
-from .linear_units import LinearUnitSets, in_theta_nt, linear_unit_sets
 from .losses import CrossEntropyLoss, Loss, SmoothedHingeLoss, SquaredLoss, get_loss
 from .models import (
     ACTIVATIONS,
@@ -51,30 +40,40 @@ from .models import (
     ResNet,
     SkipMLP,
 )
-from .objective import Objective
-from .optimize import MinimizeResult, minimize
-from .overparameterized import (
+from .models.overparameterized import (
     IndistinctSamplesError,
     OverparameterizedReport,
     overparameterized_init,
 )
-from .perturbable import PerturbableBasis, perturbable_basis
-from .perturbation import PerturbationSet, perturbation_directions
-from .representation import RepresentationBound, representation_bound
-from .strategies import (
+from .objective import Objective
+from .optimize import MinimizeResult, minimize
+from .solve.distributed import distributed_gram, distributed_induced_minimum, distributed_jacobian
+from .solve.induced import InducedResult, ProfileEntry, induced_minimum
+from .solve.strategies import (
     STRATEGIES,
     MemoryEstimate,
     choose_strategy,
     gradient_basis_minimum,
     memory_estimate,
 )
-from .theorem1 import Theorem1Result, theorem1
-from .theorem2 import Lemma1Result, Lemma3Result, Theorem2Result, lemma1, lemma3, theorem2
-from .theorem3 import Theorem3Result, residual_features, theorem3
-from .theorem4 import Theorem4Result, hidden_features, theorem4
+from .theory.assumptions import (
+    Assumption1Result,
+    Assumption2Result,
+    Lemma2Result,
+    assumption1,
+    assumption2,
+    lemma2,
+)
+from .theory.critical_points import PointClass, classify_point
+from .theory.linear_units import LinearUnitSets, in_theta_nt, linear_unit_sets
+from .theory.perturbable import PerturbableBasis, perturbable_basis
+from .theory.perturbation import PerturbationSet, perturbation_directions
+from .theory.representation import RepresentationBound, representation_bound
+from .theory.theorem1 import Theorem1Result, theorem1
+from .theory.theorem2 import Lemma1Result, Lemma3Result, Theorem2Result, lemma1, lemma3, theorem2
+from .theory.theorem3 import Theorem3Result, residual_features, theorem3
+from .theory.theorem4 import Theorem4Result, hidden_features, theorem4
 from .verdict import Verdict
-
-__version__ = "0.1.0"
 
 #: Whether the C++ core was built with OpenMP (otherwise n_threads has no effect).
 WITH_OPENMP: bool = bool(_core.with_openmp)

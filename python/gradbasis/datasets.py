@@ -11,13 +11,9 @@ from pathlib import Path
 import numpy as np
 
 from ._validation import as_float_array, check_finite
-from .errors import GradbasisError, InvalidLabelError, ShapeError
+from .errors import DataFileError, InvalidLabelError, ShapeError
 
 __all__ = ["Dataset", "load_iris", "load_data_file", "encode_labels"]
-
-
-class DataFileError(GradbasisError, ValueError):
-    """A data file cannot be read as samples and labels."""
 
 
 @dataclass(frozen=True)

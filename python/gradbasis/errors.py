@@ -19,6 +19,14 @@ __all__ = [
     "InvalidOptionError",
     "InvalidArgumentError",
     "UnsupportedModelError",
+    "UnsupportedModuleError",
+    "TorchFileError",
+    "SweepRecordError",
+    "DataFileError",
+    "SweepConfigError",
+    "ResultsFileError",
+    "SweepError",
+    "IndistinctSamplesError",
 ]
 
 
@@ -66,3 +74,40 @@ class InvalidArgumentError(GradbasisError, TypeError):
 class UnsupportedModelError(GradbasisError, NotImplementedError):
     """The model lacks a structure the computation needs (e.g. no parameter block f is linear
     in, so Assumption 2's g(theta) is not available)."""
+
+
+# Errors of one part of the package (each also importable from that part).
+
+
+class UnsupportedModuleError(UnknownNameError):
+    """A torch layer, layer setting or arrangement (or a gradbasis model) with no counterpart on
+    the other side."""
+
+
+class TorchFileError(GradbasisError, ValueError):
+    """A file cannot be loaded as a torch module."""
+
+
+class SweepRecordError(GradbasisError, ValueError):
+    """Sweep records cannot be read or none of them holds what a figure needs."""
+
+
+class DataFileError(GradbasisError, ValueError):
+    """A data file cannot be read as samples and labels."""
+
+
+class SweepConfigError(GradbasisError, ValueError):
+    """A sweep that cannot run: an unknown key, a bad value or an impossible combination."""
+
+
+class ResultsFileError(GradbasisError, ValueError):
+    """A results file holds a complete line that is not a sweep record."""
+
+
+class SweepError(GradbasisError, RuntimeError):
+    """The sweep itself could not go on (a worker process died, the file is in use, ...)."""
+
+
+class IndistinctSamplesError(GradbasisError, ValueError):
+    """Two samples cannot be told apart by the construction (equal after normalisation,
+    or one does not stick out of the others along its own direction)."""

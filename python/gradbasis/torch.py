@@ -78,7 +78,12 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess witho
         '(or pip install "gradbasis[torch]")'
     ) from exc
 
-from .errors import DTypeError, GradbasisError, ShapeError, UnknownNameError
+from .errors import (
+    DTypeError,
+    ShapeError,
+    TorchFileError,
+    UnsupportedModuleError,
+)
 from .models import MLP, Model, ResNet
 from .models.activations import Activation
 
@@ -97,15 +102,6 @@ __all__ = [
 
 # torch's Softplus defaults; other settings compute a different function.
 _SOFTPLUS_BETA, _SOFTPLUS_THRESHOLD = 1.0, 20.0
-
-
-class UnsupportedModuleError(UnknownNameError):
-    """A torch layer, layer setting or arrangement (or a gradbasis model) with no counterpart on
-    the other side."""
-
-
-class TorchFileError(GradbasisError, ValueError):
-    """A file cannot be loaded as a torch module."""
 
 
 class ImportedModel(NamedTuple):

@@ -16,34 +16,18 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
-from .assumptions import assumption2, lemma2
-from .critical_points import classify_point
-from .datasets import load_data_file, load_iris
-from .errors import GradbasisError, InvalidOptionError, ShapeError
-from .losses import get_loss
-from .models import MLP, BasisModel, Model, ResNet, SkipMLP
-from .objective import Objective
-from .optimize import minimize
-from .theorem1 import theorem1
-from .verdict import jsonable, table
-
-MODELS = ("mlp", "skip", "resnet", "basis", "linear")
-
-
-def build_model(kind: str, d_x: int, d_y: int, widths: list[int], activation: str) -> Model:
-    """The architecture named on the command line (widths = hidden layer sizes)."""
-    if kind == "mlp":
-        return MLP([d_x, *widths, d_y], activation)
-    if kind == "linear":
-        return MLP([d_x, *widths, d_y], "identity")
-    if kind == "skip":
-        return SkipMLP([d_x, *widths, d_y], skip_from=range(len(widths)), activation=activation)
-    if kind == "resnet":
-        return ResNet(d_x, d_y, MLP([d_x, *widths, d_x], activation))
-    if kind == "basis":
-        return BasisModel(d_x, d_y)
-    raise GradbasisError(f"unknown model {kind!r}; choose from {', '.join(MODELS)}")
+from .._version import __version__
+from ..datasets import load_data_file, load_iris
+from ..errors import GradbasisError, InvalidOptionError, ShapeError
+from ..losses import get_loss
+from ..models import Model
+from ..models.registry import MODEL_KINDS, build_model
+from ..objective import Objective
+from ..optimize import minimize
+from ..theory.assumptions import assumption2, lemma2
+from ..theory.critical_points import classify_point
+from ..theory.theorem1 import theorem1
+from ..verdict import jsonable, table
 
 
 def write_json_atomically(path: Path, payload: dict) -> None:
@@ -227,7 +211,7 @@ def parser() -> argparse.ArgumentParser:
     c = sub.add_parser(
         "certify", help="train to a critical point and certify Theorem 1 (default: MLP on Iris)"
     )
-    c.add_argument("--model", choices=MODELS, default="mlp")
+    c.add_argument("--model", choices=MODEL_KINDS, default="mlp")
     c.add_argument(
         "--widths", type=int, nargs="*", default=[2], help="hidden layer sizes (default: 2)"
     )
@@ -279,8 +263,8 @@ def _more_commands() -> list:
     """``register(subparsers)`` functions of the other commands, each in its own module; every
     registered parser sets ``handler`` (a function of the parsed arguments returning the exit code).
     Imported here, not at module level, because those modules import from this one."""
-    from .cli_figures import register as figures_register
-    from .cli_sweep import register as sweep_register
+    from .figure import register as figures_register
+    from .sweep import register as sweep_register
 
     return [sweep_register, figures_register]
 

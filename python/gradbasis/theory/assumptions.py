@@ -6,13 +6,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._options import check_seed, positive_int, positive_number
-from ._validation import as_samples, as_theta
-from .errors import InvalidArgumentError, NonFiniteError, ShapeError
-from .losses import Loss
-from .models.base import Model, check_model
-from .objective import Objective, check_objective
-from .verdict import Verdict, jsonable, table
+from .._options import check_seed, positive_int, positive_number
+from .._validation import as_samples, as_theta
+from ..errors import InvalidArgumentError, NonFiniteError, ShapeError
+from ..losses import Loss
+from ..models.base import Model, check_model
+from ..objective import Objective, check_objective
+from ..verdict import Verdict, jsonable, table
 
 __all__ = [
     "Assumption1Result",
@@ -237,8 +237,8 @@ def lemma2(
     is within its allowance; "violated" otherwise: the model's derivatives, the objective's
     gradient or the loss are broken. ``probes`` (>= 0) seeded random unit directions
     (``seed``) are used for the finite differences."""
-    from ._options import nonnegative_int
-    from .errors import MemoryBudgetError
+    from .._options import nonnegative_int
+    from ..errors import MemoryBudgetError
     from .perturbation import _kinked_sources, _region, _same_region
 
     obj = check_objective(obj)

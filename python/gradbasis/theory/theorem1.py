@@ -9,22 +9,22 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ._memory import budget_bytes
-from ._numerics import safe_norm
-from ._options import open_unit_interval, positive_number, relative_cut, relative_cuts
-from ._validation import as_float_array, as_theta, check_finite
-from .certificate import Evidence, judge, stationarity
-from .errors import ShapeError, UnknownNameError
-from .induced import DEFAULT_CUTS, InducedResult, induced_minimum
-from .objective import Objective, check_objective, finite_value_and_gradient
-from .strategies import (
+from .._memory import budget_bytes
+from .._numerics import safe_norm
+from .._options import open_unit_interval, positive_number, relative_cut, relative_cuts
+from .._validation import as_float_array, as_theta, check_finite
+from ..errors import ShapeError, UnknownNameError
+from ..objective import Objective, check_objective, finite_value_and_gradient
+from ..solve.induced import DEFAULT_CUTS, InducedResult, induced_minimum
+from ..solve.strategies import (
     STRATEGIES,
     choose_strategy,
     gradient_basis_minimum,
     gram_solve,
     memory_estimate,
 )
-from .verdict import Verdict, jsonable, table
+from ..verdict import Verdict, jsonable, table
+from .certificate import Evidence, judge, stationarity
 
 __all__ = ["Theorem1Result", "basis_consistency", "theorem1"]
 

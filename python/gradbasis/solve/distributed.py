@@ -68,21 +68,21 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._memory import check_allocation
-from ._options import open_unit_interval, positive_int, show
-from ._validation import as_samples, as_theta, as_threads, as_weights
-from .errors import (
+from .._memory import check_allocation
+from .._options import open_unit_interval, positive_int, show
+from .._validation import as_samples, as_theta, as_threads, as_weights
+from ..errors import (
     InvalidArgumentError,
     InvalidOptionError,
     InvalidWeightsError,
     ShapeError,
     UnknownNameError,
 )
-from .gram_solver import solve_gram_pivoted
+from ..losses import Loss, get_loss
+from ..models.base import Model
+from ..objective import Objective
+from .gram import solve_gram_pivoted
 from .induced import DEFAULT_CUTS, InducedResult, ProfileEntry, default_rank_tol, induced_minimum
-from .losses import Loss, get_loss
-from .models.base import Model
-from .objective import Objective
 
 if TYPE_CHECKING:  # pragma: no cover
     import dask.array

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import _core
-from ._validation import as_float_array, as_weights, check_finite
-from .errors import InvalidOptionError, ShapeError
-from .losses import Loss, get_loss
+from .. import _core
+from .._validation import as_float_array, as_weights, check_finite
+from ..errors import InvalidOptionError, ShapeError
+from ..losses import Loss, get_loss
 
 __all__ = ["InducedResult", "ProfileEntry", "induced_minimum", "DEFAULT_CUTS"]
 

@@ -7,12 +7,12 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 
-from ._options import nonnegative_number, positive_number
-from ._validation import as_theta
+from .._options import nonnegative_number, positive_number
+from .._validation import as_theta
+from ..errors import NonFiniteError
+from ..objective import Objective, check_objective, finite_value_and_gradient
+from ..verdict import jsonable, table
 from .certificate import stationarity
-from .errors import NonFiniteError
-from .objective import Objective, check_objective, finite_value_and_gradient
-from .verdict import jsonable, table
 
 __all__ = ["PointClass", "classify_point", "hessian_extremes"]
 

@@ -35,15 +35,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import _core
-from ._options import check_seed, positive_step, relative_cut, show
-from ._validation import as_samples, as_theta
-from .errors import InvalidOptionError, UnknownNameError
+from .. import _core
+from .._options import check_seed, positive_step, relative_cut, show
+from .._validation import as_samples, as_theta
+from ..errors import InvalidOptionError, UnknownNameError
+from ..models.base import DenseLayer, Model, check_model
+from ..models.mlp import MLP
+from ..models.resnet import ResNet
+from ..verdict import jsonable
 from .linear_units import linear_unit_sets
-from .models.base import DenseLayer, Model, check_model
-from .models.mlp import MLP
-from .models.resnet import ResNet
-from .verdict import jsonable
 
 __all__ = [
     "KINDS",

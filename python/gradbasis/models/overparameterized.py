@@ -13,19 +13,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validation import as_float_array, as_samples
-from .errors import GradbasisError, ShapeError
-from .models.layout import check_layer_sizes
-from .models.mlp import MLP
+from .._validation import as_float_array, as_samples
+from ..errors import IndistinctSamplesError, ShapeError
+from .layout import check_layer_sizes
+from .mlp import MLP
 
 __all__ = ["IndistinctSamplesError", "OverparameterizedReport", "overparameterized_init"]
 
 _EPS = float(np.finfo(np.float64).eps)
-
-
-class IndistinctSamplesError(GradbasisError, ValueError):
-    """Two samples cannot be told apart by the construction (equal after normalisation,
-    or one does not stick out of the others along its own direction)."""
 
 
 @dataclass(frozen=True)

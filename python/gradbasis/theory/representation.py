@@ -6,12 +6,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._options import open_unit_interval, positive_number
-from ._validation import as_theta
+from .._options import open_unit_interval, positive_number
+from .._validation import as_theta
+from ..objective import Objective, check_objective, finite_value_and_gradient
+from ..solve.induced import InducedResult, induced_minimum
+from ..verdict import Verdict, jsonable, table
 from .certificate import stationarity
-from .induced import InducedResult, induced_minimum
-from .objective import Objective, check_objective, finite_value_and_gradient
-from .verdict import Verdict, jsonable, table
 
 __all__ = ["RepresentationBound", "representation_bound"]
 

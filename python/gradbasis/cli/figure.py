@@ -11,14 +11,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .errors import InvalidOptionError
+from ..errors import InvalidOptionError
 
 NAMES = ("geometry-generic", "geometry-perturbable", "spectrum", "sweep")
 
 
 def register(subparsers) -> None:
     """Add the ``figure`` command to the ``gradbasis`` parser's subparsers."""
-    from .plots import FORMATS
+    from ..plots import FORMATS
 
     p = subparsers.add_parser(
         "figure",
@@ -53,12 +53,12 @@ def _spectrum(args: argparse.Namespace):
     ||grad L|| <= 1e-10: a point where J spans twelve orders of magnitude, so Theorem 1 is only
     "consistent" (the gap lies along directions the gradient does not resolve). The rank cut and
     the gradient resolution come from Theorem 1's check at the trained point."""
-    from .cli import build_model
-    from .datasets import load_iris
-    from .objective import Objective
-    from .optimize import minimize
-    from .plots import spectrum_figure
-    from .theorem1 import theorem1
+    from ..datasets import load_iris
+    from ..models.registry import build_model
+    from ..objective import Objective
+    from ..optimize import minimize
+    from ..plots import spectrum_figure
+    from ..theory.theorem1 import theorem1
 
     data = load_iris()
     Y = data.targets_for("squared")
@@ -88,13 +88,13 @@ def _sweep_records(path: str) -> list[dict]:
     """Records in the flat form the sweep figures read: a ``gradbasis sweep`` results file
     (records with ``settings`` and ``summary``) is flattened by :func:`gradbasis.sweep.figure_records`,
     any other JSON Lines file is taken as flat records already."""
-    from .plots import load_records
+    from ..plots import load_records
 
     records = load_records(path)
     if all(
         isinstance(r.get("settings"), dict) and isinstance(r.get("summary"), dict) for r in records
     ):
-        from .sweep import figure_records
+        from ..sweep.runner import figure_records
 
         return figure_records(records)
     return records
@@ -102,7 +102,7 @@ def _sweep_records(path: str) -> list[dict]:
 
 def figure(args: argparse.Namespace) -> int:
     """Draw the named figure; print the written files and what was left out."""
-    from . import plots
+    from .. import plots  # the figures need matplotlib: imported when drawn
 
     if args.name == "sweep" and not args.records:
         raise InvalidOptionError(

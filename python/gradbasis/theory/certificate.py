@@ -33,9 +33,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._numerics import safe_norm
-from .objective import Objective
-from .verdict import Verdict, jsonable
+from .._numerics import safe_norm
+from ..objective import Objective
+from ..verdict import Verdict, jsonable
 
 __all__ = [
     "Evidence",

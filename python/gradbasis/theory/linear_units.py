@@ -16,11 +16,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._options import nonnegative_int, show
-from ._validation import as_samples, as_theta
-from .errors import InvalidArgumentError, InvalidOptionError
-from .models.mlp import MLP
-from .verdict import jsonable
+from .._options import nonnegative_int, show
+from .._validation import as_samples, as_theta
+from ..errors import InvalidArgumentError, InvalidOptionError
+from ..models.mlp import MLP
+from ..verdict import jsonable
 
 __all__ = ["LinearUnitSets", "linear_unit_sets", "in_theta_nt"]
 

@@ -38,14 +38,14 @@ import numpy as np
 import scipy.optimize
 from scipy.sparse.linalg import LinearOperator, lsqr
 
-from ._memory import available_memory, budget_bytes, format_bytes
-from ._numerics import safe_norm
-from ._options import open_unit_interval, positive_int, relative_cut, relative_cuts
-from ._validation import as_theta
-from .errors import MemoryBudgetError, UnknownNameError
-from .gram_solver import solve_gram_pivoted, solve_over_gram
+from .._memory import available_memory, budget_bytes, format_bytes
+from .._numerics import safe_norm
+from .._options import open_unit_interval, positive_int, relative_cut, relative_cuts
+from .._validation import as_theta
+from ..errors import MemoryBudgetError, UnknownNameError
+from ..objective import Objective, check_objective
+from .gram import solve_gram_pivoted, solve_over_gram
 from .induced import DEFAULT_CUTS, InducedResult, induced_minimum
-from .objective import Objective, check_objective
 
 __all__ = [
     "STRATEGIES",

@@ -13,17 +13,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._numerics import safe_norm
-from ._options import check_seed, open_unit_interval, positive_number, positive_step, relative_cut
-from ._validation import as_float_array, as_samples, as_theta, check_finite
-from .errors import InvalidArgumentError, InvalidOptionError, ShapeError
-from .induced import DEFAULT_CUTS
-from .models.base import Model, check_model
-from .objective import Objective, check_objective, finite_value_and_gradient
+from .._numerics import safe_norm
+from .._options import check_seed, open_unit_interval, positive_number, positive_step, relative_cut
+from .._validation import as_float_array, as_samples, as_theta, check_finite
+from ..errors import InvalidArgumentError, InvalidOptionError, ShapeError
+from ..models.base import Model, check_model
+from ..objective import Objective, check_objective, finite_value_and_gradient
+from ..solve.induced import DEFAULT_CUTS
+from ..verdict import Verdict, jsonable, table
 from .perturbable import PerturbableBasis, perturbable_basis
 from .perturbation import KINDS, PerturbationSet
 from .span_check import SpanCheck, check_tolerances, perturbed_check, saddle_reason
-from .verdict import Verdict, jsonable, table
 
 __all__ = [
     "Lemma1Result",
@@ -196,7 +196,7 @@ def lemma1(
     singular values either side of the cut. ``rank_tol`` in [0, 1), ``tol`` in (0, 1),
     ``output_tol`` >= 0.
     """
-    from ._options import nonnegative_number
+    from .._options import nonnegative_number
     from .perturbable import model_depth, quotient_noise
     from .perturbation import _kinked_sources, _region, _same_region
 

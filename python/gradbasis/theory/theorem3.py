@@ -18,17 +18,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._options import check_seed, positive_step
-from ._validation import as_theta
-from .errors import InvalidArgumentError
-from .induced import DEFAULT_CUTS
-from .models.resnet import ResNet
-from .objective import Objective, check_objective, finite_value_and_gradient
+from .._options import check_seed, positive_step
+from .._validation import as_theta
+from ..errors import InvalidArgumentError
+from ..models.resnet import ResNet
+from ..objective import Objective, check_objective, finite_value_and_gradient
+from ..solve.induced import DEFAULT_CUTS
+from ..verdict import Verdict, jsonable, table
 from .perturbable import PerturbableBasis
 from .perturbation import KINDS, PerturbationSet
 from .span_check import FeatureBound, SpanCheck, check_tolerances, feature_bound, perturbed_check
 from .theorem2 import check_perturbation_set
-from .verdict import Verdict, jsonable, table
 
 __all__ = ["Theorem3Result", "residual_features", "theorem3"]
 

@@ -36,12 +36,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._memory import budget_bytes, check_allocation
-from ._options import positive_step, relative_cut, show
-from ._validation import as_float_array, as_samples, as_theta, check_finite
-from .errors import InvalidOptionError, ShapeError, UnknownNameError
-from .induced import default_rank_tol
-from .models.base import Model, check_model
+from .._memory import budget_bytes, check_allocation
+from .._options import positive_step, relative_cut, show
+from .._validation import as_float_array, as_samples, as_theta, check_finite
+from ..errors import InvalidOptionError, ShapeError, UnknownNameError
+from ..models.base import Model, check_model
+from ..solve.induced import default_rank_tol
 from .perturbation import PerturbationSet
 
 __all__ = ["NOISE_FACTOR", "PerturbableBasis", "perturbable_basis", "quotient_noise"]
@@ -338,7 +338,7 @@ def _gram_basis(model, theta, X, directions, eps, rank_tol, memory_budget) -> Pe
     :func:`perturbable_basis`): ``rank_tol`` = ``noise_cut_relative`` = the relative sigma cut
     used for both, ``noise_cut`` = ``cut`` = that cut times sigma_max of the sum, and
     ``largest_discarded`` nan (the floor, far above rounding, decides)."""
-    from .gram_solver import output_basis_from_gram
+    from ..solve.gram import output_basis_from_gram
 
     K = model.gram(theta, X, memory_budget=memory_budget)
     U_T, s_T, _ = output_basis_from_gram(K, rank_tol)

@@ -17,18 +17,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._options import check_seed, positive_step, show
-from ._validation import as_theta
-from .errors import InvalidOptionError
-from .induced import DEFAULT_CUTS
+from .._options import check_seed, positive_step, show
+from .._validation import as_theta
+from ..errors import InvalidOptionError
+from ..models.mlp import MLP
+from ..objective import Objective, check_objective, finite_value_and_gradient
+from ..solve.induced import DEFAULT_CUTS
+from ..verdict import Verdict, jsonable, table
 from .linear_units import LinearUnitSets, check_mlp, linear_unit_sets
-from .models.mlp import MLP
-from .objective import Objective, check_objective, finite_value_and_gradient
 from .perturbable import PerturbableBasis
 from .perturbation import KINDS, PerturbationSet
 from .span_check import FeatureBound, SpanCheck, check_tolerances, feature_bound, perturbed_check
 from .theorem2 import check_perturbation_set
-from .verdict import Verdict, jsonable, table
 
 __all__ = ["Theorem4Result", "hidden_features", "theorem4"]
 

@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import sweep
+from ..sweep import runner as sweep
 
 __all__ = ["register"]
 
@@ -99,7 +99,7 @@ def report_command(args: argparse.Namespace) -> int:
     print(sweep.report(records))
     if args.no_figures:
         return 0
-    from .plots import require_matplotlib, sweep_figures
+    from ..plots import require_matplotlib, sweep_figures
 
     try:
         require_matplotlib()

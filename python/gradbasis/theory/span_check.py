@@ -23,22 +23,22 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._numerics import safe_norm
-from ._options import (
+from .._numerics import safe_norm
+from .._options import (
     nonnegative_number,
     open_unit_interval,
     positive_number,
     relative_cut,
     relative_cuts,
 )
+from ..errors import MemoryBudgetError, NonFiniteError
+from ..objective import Objective, finite_value_and_gradient
+from ..solve.induced import DEFAULT_CUTS, InducedResult, induced_minimum
+from ..verdict import Verdict
 from .certificate import Evidence, Stationarity, column_drops, judge, loss_curvature, stationarity
 from .critical_points import hessian_extremes
-from .errors import MemoryBudgetError, NonFiniteError
-from .induced import DEFAULT_CUTS, InducedResult, induced_minimum
-from .objective import Objective, finite_value_and_gradient
 from .perturbable import PerturbableBasis, perturbable_basis
 from .perturbation import PerturbationSet, perturbation_directions
-from .verdict import Verdict
 
 __all__ = [
     "FeatureBound",

@@ -34,7 +34,7 @@ import numpy as np
 import scipy.linalg
 from scipy.linalg import blas, lapack
 
-from . import _core
+from .. import _core
 from .induced import InducedResult, ProfileEntry, default_rank_tol
 
 __all__ = ["gram_floor", "output_basis_from_gram", "solve_over_gram", "solve_gram_pivoted"]

@@ -32,15 +32,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ._validation import as_float_array, as_samples, as_theta, check_finite
-from .errors import GradbasisError, InvalidOptionError, ShapeError
-from .induced import default_rank_tol, induced_minimum
-from .models.base import Model
-from .models.mlp import MLP
-from .objective import Objective
-from .optimize import minimize
-from .perturbation import PerturbationSet
-from .theorem2 import theorem2
+from .._validation import as_float_array, as_samples, as_theta, check_finite
+from ..errors import InvalidOptionError, ShapeError, SweepRecordError
+from ..models.base import Model
+from ..models.mlp import MLP
+from ..objective import Objective
+from ..optimize import minimize
+from ..solve.induced import default_rank_tol, induced_minimum
+from ..theory.perturbation import PerturbationSet
+from ..theory.theorem2 import theorem2
 
 __all__ = [
     "FORMATS",
@@ -70,10 +70,6 @@ _VERDICT_MARKERS = {"holds": "o", "consistent": "s", "does not apply": "X", "vio
 _DPI = 150  # PNG resolution
 _GAP_FLOOR = 1e-18  # |gap| at or below this (exact zeros included) is drawn on the floor
 _SPECTRUM_FLOOR = 1e-18  # relative singular values below this (exact zeros) are drawn on the floor
-
-
-class SweepRecordError(GradbasisError, ValueError):
-    """Sweep records cannot be read or none of them holds what a figure needs."""
 
 
 @dataclass(frozen=True)

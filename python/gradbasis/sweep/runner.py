@@ -76,18 +76,20 @@ from typing import Any
 
 import numpy as np
 
-from .critical_points import classify_point
-from .datasets import Dataset, load_data_file, load_iris
-from .errors import GradbasisError
-from .losses import get_loss
-from .objective import Objective
-from .optimize import METHODS, minimize
-from .representation import representation_bound
-from .theorem1 import theorem1
-from .theorem2 import theorem2
-from .theorem3 import theorem3
-from .theorem4 import theorem4
-from .verdict import jsonable
+from .._version import __version__
+from ..datasets import Dataset, load_data_file, load_iris
+from ..errors import GradbasisError, ResultsFileError, SweepConfigError, SweepError
+from ..losses import get_loss
+from ..models.registry import MODEL_KINDS, build_model
+from ..objective import Objective
+from ..optimize import METHODS, minimize
+from ..theory.critical_points import classify_point
+from ..theory.representation import representation_bound
+from ..theory.theorem1 import theorem1
+from ..theory.theorem2 import theorem2
+from ..theory.theorem3 import theorem3
+from ..theory.theorem4 import theorem4
+from ..verdict import jsonable
 
 __all__ = [
     "CHECKS",
@@ -105,18 +107,6 @@ __all__ = [
     "run_cell",
     "teacher_data",
 ]
-
-
-class SweepConfigError(GradbasisError, ValueError):
-    """A sweep that cannot run: an unknown key, a bad value or an impossible combination."""
-
-
-class ResultsFileError(GradbasisError, ValueError):
-    """A results file holds a complete line that is not a sweep record."""
-
-
-class SweepError(GradbasisError, RuntimeError):
-    """The sweep itself could not go on (a worker process died, the file is in use, ...)."""
 
 
 # ============================================================================ checks
@@ -186,7 +176,6 @@ _GRID_DEFAULTS = {
 }
 _TOP_KEYS = ("name", "output", "store_theta", "grid", "train", "checks")
 _TEACHER_DEFAULTS = {"width": 4, "activation": "tanh", "noise": 0.1, "seed": 0}
-_MODEL_KINDS = ("mlp", "skip", "resnet", "linear", "basis")
 
 
 # ============================================================================ config
@@ -349,7 +338,7 @@ def teacher_data(spec: Mapping) -> Dataset:
     """The synthetic regression set ``{name = "teacher", ...}``: X ~ N(0, I) (m, d_x) and
     Y = f(X) + noise * N(0, I), f a random MLP [d_x, width, d_y] (``activation``) at
     ``init(seed)``; the same spec always gives the same arrays."""
-    from .models import MLP
+    from ..models import MLP
 
     rng = np.random.default_rng(spec["seed"])
     X = rng.normal(size=(spec["m"], spec["d_x"]))
@@ -446,7 +435,7 @@ def load_sweep(config: Mapping | str | os.PathLike) -> Sweep:
             data_axis.append((spec, data_id, dkey))
         grid_axes = itertools.product(
             data_axis,
-            [_choice(v, f"{where}.models", _MODEL_KINDS) for v in axis["models"]],
+            [_choice(v, f"{where}.models", MODEL_KINDS) for v in axis["models"]],
             [_int(v, f"{where}.widths", 1) for v in axis["widths"]],
             [_int(v, f"{where}.depths", 0) for v in axis["depths"]],
             [_string(v, f"{where}.activations") for v in axis["activations"]],
@@ -467,7 +456,7 @@ def load_sweep(config: Mapping | str | os.PathLike) -> Sweep:
             architecture = (kind, data.X.shape[1], d_y, tuple(hidden), activation)
             if architecture not in built:
                 try:
-                    _build_model(kind, data.X.shape[1], d_y, hidden, activation or "identity")
+                    build_model(kind, data.X.shape[1], d_y, hidden, activation or "identity")
                 except GradbasisError as exc:
                     raise SweepConfigError(
                         f"{where}: cannot build {kind} {hidden} ({activation}): {exc}"
@@ -558,14 +547,6 @@ def _check_combination(run_checks: Sequence[str], kind: str, depth: int, t: int,
             raise SweepConfigError(
                 f"checks.t = {t} exceeds the depth H = {depth} of a {kind} cell; Theorem 4 needs t <= H"
             )
-
-
-def _build_model(kind: str, d_x: int, d_y: int, hidden: list[int], activation: str):
-    from .cli import (
-        build_model,
-    )  # the command line's architectures; imported late (cli imports this module's command)
-
-    return build_model(kind, d_x, d_y, hidden, activation)
 
 
 # ============================================================================ one cell
@@ -689,7 +670,6 @@ def run_cell(cell: Cell, data: Dataset, single_thread: bool = False) -> dict:
 
     With ``single_thread`` the C++ core and the objective use one thread (cells side by side).
     """
-    from . import __version__
 
     s = cell.settings
     record: dict[str, Any] = {
@@ -713,7 +693,7 @@ def run_cell(cell: Cell, data: Dataset, single_thread: bool = False) -> dict:
             t0 = time.perf_counter()
             loss = get_loss(s["loss"])
             Y = data.targets_for(loss.name)
-            model = _build_model(
+            model = build_model(
                 s["model"], data.X.shape[1], Y.shape[1], s["hidden"], s["activation"] or "identity"
             )
             obj = Objective(model, loss, data.X, Y, n_threads=1 if single_thread else None)
@@ -752,7 +732,6 @@ def run_cell(cell: Cell, data: Dataset, single_thread: bool = False) -> dict:
 
 def _lost_cell_record(cell: Cell, exc: BaseException) -> dict:
     """The record of a cell whose task itself failed (e.g. its Dask worker was killed)."""
-    from . import __version__
 
     return _plain(
         {

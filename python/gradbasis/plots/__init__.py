@@ -1,0 +1,41 @@
+"""Figures of the paper's geometry, spectra and sweep records (needs matplotlib)."""
+
+from ._figure import (
+    FORMATS,
+    FigureFiles,
+    GeometryView,
+    SweepRecordError,
+    bounds_figure,
+    dimensions_figure,
+    figure1_toy,
+    figure3_toy,
+    gap_figure,
+    geometry_figure,
+    geometry_generic,
+    geometry_perturbable,
+    geometry_view,
+    load_records,
+    require_matplotlib,
+    spectrum_figure,
+    sweep_figures,
+)
+
+__all__ = [
+    "FORMATS",
+    "FigureFiles",
+    "GeometryView",
+    "SweepRecordError",
+    "bounds_figure",
+    "dimensions_figure",
+    "figure1_toy",
+    "figure3_toy",
+    "gap_figure",
+    "geometry_figure",
+    "geometry_generic",
+    "geometry_perturbable",
+    "geometry_view",
+    "load_records",
+    "require_matplotlib",
+    "spectrum_figure",
+    "sweep_figures",
+]

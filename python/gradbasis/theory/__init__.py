@@ -1,0 +1,1 @@
+"""The paper's assumptions, lemmas and theorems, each judged by one certificate."""
