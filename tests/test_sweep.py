@@ -244,7 +244,7 @@ def test_a_partial_last_line_is_cut_off_and_its_cell_rerun(baseline, tmp_path):
         r["key"] for r in records
     ]
     path.write_text(text + "not json\n" + lines[0].decode())
-    with pytest.raises(ResultsFileError, match="line 5: not a JSON record"):
+    with pytest.raises(ResultsFileError, match="line 5: not JSON"):
         sweep.run(tiny(), output=path, progress=False)
 
 

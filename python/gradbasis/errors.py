@@ -100,10 +100,6 @@ class SweepConfigError(GradbasisError, ValueError):
     """A sweep that cannot run: an unknown key, a bad value or an impossible combination."""
 
 
-class ResultsFileError(GradbasisError, ValueError):
-    """A results file holds a complete line that is not a sweep record."""
-
-
 class SweepError(GradbasisError, RuntimeError):
     """The sweep itself could not go on (a worker process died, the file is in use, ...)."""
 
@@ -111,3 +107,7 @@ class SweepError(GradbasisError, RuntimeError):
 class IndistinctSamplesError(GradbasisError, ValueError):
     """Two samples cannot be told apart by the construction (equal after normalisation,
     or one does not stick out of the others along its own direction)."""
+
+
+class ResultsFileError(SweepRecordError):
+    """A results file holds a complete line that is not a record (so records cannot be read)."""

@@ -24,7 +24,6 @@ returned :class:`FigureFiles` says which records were left out and why.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ from ..models.mlp import MLP
 from ..objective import Objective
 from ..optimize import minimize
 from ..solve.induced import default_rank_tol, induced_minimum
+from ..sweep import parse_records
 from ..theory.perturbation import PerturbationSet
 from ..theory.theorem2 import theorem2
 
@@ -658,23 +658,15 @@ def spectrum_figure(
 
 # ----------------------------------------------------------------------------- sweep records
 def load_records(path: str | Path) -> list[dict]:
-    """Read a JSON Lines file of sweep records (one object per line; blank lines ignored)."""
+    """Read a JSON Lines file of sweep records (one object per line; blank lines ignored).
+
+    Raises :class:`ResultsFileError` (a :class:`SweepRecordError`) naming the first line that
+    is not a JSON object, and :class:`SweepRecordError` for a missing file or one without
+    records."""
     path = Path(path)
     if not path.is_file():
         raise SweepRecordError(f"records file {str(path)!r} does not exist")
-    records = []
-    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise SweepRecordError(f"{path}, line {lineno}: not JSON ({exc.msg})") from exc
-        if not isinstance(rec, dict):
-            raise SweepRecordError(
-                f"{path}, line {lineno}: a record must be a JSON object; got {type(rec).__name__}"
-            )
-        records.append(rec)
+    records = parse_records(path.read_bytes(), path, sweep_keys=False)
     if not records:
         raise SweepRecordError(f"{path} holds no records")
     return records

@@ -102,6 +102,7 @@ __all__ = [
     "figure_records",
     "load_records",
     "load_sweep",
+    "parse_records",
     "report",
     "run",
     "run_cell",
@@ -755,7 +756,9 @@ def _lost_cell_record(cell: Cell, exc: BaseException) -> dict:
 
 
 # ============================================================================ results file
-def _parse_lines(data: bytes, path: Path) -> list[dict]:
+def parse_records(data: bytes, path: Path, *, sweep_keys: bool) -> list[dict]:
+    """The records of JSON Lines ``data`` read from ``path`` (blank lines skipped). Each line
+    must be a JSON object; with ``sweep_keys`` also a sweep record (a string ``key``)."""
     records = []
     for lineno, line in enumerate(data.split(b"\n"), start=1):
         if not line.strip():
@@ -763,12 +766,17 @@ def _parse_lines(data: bytes, path: Path) -> list[dict]:
         try:
             rec = json.loads(line)
         except ValueError as exc:
+            why = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
             raise ResultsFileError(
-                f"{path}, line {lineno}: not a JSON record ({exc}); the file was edited or is not a sweep's results"
+                f"{path}, line {lineno}: not JSON ({why}); the file was edited or is not a sweep's results"
             ) from None
-        if not isinstance(rec, dict) or not isinstance(rec.get("key"), str):
+        if not isinstance(rec, dict):
             raise ResultsFileError(
-                f"{path}, line {lineno}: a JSON value but not a sweep record (no 'key')"
+                f"{path}, line {lineno}: a record must be a JSON object; got {type(rec).__name__}"
+            )
+        if sweep_keys and not isinstance(rec.get("key"), str):
+            raise ResultsFileError(
+                f"{path}, line {lineno}: a JSON object but not a sweep record (no 'key')"
             )
         records.append(rec)
     return records
@@ -781,7 +789,7 @@ def load_records(path: str | os.PathLike) -> list[dict]:
     if not path.is_file():
         raise ResultsFileError(f"results file {str(path)!r} does not exist")
     data = path.read_bytes()
-    return _parse_lines(data[: data.rfind(b"\n") + 1], path)
+    return parse_records(data[: data.rfind(b"\n") + 1], path, sweep_keys=True)
 
 
 class _ResultsFile:
@@ -826,7 +834,7 @@ class _ResultsFile:
         if complete < len(data):  # a write cut short by a kill: drop it, its cell runs again
             os.ftruncate(self.fd, complete)
             os.fsync(self.fd)
-        return _parse_lines(data[:complete], self.path)
+        return parse_records(data[:complete], self.path, sweep_keys=True)
 
     def append(self, record: Mapping) -> None:
         line = (json.dumps(record, allow_nan=False, separators=(",", ":")) + "\n").encode()
