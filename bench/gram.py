@@ -216,7 +216,7 @@ def run_case(
         "K_GB": K_bytes / GB,
         "structured_flops": mlp_flops_gram(case.layer_sizes, case.m, case.d_y),
     }
-    need = K_bytes + 8.0 * model._factor_floats(case.m)
+    need = K_bytes + 8.0 * model.gram_factor_floats(case.m)
     avail = available_bytes()
     if need > avail - 3 * MEM_MARGIN:  # K is allocated in one piece: leave room for everyone else
         row["gradbasis"] = f"skipped: needs {need / GB:.1f} GB, {avail / GB:.1f} GB available"

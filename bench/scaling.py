@@ -68,7 +68,7 @@ def estimated_bytes(series: str, m: int, d_x: int, width: int) -> int:
     """What the library says the call needs (gram: K and its layer factors)."""
     model, theta, X, Y = build(min(m, 8), d_x, width)
     if series == "gram":
-        return 8 * (m * m + model._factor_floats(m))
+        return 8 * (m * m + model.gram_factor_floats(m))
     obj = gradbasis.Objective(model, "squared", np.zeros((m, d_x)), np.zeros((m, 1)))
     return int(
         getattr(gradbasis.memory_estimate(obj), "gram" if series == "gram_strategy" else series)

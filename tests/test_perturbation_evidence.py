@@ -237,13 +237,13 @@ def test_lemma1_compares_independent_computations(monkeypatch):
     add, the two sides disagree and the result says so."""
     model, theta, X = lemma1_point()
     S = gb.perturbation_directions(model, theta, X, eps=1e-3).directions
-    real = theorem2_module.perturbable_basis
+    real = theorem2_module.perturbable_span
 
     def jacobian_only(*args, **kwargs):
         pb = real(*args, **kwargs)
         return type(pb)(**{**vars(pb), "basis": pb.jacobian_basis})
 
-    monkeypatch.setattr(theorem2_module, "perturbable_basis", jacobian_only)
+    monkeypatch.setattr(theorem2_module, "perturbable_span", jacobian_only)
     r = gb.lemma1(model, theta, X, S[:5], S[5:], 1e-3)
     assert not r.holds and r.dim_sum == 1 < r.dim_union and "dimensions differ" in r.reason
 

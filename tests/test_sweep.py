@@ -292,7 +292,7 @@ def test_a_failing_cell_is_recorded_and_the_sweep_goes_on(baseline, tmp_path, mo
 
 def test_a_second_writer_is_refused(tmp_path):
     out = tmp_path / "locked.jsonl"
-    holder = sweep.runner._ResultsFile(out)
+    holder = sweep.results._ResultsFile(out)
     try:
         with pytest.raises(SweepError, match="another sweep is writing"):
             sweep.run(tiny(), output=out, progress=False)
@@ -448,6 +448,8 @@ def test_cli_run_then_report(tmp_path, monkeypatch, capsys):
         calls.append((records, Path(output), formats))
         return [f"gap-vs-width: {Path(output) / 'gap-vs-width.svg'}"]
 
+    import gradbasis.plots as real_plots  # before the fake takes its place in sys.modules
+
     fake = types.SimpleNamespace(sweep_figures=sweep_figures, require_matplotlib=lambda: None)
     monkeypatch.setitem(sys.modules, "gradbasis.plots", fake)
     assert sweep_cli(monkeypatch, ["sweep", "report", str(sweep_file)]) == 0
@@ -463,8 +465,6 @@ def test_cli_run_then_report(tmp_path, monkeypatch, capsys):
         r["summary"]["dim_T_tilde"] for r in records
     ]
     assert flat[0]["bounds"] == records[0]["summary"]["bounds"] and "error" not in flat[0]
-
-    import gradbasis.plots as real_plots
 
     monkeypatch.setitem(sys.modules, "gradbasis.plots", real_plots)
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # no matplotlib: the table alone

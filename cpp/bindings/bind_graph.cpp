@@ -9,15 +9,29 @@
 namespace gradbasis::bindings {
 
 void bind_graph(py::module_& m) {
+  py::enum_<NodeKind>(m, "NodeKind")
+      .value("input", NodeKind::Input)
+      .value("dense", NodeKind::Dense)
+      .value("activation", NodeKind::Activation)
+      .value("sum", NodeKind::Sum);
+
+  py::enum_<ActivationKind>(m, "ActivationKind")
+      .value("identity", ActivationKind::Identity)
+      .value("relu", ActivationKind::Relu)
+      .value("leaky_relu", ActivationKind::LeakyRelu)
+      .value("tanh", ActivationKind::Tanh)
+      .value("sigmoid", ActivationKind::Sigmoid)
+      .value("softplus", ActivationKind::Softplus)
+      .value("gelu", ActivationKind::Gelu);
+
   py::class_<Graph>(m, "Graph")
       .def(py::init<Index>(), py::arg("input_dim"))
       .def("add_dense", &Graph::add_dense, py::arg("src"), py::arg("out_dim"),
            py::arg("weight_offset"), py::arg("bias_offset"))
       .def(
           "add_activation",
-          [](Graph& g, int src, int kind, double negative_slope) {
-            return g.add_activation(src,
-                                    Activation{static_cast<ActivationKind>(kind), negative_slope});
+          [](Graph& g, int src, ActivationKind kind, double negative_slope) {
+            return g.add_activation(src, Activation{kind, negative_slope});
           },
           py::arg("src"), py::arg("kind"), py::arg("negative_slope") = 0.0)
       .def("add_sum", &Graph::add_sum, py::arg("a"), py::arg("b"))
@@ -34,18 +48,19 @@ void bind_graph(py::module_& m) {
             if (k < 0 || k >= g.num_nodes()) throw py::index_error("no such node");
             const Node& n = g.node(k);
             py::dict d;
-            d["kind"] = static_cast<int>(n.kind);
+            d["kind"] = n.kind;
             d["dim"] = n.dim;
             d["src"] = n.src;
             d["src2"] = n.src2;
             d["weight_offset"] = n.weight_offset;
             d["bias_offset"] = n.bias_offset;
-            d["activation"] = static_cast<int>(n.activation.kind);
+            d["activation"] = n.activation.kind;
             d["negative_slope"] = n.activation.negative_slope;
             return d;
           },
           py::arg("k"),
-          "The node's kind (0 input, 1 dense, 2 activation, 3 sum), sizes, sources and offsets.")
+          "The node's kind (a NodeKind), size, sources and parameter offsets, and its activation "
+          "(an ActivationKind; identity unless the node is an activation) with its negative slope.")
       .def(
           "node_values",
           [](const Graph& g, ConstVectorRef theta, ConstRowMatrixRef X, int node, RowMatrixRef out,

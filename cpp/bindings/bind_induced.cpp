@@ -42,39 +42,51 @@ void bind_induced(py::module_& m) {
       "induced_minimum",
       [](ConstRowMatrixRef B, const Loss& loss, ConstRowMatrixRef Y, ConstVectorRef w,
          double rank_tol, std::vector<double> cuts, double tol, int max_iter,
-         std::optional<Vector> start) {
+         std::optional<Vector> start, int n_threads) {
         if (B.rows() != Y.rows() * Y.cols())
           throw std::invalid_argument("B must have m * d_y rows");
-        InducedOptions options{rank_tol, std::move(cuts), tol, max_iter,
-                               start_vector(start, B.rows())};
+        InducedOptions options;
+        options.rank_tol = rank_tol;
+        options.cuts = std::move(cuts);
+        options.tol = tol;
+        options.max_iter = max_iter;
+        options.start = start_vector(start, B.rows());
+        options.n_threads = n_threads;
         py::gil_scoped_release release;
         return induced_minimum(B, loss, Y, w.data(), options);
       },
       py::arg("B").noconvert(), py::arg("loss"), py::arg("Y").noconvert(),
       py::arg("weights").noconvert(), py::arg("rank_tol"), py::arg("cuts"), py::arg("tol"),
-      py::arg("max_iter"), py::arg("start") = py::none(),
-      "Minimise sum_i w_i l((B a)_i, y_i) over the numerical span of B (see induced.hpp).");
+      py::arg("max_iter"), py::arg("start") = py::none(), py::arg("n_threads") = 0,
+      "Minimise sum_i w_i l((B a)_i, y_i) over the numerical span of B (see induced.hpp); "
+      "n_threads <= 0: every available thread.");
 
   m.def(
       "induced_minimum_orthonormal",
       [](Eigen::Ref<const ColMatrix> Q, ConstVectorRef scale, const Loss& loss, ConstRowMatrixRef Y,
          ConstVectorRef w, double rank_tol, std::vector<double> cuts, double tol, int max_iter,
-         std::optional<Vector> start, double gram_rounding) {
+         std::optional<Vector> start, double gram_rounding, int n_threads) {
         if (scale.size() != Q.cols())
           throw std::invalid_argument("scale must have one entry per column of Q");
         if (Q.rows() != Y.rows() * Y.cols())
           throw std::invalid_argument("Q must have m * d_y rows");
-        InducedOptions options{
-            rank_tol, std::move(cuts), tol, max_iter, start_vector(start, Q.rows()), gram_rounding};
+        InducedOptions options;
+        options.rank_tol = rank_tol;
+        options.cuts = std::move(cuts);
+        options.tol = tol;
+        options.max_iter = max_iter;
+        options.start = start_vector(start, Q.rows());
+        options.gram_rounding = gram_rounding;
+        options.n_threads = n_threads;
         py::gil_scoped_release release;
         return induced_minimum_orthonormal(Q, scale, loss, Y, w.data(), options);
       },
       py::arg("Q").noconvert(), py::arg("scale").noconvert(), py::arg("loss"),
       py::arg("Y").noconvert(), py::arg("weights").noconvert(), py::arg("rank_tol"),
       py::arg("cuts"), py::arg("tol"), py::arg("max_iter"), py::arg("start") = py::none(),
-      py::arg("gram_rounding") = 0.0,
+      py::arg("gram_rounding") = 0.0, py::arg("n_threads") = 0,
       "The induced solve over range(Q) for Q with orthonormal columns nested by scale (see "
-      "induced.hpp).");
+      "induced.hpp); n_threads <= 0: every available thread.");
 }
 
 }  // namespace gradbasis::bindings

@@ -5,6 +5,11 @@
 namespace gradbasis::bindings {
 
 void bind_loss(py::module_& m) {
+  py::enum_<LossKind>(m, "LossKind")
+      .value("squared", LossKind::Squared)
+      .value("cross_entropy", LossKind::CrossEntropy)
+      .value("smoothed_hinge", LossKind::SmoothedHinge);
+
   py::enum_<LossQuantity>(m, "LossQuantity")
       .value("value", LossQuantity::Value)
       .value("gradient", LossQuantity::Gradient)
@@ -12,9 +17,9 @@ void bind_loss(py::module_& m) {
       .value("conjugate", LossQuantity::Conjugate);
 
   py::class_<Loss>(m, "Loss")
-      .def(py::init([](int kind, double p) { return Loss{static_cast<LossKind>(kind), p}; }),
-           py::arg("kind"), py::arg("p") = 2.0)
-      .def_property_readonly("kind", [](const Loss& l) { return static_cast<int>(l.kind); })
+      .def(py::init([](LossKind kind, double p) { return Loss{kind, p}; }), py::arg("kind"),
+           py::arg("p") = 2.0)
+      .def_property_readonly("kind", [](const Loss& l) { return l.kind; })
       .def_readonly("p", &Loss::p)
       .def(
           "rows",

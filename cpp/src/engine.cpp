@@ -100,6 +100,13 @@ void block_forward(const Graph& g, const double* theta, const double* X, Index B
   }
 }
 
+void block_seed_unit_cotangents(const Graph& g, Workspace& ws, Index B) {
+  const Index r = g.output_dim();
+  RowMap seed = ws.cot(g.output(), B);
+  seed.setZero();
+  for (Index q = 0; q < B * r; ++q) seed(q, q % r) = 1.0;
+}
+
 void block_reverse(const Graph& g, const double* theta, Workspace& ws, Index B) {
   const Index r = ws.rows_per_sample();
   const int last = g.num_nodes() - 1;

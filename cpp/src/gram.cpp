@@ -54,9 +54,7 @@ std::vector<NodeFactors> factors(const Graph& g, const double* theta, ConstRowMa
   detail::for_each_block(g, m, r, kDerivative | kCotangent, n_threads,
                          [&](Workspace& ws, Index i0, Index B) {
                            block_forward(g, theta, X.row(i0).data(), B, ws, 1);
-                           RowMap seed = ws.cot(g.output(), B);
-                           seed.setZero();
-                           for (Index q = 0; q < B * r; ++q) seed(q, q % r) = 1.0;
+                           block_seed_unit_cotangents(g, ws, B);
                            block_reverse(g, theta, ws, B);
                            for (NodeFactors& f : out) {
                              f.H.middleRows(i0, B) = ws.value(g.node(f.node).src, B);
@@ -143,9 +141,7 @@ void gram_diagonal(const Graph& g, const double* theta, ConstRowMatrixRef X,
   for_each_block(g, X.rows(), r, kDerivative | kCotangent, n_threads,
                  [&](Workspace& ws, Index i0, Index B) {
                    block_forward(g, theta, X.row(i0).data(), B, ws, 1);
-                   RowMap seed = ws.cot(g.output(), B);
-                   seed.setZero();
-                   for (Index q = 0; q < B * r; ++q) seed(q, q % r) = 1.0;
+                   block_seed_unit_cotangents(g, ws, B);
                    block_reverse(g, theta, ws, B);
                    Eigen::Map<Vector> d(out + i0 * r, B * r);
                    d.setZero();

@@ -1,6 +1,6 @@
 #include "gradbasis/induced.hpp"
 
-#include "gradbasis/blocks.hpp"
+#include "gradbasis/threads.hpp"
 
 #include <Eigen/Cholesky>
 #include <Eigen/QR>
@@ -126,14 +126,16 @@ class Objective {
 
 // The lower triangle of A^T B for n x r factors with a symmetric product (Q^T H Q: the
 // Cholesky that follows reads only that triangle), half the flops of the full product. Computed
-// in column panels, in parallel: Eigen runs a product assigned to a triangle on one thread.
-void lower_product(const Eigen::Ref<const ColMatrix>& A, const ColMatrix& B, ColMatrix& out) {
+// in column panels, in parallel on up to n_threads threads: Eigen runs a product assigned to a
+// triangle on one thread.
+void lower_product(const Eigen::Ref<const ColMatrix>& A, const ColMatrix& B, ColMatrix& out,
+                   int n_threads) {
   constexpr Index kPanel = 128;
   const Index r = A.cols();
   const Index panels = (r + kPanel - 1) / kPanel;
   const double work =
       0.5 * static_cast<double>(A.rows()) * static_cast<double>(r) * static_cast<double>(r);
-  const int threads = detail::threads_for(0, panels, work);
+  const int threads = detail::threads_for(n_threads, panels, work);
 #pragma omp parallel for schedule(dynamic) num_threads(threads)
   for (Index p = 0; p < panels; ++p) {
     const Index j0 = p * kPanel, w = std::min(kPanel, r - j0);
@@ -154,12 +156,12 @@ void centre(ColMatrix& M, Index d) {
 // Orthonormalises Z's columns in place (Z <- Z T^-1, T upper triangular): two rounds of
 // Cholesky QR (the second restores orthogonality to rounding when the first left it within
 // 1/2 of the identity), Householder QR when Z^T Z is not numerically positive definite.
-void orthonormalise(ColMatrix& Z) {
+void orthonormalise(ColMatrix& Z, int n_threads) {
   const Index k = Z.cols();
   if (k == 0) return;
   ColMatrix G(k, k);
   for (int round = 0; round < 2; ++round) {
-    lower_product(Z, Z, G);
+    lower_product(Z, Z, G, n_threads);
     Eigen::LLT<ColMatrix> llt(G);
     const double drift =
         (G.triangularView<Eigen::Lower>().toDenseMatrix() - ColMatrix::Identity(k, k))
@@ -205,8 +207,8 @@ struct CentredSpace {
 class CentredSpaces {
  public:
   CentredSpaces(const Eigen::Ref<const ColMatrix>& U, ConstVectorRef scale, Index r_max, Index d,
-                double gram_rounding)
-      : scale_(scale), d_(d), n_(U.rows()), gram_rounding_(gram_rounding) {
+                double gram_rounding, int n_threads)
+      : scale_(scale), d_(d), n_(U.rows()), gram_rounding_(gram_rounding), n_threads_(n_threads) {
     if (r_max == 0) return;
     ColMatrix D = U.leftCols(r_max);
     centre(D, d);
@@ -246,7 +248,7 @@ class CentredSpaces {
     const ColMatrix Y = Q_.leftCols(r) * UR;  // D_r's kept left singular vectors
     space_.Z = Y;
     centre(space_.Z, d_);
-    orthonormalise(space_.Z);
+    orthonormalise(space_.Z, n_threads_);
     ColMatrix coords(k, k);
     coords.noalias() = Y.transpose() * space_.Z;
     space_.to_y = VR * (inv.asDiagonal() * coords);
@@ -257,6 +259,7 @@ class CentredSpaces {
   ConstVectorRef scale_;
   Index d_, n_;
   double gram_rounding_;
+  int n_threads_;
   ColMatrix Q_, R_;
   Index space_rank_ = -1;
   CentredSpace space_;
@@ -330,7 +333,7 @@ InducedSolve newton(const Objective& phi, const Eigen::Ref<const ColMatrix>& Q, 
     }
     grad.noalias() = Q.transpose() * g;
     phi.hessian_times(F, Q, HQ);
-    lower_product(Q, HQ, H);
+    lower_product(Q, HQ, H, opt.n_threads);
     diag = H.diagonal();
     h = std::max(diag.maxCoeff(), std::numeric_limits<double>::min());
     gradient_ridge = adaptive ? g.norm() / kFlatStep : 0.0;
@@ -466,7 +469,7 @@ Vector solve_cuts(const Objective& phi, const Eigen::Ref<const ColMatrix>& U, Co
   std::unique_ptr<CentredSpaces> spaces;
   if (centred)
     spaces = std::make_unique<CentredSpaces>(U, scale, rank_at(cuts.back()), phi.outputs(),
-                                             options.gram_rounding);
+                                             options.gram_rounding, options.n_threads);
   Vector beta(0);                     // the previous cut's coordinates in its solve basis
   Vector previous = Vector::Zero(n);  // the previous cut's point in its solve space
   Vector main_y(0), main_F = Vector::Zero(n);

@@ -10,6 +10,7 @@
 
 #include "gradbasis/blocks.hpp"
 #include "gradbasis/engine.hpp"
+#include "gradbasis/threads.hpp"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -74,6 +75,14 @@ int resolve_threads(int n_threads) {
 #endif
 }
 
+void set_default_threads(int n_threads) {
+#ifdef _OPENMP
+  omp_set_num_threads(n_threads);
+#else
+  (void)n_threads;
+#endif
+}
+
 bool built_with_openmp() {
 #ifdef _OPENMP
   return true;
@@ -105,10 +114,7 @@ void jacobian(const Graph& g, const double* theta, ConstRowMatrixRef X, double* 
   for_each_block(g, X.rows(), r, kDerivative | kCotangent, n_threads,
                  [&](Workspace& ws, Index i0, Index B) {
                    block_forward(g, theta, X.row(i0).data(), B, ws, 1);
-                   // Seed: sample s, output k gets the unit cotangent e_k.
-                   RowMap seed = ws.cot(g.output(), B);
-                   seed.setZero();
-                   for (Index q = 0; q < B * r; ++q) seed(q, q % r) = 1.0;
+                   block_seed_unit_cotangents(g, ws, B);
                    block_reverse(g, theta, ws, B);
                    block_write_jacobian(g, ws, B, J + i0 * r * P, P);
                  });

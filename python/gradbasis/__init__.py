@@ -3,6 +3,7 @@
 Per-sample Jacobians, losses and training objectives of nonconvex models, built for
 checking the gradient basis theory of Kawaguchi, Huang & Kaelbling (Neural Computation
 2019) on trained networks. The heavy work runs in a C++ core (Eigen + OpenMP).
+The public names, grouped by layer; docs/architecture.md describes the package's plan.
 """
 
 from __future__ import annotations
@@ -15,19 +16,28 @@ except ImportError as exc:  # pragma: no cover - only without a build
         "package with `pip install .` from the source tree rather than importing it in place"
     ) from exc
 
+from ._options import Strategy
 from ._version import __version__
 from .errors import (
+    DataFileError,
     DTypeError,
     GradbasisError,
+    IndistinctSamplesError,
     InvalidArgumentError,
     InvalidLabelError,
     InvalidOptionError,
     InvalidWeightsError,
     MemoryBudgetError,
     NonFiniteError,
+    ResultsFileError,
     ShapeError,
+    SweepConfigError,
+    SweepError,
+    SweepRecordError,
+    TorchFileError,
     UnknownNameError,
     UnsupportedModelError,
+    UnsupportedModuleError,
 )
 from .losses import CrossEntropyLoss, Loss, SmoothedHingeLoss, SquaredLoss, get_loss
 from .models import (
@@ -40,11 +50,7 @@ from .models import (
     ResNet,
     SkipMLP,
 )
-from .models.overparameterized import (
-    IndistinctSamplesError,
-    OverparameterizedReport,
-    overparameterized_init,
-)
+from .models.overparameterized import OverparameterizedReport, overparameterized_init
 from .objective import Objective
 from .optimize import MinimizeResult, minimize
 from .solve.distributed import distributed_gram, distributed_induced_minimum, distributed_jacobian
@@ -64,7 +70,7 @@ from .theory.assumptions import (
     assumption2,
     lemma2,
 )
-from .theory.critical_points import PointClass, classify_point
+from .theory.critical_points import PointClass, PointKind, classify_point
 from .theory.linear_units import LinearUnitSets, in_theta_nt, linear_unit_sets
 from .theory.perturbable import PerturbableBasis, perturbable_basis
 from .theory.perturbation import PerturbationSet, perturbation_directions
@@ -79,79 +85,96 @@ from .verdict import Verdict
 WITH_OPENMP: bool = bool(_core.with_openmp)
 
 __all__ = [
-    "distributed_gram",
-    "distributed_induced_minimum",
-    "distributed_jacobian",
+    "WITH_OPENMP",
+    "__version__",
+    # Errors
+    "DTypeError",
+    "DataFileError",
+    "GradbasisError",
+    "IndistinctSamplesError",
+    "InvalidArgumentError",
+    "InvalidLabelError",
+    "InvalidOptionError",
+    "InvalidWeightsError",
+    "MemoryBudgetError",
+    "NonFiniteError",
+    "ResultsFileError",
+    "ShapeError",
+    "SweepConfigError",
+    "SweepError",
+    "SweepRecordError",
+    "TorchFileError",
+    "UnknownNameError",
+    "UnsupportedModelError",
+    "UnsupportedModuleError",
+    # Verdicts
+    "Verdict",
+    # Options
+    "Strategy",
+    # Losses
+    "CrossEntropyLoss",
+    "Loss",
+    "SmoothedHingeLoss",
+    "SquaredLoss",
+    "get_loss",
+    # Models
+    "ACTIVATIONS",
+    "MLP",
+    "Activation",
+    "BasisModel",
+    "Model",
+    "PreActResidualStack",
+    "ResNet",
+    "SkipMLP",
+    "OverparameterizedReport",
+    "overparameterized_init",
+    # Objective and training
+    "Objective",
+    "MinimizeResult",
+    "minimize",
+    # Induced models: solvers and strategies
+    "InducedResult",
+    "ProfileEntry",
+    "induced_minimum",
     "STRATEGIES",
     "MemoryEstimate",
     "choose_strategy",
     "gradient_basis_minimum",
     "memory_estimate",
-    "Lemma1Result",
-    "Lemma3Result",
-    "LinearUnitSets",
-    "PerturbableBasis",
-    "PerturbationSet",
-    "Theorem2Result",
-    "Theorem3Result",
-    "Theorem4Result",
-    "hidden_features",
-    "in_theta_nt",
-    "lemma1",
-    "lemma3",
-    "linear_unit_sets",
-    "perturbable_basis",
-    "perturbation_directions",
-    "residual_features",
-    "theorem2",
-    "theorem3",
-    "theorem4",
-    "IndistinctSamplesError",
-    "MinimizeResult",
-    "OverparameterizedReport",
-    "minimize",
-    "overparameterized_init",
+    "distributed_gram",
+    "distributed_induced_minimum",
+    "distributed_jacobian",
+    # The paper's assumptions, lemmas and theorems
+    "PointClass",
+    "PointKind",
+    "classify_point",
     "Assumption1Result",
     "Assumption2Result",
     "Lemma2Result",
-    "PointClass",
-    "RepresentationBound",
-    "Theorem1Result",
-    "Verdict",
     "assumption1",
     "assumption2",
-    "classify_point",
     "lemma2",
+    "RepresentationBound",
     "representation_bound",
+    "Theorem1Result",
     "theorem1",
-    "ACTIVATIONS",
-    "Activation",
-    "BasisModel",
-    "CrossEntropyLoss",
-    "DTypeError",
-    "GradbasisError",
-    "InducedResult",
-    "InvalidArgumentError",
-    "InvalidLabelError",
-    "InvalidOptionError",
-    "InvalidWeightsError",
-    "Loss",
-    "MLP",
-    "MemoryBudgetError",
-    "Model",
-    "NonFiniteError",
-    "Objective",
-    "PreActResidualStack",
-    "ProfileEntry",
-    "ResNet",
-    "ShapeError",
-    "SkipMLP",
-    "SmoothedHingeLoss",
-    "SquaredLoss",
-    "UnknownNameError",
-    "UnsupportedModelError",
-    "WITH_OPENMP",
-    "__version__",
-    "get_loss",
-    "induced_minimum",
+    "PerturbationSet",
+    "perturbation_directions",
+    "PerturbableBasis",
+    "perturbable_basis",
+    "LinearUnitSets",
+    "in_theta_nt",
+    "linear_unit_sets",
+    "Lemma1Result",
+    "Lemma3Result",
+    "Theorem2Result",
+    "lemma1",
+    "lemma3",
+    "theorem2",
+    "Theorem3Result",
+    "residual_features",
+    "theorem3",
+    "Theorem4Result",
+    "hidden_features",
+    "theorem4",
 ]

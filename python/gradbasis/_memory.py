@@ -6,6 +6,7 @@ import math
 import numbers
 import os
 from pathlib import Path
+from typing import SupportsInt, cast
 
 from ._options import show
 from .errors import InvalidOptionError, MemoryBudgetError
@@ -63,7 +64,7 @@ def budget_bytes(memory_budget: object) -> int | None:
             f"memory_budget must be a finite number of bytes, or None for the memory available now; "
             f"got {show(memory_budget)}"
         )
-    return int(memory_budget)
+    return int(cast(SupportsInt, memory_budget))  # a Real that is not bool: int() accepts it
 
 
 def check_allocation(nbytes: int, what: str, budget: int | None, alternatives: str) -> None:

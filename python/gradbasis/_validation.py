@@ -12,7 +12,14 @@ import numpy as np
 
 from ._memory import check_allocation
 from ._options import show
-from .errors import DTypeError, InvalidOptionError, InvalidWeightsError, NonFiniteError, ShapeError
+from .errors import (
+    DTypeError,
+    GradbasisError,
+    InvalidOptionError,
+    InvalidWeightsError,
+    NonFiniteError,
+    ShapeError,
+)
 
 _CONVERTIBLE_KINDS = "fiu"
 # Copies larger than this are checked against the memory available before they are made
@@ -122,3 +129,15 @@ def as_threads(n_threads: int | None) -> int:
             f"n_threads must be a positive integer or None (every thread); got {show(n_threads)}"
         )
     return int(n_threads)
+
+
+def as_directions(
+    value: object, num_params: int, name: str = "S", error: type[GradbasisError] = ShapeError
+) -> np.ndarray:
+    """Directions in parameter space: a finite (k, num_params) matrix, one direction a row.
+    ``error`` is the class raised for a wrong shape."""
+    arr = as_float_array(value, name)
+    if arr.ndim != 2 or arr.shape[1] != num_params:
+        raise error(f"{name} must be (k, num_params = {num_params}); got shape {arr.shape}")
+    check_finite(arr, name)
+    return arr

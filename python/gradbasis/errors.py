@@ -96,7 +96,7 @@ class DataFileError(GradbasisError, ValueError):
     """A data file cannot be read as samples and labels."""
 
 
-class SweepConfigError(GradbasisError, ValueError):
+class SweepConfigError(InvalidOptionError):
     """A sweep that cannot run: an unknown key, a bad value or an impossible combination."""
 
 

@@ -29,7 +29,13 @@ class Loss:
     label_tol = 1e-9
 
     def __init__(self, core: _core.Loss):
-        self._core = core
+        self._core_loss = core
+
+    @property
+    def core_loss(self) -> _core.Loss:
+        """Internal: the C++ loss (gradbasis._core.Loss) that the objective and the induced
+        solvers hand to the core."""
+        return self._core_loss
 
     def __reduce__(self) -> tuple:
         """Pickle as the class and its constructor arguments (``_constructor_arguments``, none
@@ -79,10 +85,10 @@ class Loss:
         return as_samples(Q, Y.shape[1], qname, num_samples=Y.shape[0]), Y
 
     def _rows(
-        self, what: object, Q: np.ndarray, Y: np.ndarray, shape: tuple[int, ...]
+        self, what: _core.LossQuantity, Q: np.ndarray, Y: np.ndarray, shape: tuple[int, ...]
     ) -> np.ndarray:
         out = np.empty(shape)
-        self._core.rows(what, Q, Y, out)
+        self._core_loss.rows(what, Q, Y, out)
         return out
 
     def __repr__(self) -> str:
@@ -104,7 +110,7 @@ class SquaredLoss(Loss):
     name = "squared"
 
     def __init__(self) -> None:
-        super().__init__(_core.Loss(0))
+        super().__init__(_core.Loss(_core.LossKind.squared))
 
 
 class CrossEntropyLoss(Loss):
@@ -121,7 +127,7 @@ class CrossEntropyLoss(Loss):
     name = "cross_entropy"
 
     def __init__(self) -> None:
-        super().__init__(_core.Loss(1))
+        super().__init__(_core.Loss(_core.LossKind.cross_entropy))
 
     def _check_labels(self, Y: np.ndarray) -> None:
         if Y.shape[1] < 2:
@@ -157,9 +163,8 @@ class SmoothedHingeLoss(Loss):
             raise InvalidOptionError(
                 f"SmoothedHingeLoss needs a finite p >= 2 (differentiable twice); got p={show(p)}"
             )
-        p = float(p)
-        self.p = p
-        super().__init__(_core.Loss(2, p))
+        self.p: float = float(p)
+        super().__init__(_core.Loss(_core.LossKind.smoothed_hinge, self.p))
 
     def _check_labels(self, Y: np.ndarray) -> None:
         if Y.shape[1] != 1:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _core
 from ._numerics import safe_norm
 from ._validation import as_samples, as_theta, as_threads, as_weights
 from .errors import InvalidArgumentError, NonFiniteError
@@ -52,7 +53,7 @@ class Objective:
         """L(theta); +inf, never NaN, where it overflows float64 (as in :meth:`value_and_gradient`)."""
         theta = self._theta(theta)
         value = self._graph.objective(
-            self.loss._core, theta, self.X, self.Y, self.weights, self.n_threads
+            self.loss.core_loss, theta, self.X, self.Y, self.weights, self.n_threads
         )
         return _overflow_as_inf(value)
 
@@ -68,7 +69,7 @@ class Objective:
         theta = self._theta(theta)
         grad = np.empty_like(theta)
         value = self._graph.objective_gradient(
-            self.loss._core, theta, self.X, self.Y, self.weights, grad, self.n_threads
+            self.loss.core_loss, theta, self.X, self.Y, self.weights, grad, self.n_threads
         )
         return _overflow_as_inf(value), grad
 
@@ -88,7 +89,7 @@ class Objective:
         v = as_theta(v, self.model.num_params, "v")
         out = np.empty_like(theta)
         self._graph.objective_hvp(
-            self.loss._core, theta, self.X, self.Y, self.weights, v, out, self.n_threads
+            self.loss.core_loss, theta, self.X, self.Y, self.weights, v, out, self.n_threads
         )
         return out
 
@@ -98,8 +99,8 @@ class Objective:
         return self.weights[:, None] * self.loss.gradient(f, self.Y)
 
     @property
-    def _graph(self):
-        return self.model._graph
+    def _graph(self) -> _core.Graph:
+        return self.model.core_graph
 
     def _theta(self, theta: object) -> np.ndarray:
         return as_theta(theta, self.model.num_params)

@@ -65,7 +65,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import numpy as np
 
@@ -167,7 +167,8 @@ def resnet_from_modules(W: nn.Linear, R: nn.Linear, z: nn.Sequential) -> Importe
             f"ResNet parts do not fit: z maps {d_x} -> {d_z}, so R must map {d_z} -> {d_x} and W take "
             f"{d_x} inputs; got R {R.in_features} -> {R.out_features}, W {W.in_features} -> {W.out_features}"
         )
-    model = ResNet(d_x, W.out_features, residual)
+    # z is an nn.Sequential, so from_module gave an MLP: a residual function ResNet accepts.
+    model = ResNet(d_x, W.out_features, cast(MLP, residual))
     params = {"W": _to_numpy(W.weight, "W weight"), "R": _to_numpy(R.weight, "R weight")}
     params.update({f"u.{k}": v for k, v in residual.unflatten(u).items()})
     return ImportedModel(model, model.flatten(params))

@@ -5,12 +5,10 @@
 
 #include "gradbasis/engine.hpp"
 #include "gradbasis/graph.hpp"
+#include "gradbasis/threads.hpp"
 #include "gradbasis/types.hpp"
 
 namespace gradbasis {
-
-int resolve_threads(int n_threads);
-
 namespace detail {
 
 // Samples per block: large enough for GEMM efficiency, small enough for cache.
@@ -19,18 +17,6 @@ constexpr Index kBlock = 64;
 constexpr Index kMaxChunks = 16;
 
 inline Index num_blocks(Index m) { return (m + kBlock - 1) / kBlock; }
-
-// Below about this many multiply-adds a parallel region costs more than it saves, and on a busy
-// machine one descheduled thread stalls the whole region for a time slice: such calls run on one
-// thread. Results do not depend on it (blocks and reduction order are fixed by m alone).
-constexpr double kMinParallelWork = 1 << 20;
-
-// Threads for `tasks` independent pieces of `work` multiply-adds in all: at most `requested`
-// (0 = every available thread), at most one per task, one for small work.
-inline int threads_for(int requested, Index tasks, double work) {
-  if (work < kMinParallelWork) return 1;
-  return static_cast<int>(std::max<Index>(1, std::min<Index>(resolve_threads(requested), tasks)));
-}
 
 // Runs body(ws, i0, B) over every block of samples, one workspace per thread.
 template <class Body>

@@ -52,6 +52,10 @@ class Workspace {
 // theta is the flat parameter vector; X points at row i0 of the data (B rows, row-major).
 void block_forward(const Graph& g, const double* theta, const double* X, Index B, Workspace& ws,
                    int derivative_order);
+// Seeds the output cotangents of a Jacobian sweep (rows_per_sample d_y): cotangent row
+// s * d_y + k of sample s is the unit vector e_k, so block_reverse then carries the gradient of
+// output k at sample s in that row of every node.
+void block_seed_unit_cotangents(const Graph& g, Workspace& ws, Index B);
 // Cotangent sweep from ws.cot(output) (filled by the caller) to every parameter-dependent node.
 void block_reverse(const Graph& g, const double* theta, Workspace& ws, Index B);
 // Forward-mode sweep: ws.tangent(n) = d value(n) / d theta . v.

@@ -50,6 +50,9 @@ struct InducedOptions {
   // is then resolved only to about gram_rounding (s_max / s_j)^2, which the cross-entropy
   // centring (above) and the dual point's orthogonality test allow for. 0 for an SVD of B.
   double gram_rounding = 0.0;
+  // Threads of the parallel products (<= 0: every available thread, see resolve_threads).
+  // Results do not depend on it: each thread computes whole panels of a product.
+  int n_threads = 0;
 };
 
 struct InducedSolve {

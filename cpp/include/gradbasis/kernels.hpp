@@ -2,7 +2,7 @@
 //
 // Reductions over samples (VJP, gradient, HVP, loss value) sum per-chunk partial results
 // in chunk order, and the chunks depend only on m, never on the thread count, so results
-// are bitwise identical for every n_threads.
+// are bitwise identical for every n_threads (resolved by resolve_threads, threads.hpp).
 #pragma once
 
 #include "gradbasis/graph.hpp"
@@ -10,10 +10,6 @@
 #include "gradbasis/types.hpp"
 
 namespace gradbasis {
-
-// n_threads <= 0 means every available thread.
-int resolve_threads(int n_threads);
-bool built_with_openmp();
 
 void forward(const Graph& g, const double* theta, ConstRowMatrixRef X, RowMatrixRef out,
              int n_threads);

@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from ..errors import InvalidOptionError
+
+if TYPE_CHECKING:  # for annotations only: the figures are imported when one is drawn
+    from ..plots import FigureFiles
 
 NAMES = ("geometry-generic", "geometry-perturbable", "spectrum", "sweep")
 
 
-def register(subparsers) -> None:
+def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``figure`` command to the ``gradbasis`` parser's subparsers."""
     from ..plots import FORMATS
 
@@ -48,7 +52,7 @@ def register(subparsers) -> None:
     p.set_defaults(handler=figure)
 
 
-def _spectrum(args: argparse.Namespace):
+def _spectrum(args: argparse.Namespace) -> FigureFiles:
     """A tanh MLP 4-2-3 on Iris, squared loss on one-hot labels, trained with lbfgs+newton to
     ||grad L|| <= 1e-10: a point where J spans twelve orders of magnitude, so Theorem 1 is only
     "consistent" (the gap lies along directions the gradient does not resolve). The rank cut and
@@ -94,7 +98,7 @@ def _sweep_records(path: str) -> list[dict]:
     if all(
         isinstance(r.get("settings"), dict) and isinstance(r.get("summary"), dict) for r in records
     ):
-        from ..sweep.runner import figure_records
+        from ..sweep import figure_records
 
         return figure_records(records)
     return records

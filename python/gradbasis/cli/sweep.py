@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..sweep import runner as sweep
+from .. import sweep
 
 __all__ = ["register"]
 
@@ -71,7 +71,8 @@ def run_command(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     plan = sweep.load_sweep(args.file)
     out = Path(args.output) if args.output else _results_path(Path(args.file), plan.output)
-    progress = {0: True, 1: "log"}.get(args.quiet, False)
+    progress_by_quiet: dict[int, bool | str] = {0: True, 1: "log"}  # -q: a line per cell
+    progress = progress_by_quiet.get(args.quiet, False)
     try:
         records = sweep.run(
             plan, output=out, jobs=args.jobs, scheduler=args.scheduler, progress=progress

@@ -1,4 +1,4 @@
-"""Activation names and their codes in the C++ core."""
+"""Activation names and their kinds in the C++ core."""
 
 from __future__ import annotations
 
@@ -8,20 +8,20 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from .. import _core
 from .._options import show
 from ..errors import InvalidOptionError, UnknownNameError
 
-# Codes of gradbasis::ActivationKind.
-_CODES = {
-    "identity": 0,
-    "relu": 1,
-    "leaky_relu": 2,
-    "tanh": 3,
-    "sigmoid": 4,
-    "softplus": 5,
-    "gelu": 6,
+_KINDS = {
+    "identity": _core.ActivationKind.identity,
+    "relu": _core.ActivationKind.relu,
+    "leaky_relu": _core.ActivationKind.leaky_relu,
+    "tanh": _core.ActivationKind.tanh,
+    "sigmoid": _core.ActivationKind.sigmoid,
+    "softplus": _core.ActivationKind.softplus,
+    "gelu": _core.ActivationKind.gelu,
 }
-ACTIVATIONS = tuple(_CODES)
+ACTIVATIONS = tuple(_KINDS)
 _WITH_SLOPE = re.compile(r"^leaky_relu\(\s*([^)]*)\)$")
 
 
@@ -35,7 +35,7 @@ class Activation:
     def __post_init__(self) -> None:
         # Built directly as well as by parse_activation: an unknown name or a slope that is not
         # a finite number would otherwise reach the core (a KeyError, or NaN outputs).
-        if not isinstance(self.name, str) or self.name not in _CODES:
+        if not isinstance(self.name, str) or self.name not in _KINDS:
             raise UnknownNameError(
                 f"unknown activation {self.name!r}; choose from {', '.join(ACTIVATIONS)}"
             )
@@ -51,8 +51,14 @@ class Activation:
         object.__setattr__(self, "negative_slope", float(slope))
 
     @property
+    def kind(self) -> _core.ActivationKind:
+        """Internal: the C++ core's kind of this activation (gradbasis._core.ActivationKind)."""
+        return _KINDS[self.name]
+
+    @property
     def code(self) -> int:
-        return _CODES[self.name]
+        """The integer value of :attr:`kind`."""
+        return int(self.kind)
 
     @property
     def has_kink(self) -> bool:
@@ -86,7 +92,7 @@ def parse_activation(spec: str | Activation, negative_slope: float = 0.01) -> Ac
         except ValueError:
             raise UnknownNameError(f"cannot read the slope in activation {spec!r}") from None
         name = "leaky_relu"
-    if name not in _CODES:
+    if name not in _KINDS:
         raise UnknownNameError(f"unknown activation {spec!r}; choose from {', '.join(ACTIVATIONS)}")
     if name != "leaky_relu":
         return Activation(name, 0.0)
@@ -94,7 +100,7 @@ def parse_activation(spec: str | Activation, negative_slope: float = 0.01) -> Ac
 
 
 def parse_activations(
-    spec: str | Activation | list | tuple, count: int, negative_slope: float = 0.01
+    spec: str | Activation | Iterable[str | Activation], count: int, negative_slope: float = 0.01
 ) -> tuple[Activation, ...]:
     """One activation per hidden layer from one name or a sequence of ``count`` names."""
     if isinstance(spec, (str, Activation)) or not isinstance(spec, Iterable):

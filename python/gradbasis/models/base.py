@@ -6,7 +6,7 @@ computation (forward, Jacobian, JVP, VJP, kink margin) runs in the shared C++ en
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -82,7 +82,7 @@ class GraphBuilder:
 
     def activation(self, src: int, act: Activation) -> int:
         return self._push(
-            self.graph.add_activation(src, act.code, act.negative_slope), self.dims[src]
+            self.graph.add_activation(src, act.kind, act.negative_slope), self.dims[src]
         )
 
     def sum(self, a: int, b: int) -> int:
@@ -115,6 +115,10 @@ class Model:
     gradient of output k at sample i.
     """
 
+    # (args, kwargs) that rebuild the model (see __reduce__): a method of every concrete class,
+    # declared here only as a type so that Model itself does not count as defining it.
+    _constructor_arguments: Callable[[], tuple[tuple, dict]]
+
     def __init__(self, builder: GraphBuilder, output: int, homogeneous: tuple[str, ...]):
         builder.finalize(output)
         self._graph = builder.graph
@@ -122,6 +126,12 @@ class Model:
         self._by_name = {s.name: s for s in self._specs}
         # Blocks on which f is linear: f_X(theta) = J g(theta) with g = theta there, 0 elsewhere.
         self._homogeneous = homogeneous
+
+    @property
+    def core_graph(self) -> _core.Graph:
+        """Internal: the C++ graph (gradbasis._core.Graph) that every computation of the model
+        runs on; the objective and the structural checks hand it to the core as well."""
+        return self._graph
 
     # ----------------------------------------------------------------- layout
     @property
@@ -147,7 +157,7 @@ class Model:
         layers = []
         for k in range(self._graph.num_nodes):
             info = self._graph.node_info(k)
-            if info["kind"] != 1:
+            if info["kind"] != _core.NodeKind.dense:
                 continue
             src = info["src"]
             layers.append(
@@ -307,7 +317,7 @@ class Model:
                 8
                 * (
                     shape[0] * shape[1]
-                    + self._factor_floats(X.shape[0] + (0 if X2 is None else m2))
+                    + self.gram_factor_floats(X.shape[0] + (0 if X2 is None else m2))
                 ),
                 f"the Gram matrix {shape[0]} x {shape[1]} (m*d_y square) and its layer factors",
                 memory_budget,
@@ -375,8 +385,9 @@ class Model:
             flat.append(float(weights.get(layer.bias.name, 1.0)) if layer.bias is not None else 0.0)
         return flat
 
-    def _factor_floats(self, m: int) -> int:
-        """Floats of the layer inputs and output cotangents the Gram kernel keeps for m samples."""
+    def gram_factor_floats(self, m: int) -> int:
+        """Internal: floats of the layer inputs and output cotangents that the Gram kernel
+        keeps for m samples (memory estimates of :meth:`gram` and the solve strategies)."""
         return sum(m * (l.in_dim + self.output_dim * l.out_dim) for l in self.dense_layers())
 
     @staticmethod

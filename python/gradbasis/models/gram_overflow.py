@@ -39,7 +39,7 @@ def recompute_nonfinite_rows(
     """
     r, n = model.output_dim, model.num_params
     symmetric = X2 is None
-    cols = X if symmetric else X2
+    cols = X if X2 is None else X2
     m, m2 = X.shape[0], cols.shape[0]
     if out.ndim == 1:
         samples = np.flatnonzero(~np.isfinite(out).reshape(m, r).all(axis=1))
@@ -84,7 +84,7 @@ def recompute_nonfinite_rows(
 
     def scaled_rows(Xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         J = np.empty((Xs.shape[0] * r, n))
-        model._graph.jacobian(theta, np.ascontiguousarray(Xs), J, threads)
+        model.core_graph.jacobian(theta, np.ascontiguousarray(Xs), J, threads)
         J = J[:, keep]
         if not np.isfinite(J).all():
             raise NonFiniteError(

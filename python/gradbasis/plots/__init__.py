@@ -1,24 +1,19 @@
 """Figures of the paper's geometry, spectra and sweep records (needs matplotlib)."""
 
-from ._figure import (
-    FORMATS,
-    FigureFiles,
+from ..errors import SweepRecordError
+from ._figure import FORMATS, FigureFiles, require_matplotlib
+from .geometry import (
     GeometryView,
-    SweepRecordError,
-    bounds_figure,
-    dimensions_figure,
     figure1_toy,
     figure3_toy,
-    gap_figure,
     geometry_figure,
     geometry_generic,
     geometry_perturbable,
     geometry_view,
-    load_records,
-    require_matplotlib,
-    spectrum_figure,
-    sweep_figures,
 )
+from .record_figures import bounds_figure, dimensions_figure, gap_figure, sweep_figures
+from .records import load_records
+from .spectrum import spectrum_figure
 
 __all__ = [
     "FORMATS",

@@ -20,7 +20,7 @@ matrix) is one Dask task that runs the C++ core inside a worker. Three entry poi
 
   ``method="gram"`` (any loss): the upper blocks of K are gathered into one matrix on the
   driver, which then follows the ``gram`` strategy (pivoted Cholesky of K, see
-  :mod:`gradbasis.gram_solver`); the coefficients go back to theta coordinates by reverse sweeps on the
+  :mod:`gradbasis.solve.gram`); the coefficients go back to theta coordinates by reverse sweeps on the
   workers.
 
 Running on a cluster
@@ -60,8 +60,6 @@ Dask is an optional dependency: ``pip install 'gradbasis[distributed]'``.
 
 from __future__ import annotations
 
-import math
-import numbers
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -69,18 +67,30 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._memory import check_allocation
-from .._options import open_unit_interval, positive_int, show
-from .._validation import as_samples, as_theta, as_threads, as_weights
+from .._options import open_unit_interval, positive_int, relative_cut, relative_cuts
+from .._validation import as_theta, as_threads, as_weights
 from ..errors import (
-    InvalidArgumentError,
     InvalidOptionError,
     InvalidWeightsError,
-    ShapeError,
     UnknownNameError,
 )
-from ..losses import Loss, get_loss
 from ..models.base import Model
 from ..objective import Objective
+from .dask_tasks import (
+    coefficient_block,
+    compute,
+    dask_modules,
+    default_gram_chunk,
+    default_jacobian_chunk,
+    fitted_block,
+    gram_block,
+    jacobian_block,
+    problem_parts,
+    rows_like,
+    sample_chunks,
+    shared_keys,
+    tsqr_rows,
+)
 from .gram import solve_gram_pivoted
 from .induced import DEFAULT_CUTS, InducedResult, ProfileEntry, default_rank_tol, induced_minimum
 
@@ -91,122 +101,6 @@ __all__ = ["METHODS", "distributed_gram", "distributed_induced_minimum", "distri
 
 #: Methods of :func:`distributed_induced_minimum`.
 METHODS = ("tsqr", "gram")
-_BLOCK_BYTES = 64 * 2**20  # default chunking aims at blocks of about this size
-
-
-def _dask():
-    """(dask, dask.array), or an ImportError that names the extra to install."""
-    try:
-        import dask
-        import dask.array as da
-    except ImportError as exc:
-        raise ImportError(
-            "gradbasis.distributed needs Dask; install the extra with pip install 'gradbasis[distributed]' "
-            "(dask[array] and distributed)"
-        ) from exc
-    return dask, da
-
-
-# ----------------------------------------------------------------------------- inputs
-def _sample_chunks(
-    da, X: Any, input_dim: int, chunk_size: int | None, default: int
-) -> dask.array.Array:
-    """X as a Dask array chunked along samples only (one chunk across the features)."""
-    integer = isinstance(chunk_size, (int, np.integer)) and not isinstance(chunk_size, bool)
-    if chunk_size is not None and not (integer and chunk_size >= 1):
-        raise InvalidOptionError(
-            f"chunk_size must be a positive number of samples; got {chunk_size!r}"
-        )
-    if isinstance(X, da.Array):
-        if X.ndim != 2 or X.shape[1] != input_dim:
-            raise ShapeError(f"X must be 2-D (samples, {input_dim}); got shape {X.shape}")
-        if any(math.isnan(c) for c in X.chunks[0]):
-            raise ShapeError("X has chunks of unknown size; call X.compute_chunk_sizes() first")
-        return X.rechunk({0: int(chunk_size) if chunk_size is not None else X.chunks[0], 1: -1})
-    X = as_samples(X, input_dim)
-    return da.from_array(X, chunks=(int(chunk_size or default), input_dim))
-
-
-def _rows_like(da, A: Any, Xd: dask.array.Array, columns: int) -> dask.array.Array:
-    """A 2-D array (m, columns) chunked by the same samples as Xd, one chunk across."""
-    if not isinstance(A, da.Array):
-        A = np.asarray(A)
-    A = A.reshape(A.shape[0], -1) if A.ndim == 1 else A
-    if A.ndim != 2 or A.shape != (Xd.shape[0], columns):
-        raise ShapeError(
-            f"expected shape ({Xd.shape[0]}, {columns}), one row per sample; got {A.shape}"
-        )
-    if isinstance(A, da.Array):
-        return A.rechunk((Xd.chunks[0], (columns,)))
-    return da.from_array(A, chunks=(Xd.chunks[0], (columns,)))
-
-
-def _problem(problem: Objective | tuple) -> tuple[Model, Loss, Any, Any, Any]:
-    """(model, loss, X, Y, weights) from an Objective or a tuple (model, loss, X, Y[, weights])."""
-    if isinstance(problem, Objective):
-        return problem.model, problem.loss, problem.X, problem.Y, problem.weights
-    if isinstance(problem, tuple) and len(problem) in (4, 5) and isinstance(problem[0], Model):
-        model, loss, X, Y, *weights = problem
-        return model, get_loss(loss), X, Y, weights[0] if weights else None
-    raise InvalidArgumentError(
-        "the problem must be a gradbasis Objective or a tuple (model, loss, X, Y) or (model, loss, X, Y, weights); "
-        f"got {type(problem).__name__}"
-    )
-
-
-def _shared(dask, model: Model, theta: np.ndarray):
-    """The model and theta as single graph keys, so each reaches a worker once, not once per task."""
-    return dask.delayed(model, pure=True), dask.delayed(theta, pure=True)
-
-
-def _compute(dask, client, *collections):
-    """Compute on ``client`` when given, else on the default scheduler."""
-    if client is None:
-        return dask.compute(*collections)
-    return tuple(client.compute(list(collections), sync=True))
-
-
-# ----------------------------------------------------------------------------- worker tasks
-# Module-level functions: tasks are pickled by reference and run in the workers.
-def _jacobian_block(X, model, theta, n_threads):
-    return model.jacobian(theta, X, n_threads=n_threads)
-
-
-def _gram_block(model, theta, X1, X2, n_threads):
-    """K(X1, X2); the diagonal blocks (X2 None) are exactly symmetric."""
-    return model.gram(theta, X1, X2, n_threads=n_threads)
-
-
-def _tsqr_rows(X, Y, w, model, theta, w_ref, equal, n_threads):
-    """One chunk's rows [J | y] (equal weights) or [J | S J | S y], S = diag(sqrt(lambda_i / w_ref))
-    repeated per output, ordered like Jacobian rows."""
-    Y = get_loss("squared").check_targets(Y, model.output_dim, X.shape[0]).reshape(-1, 1)
-    J = model.jacobian(theta, X, n_threads=n_threads)
-    if equal:
-        return np.hstack([J, Y])
-    s = np.repeat(np.sqrt(as_weights(w[:, 0], X.shape[0]) / w_ref), model.output_dim)[:, None]
-    return np.hstack([J, s * J, s * Y])
-
-
-def _fitted_block(X, model, theta, alpha, n_threads):
-    return model.jvp(theta, X, alpha, n_threads=n_threads)
-
-
-def _coefficient_block(X, beta, model, theta, n_threads):
-    """J(X_i)^T beta_i as one row: the chunk's share of alpha = J^T beta."""
-    return model.vjp(theta, X, beta, n_threads=n_threads)[None, :]
-
-
-# ----------------------------------------------------------------------------- arrays
-def _default_jacobian_chunk(model: Model) -> int:
-    """Samples per chunk for blocks of J (with one extra column) of about _BLOCK_BYTES."""
-    cols = model.num_params + 1
-    return max(1, _BLOCK_BYTES // (8 * cols * model.output_dim), -(-2 * cols // model.output_dim))
-
-
-def _default_gram_chunk(model: Model) -> int:
-    """Samples per chunk for square blocks of K of about _BLOCK_BYTES."""
-    return max(1, math.isqrt(_BLOCK_BYTES // 8) // model.output_dim)
 
 
 def distributed_jacobian(
@@ -226,13 +120,13 @@ def distributed_jacobian(
     blocks are computed now and kept on its workers (``client.persist``); without, the array
     is lazy. See the module docstring for what travels and the memory per worker.
     """
-    dask, da = _dask()
+    dask, da = dask_modules()
     theta = as_theta(theta, model.num_params)
     threads = as_threads(n_threads) or None
-    Xd = _sample_chunks(da, X, model.input_dim, chunk_size, _default_jacobian_chunk(model))
-    m_d, t_d = _shared(dask, model, theta)
+    Xd = sample_chunks(da, X, model.input_dim, chunk_size, default_jacobian_chunk(model))
+    m_d, t_d = shared_keys(dask, model, theta)
     J = da.map_blocks(
-        _jacobian_block,
+        jacobian_block,
         Xd,
         m_d,
         t_d,
@@ -249,12 +143,12 @@ def _gram_array(dask, da, model: Model, theta: np.ndarray, Xd, n_threads) -> das
     transpose of block (j, i) below the diagonal."""
     from dask.highlevelgraph import HighLevelGraph
 
-    m_d, t_d = _shared(dask, model, theta)
+    m_d, t_d = shared_keys(dask, model, theta)
     name = "gradbasis-gram-" + dask.base.tokenize(m_d.key, t_d.key, Xd.name, n_threads)
     n = Xd.numblocks[0]
-    layer = {
+    layer: dict[Any, Any] = {
         (name, i, j): (
-            _gram_block,
+            gram_block,
             m_d.key,
             t_d.key,
             (Xd.name, i, 0),
@@ -290,9 +184,9 @@ def distributed_gram(
     workers (``client.persist``); without, the array is lazy. See the module docstring for
     what travels and the memory per worker.
     """
-    dask, da = _dask()
+    dask, da = dask_modules()
     theta = as_theta(theta, model.num_params)
-    Xd = _sample_chunks(da, X, model.input_dim, chunk_size, _default_gram_chunk(model))
+    Xd = sample_chunks(da, X, model.input_dim, chunk_size, default_gram_chunk(model))
     K = _gram_array(dask, da, model, theta, Xd, as_threads(n_threads) or None)
     return K if client is None else client.persist(K)
 
@@ -331,16 +225,12 @@ def distributed_induced_minimum(
     """
     if method not in METHODS:
         raise UnknownNameError(f"unknown method {method!r}; choose from {METHODS}")
-    dask, da = _dask()
-    model, loss, X, Y, weights = _problem(problem)
+    dask, da = dask_modules()
+    model, loss, X, Y, weights = problem_parts(problem)
     theta = as_theta(theta, model.num_params)
     threads = as_threads(n_threads) or None
-    cuts = list(cuts)
-    for c in ([] if rank_tol is None else [rank_tol]) + cuts:
-        if isinstance(c, bool) or not isinstance(c, numbers.Real) or not 0.0 <= float(c) < 1.0:
-            raise InvalidOptionError(
-                f"rank_tol and cuts must be relative cuts in [0, 1); got {show(c)}"
-            )
+    rank_tol = None if rank_tol is None else relative_cut(rank_tol, "rank_tol")
+    cuts = relative_cuts(cuts)
     tol = open_unit_interval(tol, "tol")
     max_iter = positive_int(max_iter, "max_iter")
     if method == "tsqr":
@@ -348,10 +238,10 @@ def distributed_induced_minimum(
             raise InvalidOptionError(
                 f"method='tsqr' solves the squared loss only; use method='gram' for {loss.name}"
             )
-        Xd = _sample_chunks(da, X, model.input_dim, chunk_size, _default_jacobian_chunk(model))
+        Xd = sample_chunks(da, X, model.input_dim, chunk_size, default_jacobian_chunk(model))
         solve = _tsqr_solve
     else:
-        Xd = _sample_chunks(da, X, model.input_dim, chunk_size, _default_gram_chunk(model))
+        Xd = sample_chunks(da, X, model.input_dim, chunk_size, default_gram_chunk(model))
         n = Xd.shape[0] * model.output_dim
         check_allocation(
             8 * 3 * n * n,
@@ -376,9 +266,9 @@ def _weights(dask, da, client, weights: Any, Xd) -> tuple[Any, float, float]:
         return da.full((m, 1), 1.0 / m, chunks=(Xd.chunks[0], (1,))), 1.0 / m, 1.0 / m
     if not isinstance(weights, da.Array):
         w = as_weights(weights, m)
-        return _rows_like(da, w, Xd, 1), float(w.min()), float(w.max())
-    wd = _rows_like(da, weights, Xd, 1)
-    w_min, w_max = _compute(dask, client, wd.min(), wd.max())
+        return rows_like(da, w, Xd, 1), float(w.min()), float(w.max())
+    wd = rows_like(da, weights, Xd, 1)
+    w_min, w_max = compute(dask, client, wd.min(), wd.max())
     if not (0 < w_min and np.isfinite(w_max)):
         raise InvalidWeightsError(
             f"weights must be positive and finite; they range over [{float(w_min):.6g}, {float(w_max):.6g}]"
@@ -391,20 +281,17 @@ def _tsqr_solve(
 ):
     """Squared loss from the R factor of the weighted rows; Q is never formed."""
     m, d, P = Xd.shape[0], model.output_dim, model.num_params
-    rank_tol = default_rank_tol((m * d, P)) if rank_tol is None else float(rank_tol)
-    for c in (rank_tol, *cuts):
-        if not 0.0 <= c < 1.0:
-            raise InvalidOptionError(
-                f"rank_tol and cuts must be relative cuts in [0, 1); got {show(c)}"
-            )
+    rank_tol = (
+        default_rank_tol((m * d, P)) if rank_tol is None else rank_tol
+    )  # checked by the caller
     if not isinstance(Y, da.Array):
         Y = loss.check_targets(Y, d, m)
-    Yd = _rows_like(da, Y, Xd, d)
+    Yd = rows_like(da, Y, Xd, d)
     wd, w_min, w_ref = _weights(dask, da, client, weights, Xd)
     equal = w_min == w_ref
-    m_d, t_d = _shared(dask, model, theta)
+    m_d, t_d = shared_keys(dask, model, theta)
     rows = da.map_blocks(
-        _tsqr_rows,
+        tsqr_rows,
         Xd,
         Yd,
         wd,
@@ -417,7 +304,7 @@ def _tsqr_solve(
         dtype=np.float64,
         meta=np.empty((0, 0)),
     )
-    (R,) = _compute(dask, client, da.linalg.tsqr(rows)[1])
+    (R,) = compute(dask, client, da.linalg.tsqr(rows)[1])
     if equal:
         # Phi(a) = w ||J a - y||^2 = w ||R[:, :P] a - R[:, P]||^2 for [J | y] = Q R; R's last
         # row carries the part of y outside range(J).
@@ -430,12 +317,13 @@ def _tsqr_solve(
             cuts=cuts,
             tol=tol,
             max_iter=max_iter,
+            n_threads=threads,
         )
     else:
-        small = _unequal_weights_solve(R, P, w_ref, rank_tol, cuts, tol, max_iter)
+        small = _unequal_weights_solve(R, P, w_ref, rank_tol, cuts, tol, max_iter, threads)
     # Phi at alpha on the data itself (one forward-mode sweep per chunk), and J alpha.
     F = da.map_blocks(
-        _fitted_block,
+        fitted_block,
         Xd,
         m_d,
         t_d,
@@ -446,12 +334,12 @@ def _tsqr_solve(
         meta=np.empty((0, 0)),
     )
     value = (wd[:, 0] * ((F - Yd) ** 2).sum(axis=1)).sum()
-    F, value = _compute(dask, client, F, value)
+    F, value = compute(dask, client, F, value)
     details = {"reduced_value": small.value, "qr_columns": int(R.shape[1]), "equal_weights": equal}
     return replace(small, value=float(value), fitted=F, details=details)
 
 
-def _unequal_weights_solve(R, P, w_ref, rank_tol, cuts, tol, max_iter) -> InducedResult:
+def _unequal_weights_solve(R, P, w_ref, rank_tol, cuts, tol, max_iter, threads) -> InducedResult:
     """[J | S J | S y] = Q R with S = diag(sqrt(lambda / w_ref)). As in the dense path the span
     at a cut is J V_k, V_k J's leading right singular vectors (R[:, :P] is J's factor); on it
     Phi(V_k c) = w_ref ||R[:, P:2P] V_k c - R[:, 2P]||^2, one small solve per cut."""
@@ -470,10 +358,12 @@ def _unequal_weights_solve(R, P, w_ref, rank_tol, cuts, tol, max_iter) -> Induce
             cuts=(),
             tol=tol,
             max_iter=max_iter,
+            n_threads=threads,
         )
         entries.append(ProfileEntry(cut, k, sol.value, sol.lower, sol.iterations, sol.attained))
         if cut == rank_tol:
             main = replace(sol, alpha=V @ sol.alpha, rank=k, rank_tol=rank_tol)
+    assert main is not None  # rank_tol is one of the cuts looped over
     return replace(main, singular_values=sigma, profile=tuple(entries))
 
 
@@ -483,23 +373,23 @@ def _gram_solve(
     """The ``gram`` strategy with K assembled from its blocks and alpha = sum_i J(X_i)^T beta_i."""
     m, d = Xd.shape[0], model.output_dim
     # The solve runs on the driver: Y and the weights come here (m d_y + m floats), checked first.
-    Y, w = (_compute(dask, client, A)[0] if isinstance(A, da.Array) else A for A in (Y, weights))
+    Y, w = (compute(dask, client, A)[0] if isinstance(A, da.Array) else A for A in (Y, weights))
     Y, w = loss.check_targets(Y, d, m), as_weights(w, m)
     # Gather the upper blocks only (the lower ones are their transposes) into K on the driver.
     grid = _gram_array(dask, da, model, theta, Xd, threads).to_delayed()
     pairs = [(i, j) for i in range(grid.shape[0]) for j in range(i, grid.shape[0])]
-    blocks = _compute(dask, client, *(grid[i, j] for i, j in pairs))
+    blocks = compute(dask, client, *(grid[i, j] for i, j in pairs))
     at = np.concatenate([[0], np.cumsum([c * d for c in Xd.chunks[0]])])
     K = np.empty((m * d, m * d))
     for (i, j), blk in zip(pairs, blocks, strict=False):
         K[at[i] : at[i + 1], at[j] : at[j + 1]] = blk
         K[at[j] : at[j + 1], at[i] : at[i + 1]] = blk.T
     del blocks
-    res, beta = solve_gram_pivoted(K, loss, Y, w, rank_tol, cuts, tol, max_iter)
+    res, beta = solve_gram_pivoted(K, loss, Y, w, rank_tol, cuts, tol, max_iter, n_threads=threads)
     del K
-    m_d, t_d = _shared(dask, model, theta)
+    m_d, t_d = shared_keys(dask, model, theta)
     parts = da.map_blocks(
-        _coefficient_block,
+        coefficient_block,
         Xd,
         da.from_array(beta, chunks=(Xd.chunks[0], (d,))),
         m_d,
@@ -509,7 +399,7 @@ def _gram_solve(
         dtype=np.float64,
         meta=np.empty((0, 0)),
     )
-    (alpha,) = _compute(
+    (alpha,) = compute(
         dask, client, parts.sum(axis=0)
     )  # J alpha = the fitted outputs: the representer form
     return replace(res, alpha=alpha)

@@ -27,7 +27,7 @@ Coefficients come back in theta coordinates through the representer form alpha =
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -35,6 +35,7 @@ import scipy.linalg
 from scipy.linalg import blas, lapack
 
 from .. import _core
+from .._validation import as_threads
 from .induced import InducedResult, ProfileEntry, default_rank_tol
 
 __all__ = ["gram_floor", "output_basis_from_gram", "solve_over_gram", "solve_gram_pivoted"]
@@ -112,6 +113,8 @@ def solve_gram_pivoted(
     tol: float,
     max_iter: int,
     start: np.ndarray | None = None,
+    *,
+    n_threads: int | None = None,
 ) -> tuple[InducedResult, np.ndarray]:
     """(result, beta): the induced infimum over range(J) from K = J J^T (overwritten), with
     J alpha = the fitted outputs for alpha = J^T beta (beta shaped like Y).
@@ -121,6 +124,7 @@ def solve_gram_pivoted(
     empty (no spectrum is computed) and ``details`` names the factorisation. ``start``
     (outputs in range(J), e.g. f_X(theta)) warm-starts the Newton solves as in
     :func:`gradbasis.induced_minimum`; the squared loss's exact projection needs none.
+    ``n_threads`` (None: every available thread) runs the Newton solver's parallel products.
     """
     m, d = Y.shape
     n = m * d
@@ -139,7 +143,7 @@ def solve_gram_pivoted(
         main, entries, z = _squared_projection(factor, loss, Y, weights, D, cut, profile_cuts)
     else:
         main, entries, z = _newton_on_factor(
-            factor, loss, Y, weights, cut, profile_cuts, tol, max_iter, start
+            factor, loss, Y, weights, cut, profile_cuts, tol, max_iter, start, n_threads
         )
     beta = factor.coefficients(z, D).reshape(Y.shape)
     entries += [
@@ -167,15 +171,15 @@ def _squared_projection(factor: _PivotedFactor, loss, Y, w, D, cut, profile_cuts
     L = factor.L
     n, r = L.shape
     b = (D * Y.ravel())[factor.perm]  # pivoted order
-    solve = (_semi_normal(L) or _qr_projection(L)) if r else None
+    proj = (_semi_normal(L) or _qr_projection(L)) if r else None  # k > 0 only when r > 0
     entries = []
     out = None
     for c in [*profile_cuts, cut]:
         k = factor.rank_at(c)
-        z, res = solve(k, b) if k else (np.zeros(0), b.copy())
-        if k and not _orthogonal(L[:, :k], res, b):  # the semi-normal equations lost too much: QR
-            solve = _qr_projection(L)
-            z, res = solve(k, b)
+        z, res = proj.solve(k, b) if proj is not None and k else (np.zeros(0), b.copy())
+        if proj is not None and k and not _orthogonal(L[:, :k], res, b):
+            proj = _qr_projection(L)  # the semi-normal equations lost too much: QR
+            z, res = proj.solve(k, b)
         F = np.empty(n)
         F[factor.perm] = b - res
         F = (F / D).reshape(Y.shape)
@@ -184,8 +188,9 @@ def _squared_projection(factor: _PivotedFactor, loss, Y, w, D, cut, profile_cuts
         entries.append(ProfileEntry(c, k, value, lower, 1 if k else 0, True))
         # Phi's gradient in orthonormal coordinates of the span: Q_k^T D^-1 (w grad l(F))
         g = ((w[:, None] * loss.gradient(F, Y)).ravel() / D)[factor.perm]
-        grad = solve.coordinates(k, g) if k else np.zeros(0)
+        grad = proj.coordinates(k, g) if proj is not None and k else np.zeros(0)
         out = (k, value, lower, F, z, grad)
+    assert out is not None  # the loop ran at least for ``cut``
     k, value, lower, F, z, grad = out
     main = _result(value, lower, F, k, loss, True, True, 1 if k else 0, float(np.linalg.norm(grad)))
     return main, entries[:-1], z
@@ -199,7 +204,16 @@ def _orthogonal(Lk: np.ndarray, res: np.ndarray, b: np.ndarray) -> bool:
     return bool(np.linalg.norm(Lk.T @ res) <= 1e-10 * scale)
 
 
-def _semi_normal(L: np.ndarray):
+@dataclass(frozen=True)
+class _Projection:
+    """Least squares on L's leading k columns: ``solve(k, b)`` gives (z, b - L_k z) and
+    ``coordinates(k, v)`` gives Q_k^T v for an orthonormal basis Q_k of range(L_k)."""
+
+    solve: Callable[[int, np.ndarray], tuple[np.ndarray, np.ndarray]]
+    coordinates: Callable[[int, np.ndarray], np.ndarray]
+
+
+def _semi_normal(L: np.ndarray) -> _Projection | None:
     """Least squares on L's leading k columns by the semi-normal equations R^T R z = L_k^T b
     (R the Cholesky factor of L^T L, whose leading blocks serve every k) with one refinement
     step. None when L^T L is too ill-conditioned for that (Cholesky fails or loses more than
@@ -225,14 +239,15 @@ def _semi_normal(L: np.ndarray):
         z += dz
         return z, b - Lk @ z
 
-    # Q_k^T v for the orthonormal Q_k = L_k R_k^-1
-    solve.coordinates = lambda k, v: scipy.linalg.solve_triangular(
-        R[:k, :k], L[:, :k].T @ v, trans="T", check_finite=False
-    )
-    return solve
+    def coordinates(k, v):  # Q_k^T v for the orthonormal Q_k = L_k R_k^-1
+        return scipy.linalg.solve_triangular(
+            R[:k, :k], L[:, :k].T @ v, trans="T", check_finite=False
+        )
+
+    return _Projection(solve, coordinates)
 
 
-def _qr_projection(L: np.ndarray):
+def _qr_projection(L: np.ndarray) -> _Projection:
     """Least squares on L's leading k columns through Householder QR of L (Q_k R_k = L_k):
     backward stable whatever the conditioning, used when the semi-normal equations are not."""
     Q, R = scipy.linalg.qr(L, mode="economic", check_finite=False)
@@ -242,11 +257,10 @@ def _qr_projection(L: np.ndarray):
         res = b - Q[:, :k] @ beta
         return scipy.linalg.solve_triangular(R[:k, :k], beta, check_finite=False), res
 
-    solve.coordinates = lambda k, v: Q[:, :k].T @ v
-    return solve
+    return _Projection(solve, lambda k, v: Q[:, :k].T @ v)
 
 
-def _orthonormal(L: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _orthonormal_factor(L: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Q R = L with orthonormal Q (Fortran order) and upper triangular R, so that Q's leading
     columns span L's. CholeskyQR2 (two rounds of Q <- Q chol(Q^T Q)^-1, all Level-3 BLAS; the
     second round restores orthogonality to rounding whenever the first left it within 1/2 of
@@ -266,7 +280,7 @@ def _orthonormal(L: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _newton_on_factor(
-    factor: _PivotedFactor, loss, Y, w, cut, profile_cuts, tol, max_iter, start=None
+    factor: _PivotedFactor, loss, Y, w, cut, profile_cuts, tol, max_iter, start=None, n_threads=None
 ):
     """The Newton solver on an orthonormal basis Q of the factor (Q R = L): its leading
     columns span the factor's leading columns, so the cuts stay prefixes."""
@@ -275,7 +289,7 @@ def _newton_on_factor(
     if r == 0:  # J = 0: the span is {0}; one zero column keeps the solver's shapes
         Q, R, scale = np.zeros((n, 1), order="F"), np.ones((1, 1)), np.zeros(1)
     else:
-        (Q, R), scale = _orthonormal(L), factor.scale
+        (Q, R), scale = _orthonormal_factor(L), factor.scale
     # The solver reads rows in sample order: put Q's rows back in original order.
     Qo = np.empty_like(Q, order="F")
     Qo[factor.perm] = Q
@@ -283,7 +297,7 @@ def _newton_on_factor(
     raw = _core.induced_minimum_orthonormal(
         Qo,
         np.ascontiguousarray(scale),
-        loss._core,
+        loss.core_loss,
         Y,
         w,
         cut,
@@ -292,11 +306,9 @@ def _newton_on_factor(
         int(max_iter),
         _flat(start),
         gram_rounding=_gram_rounding(n),
+        n_threads=as_threads(n_threads),
     )
-    entries = [
-        ProfileEntry(p.cut, int(p.rank), p.value, p.lower, int(p.iterations), bool(p.attained))
-        for p in raw.profile
-    ]
+    entries = [ProfileEntry.from_core(p) for p in raw.profile]
     mp = raw.main
     k = int(mp.rank)
     beta = np.asarray(raw.alpha)[:k]
@@ -393,6 +405,8 @@ def solve_over_gram(
     max_iter: int,
     extra: np.ndarray | None = None,
     start: np.ndarray | None = None,
+    *,
+    n_threads: int | None = None,
 ) -> tuple[InducedResult, np.ndarray, np.ndarray, np.ndarray]:
     """(result, U, sigma, beta) over the span of U diag(sigma) from the eigendecomposition of
     K, plus an ``extra`` output column known to lie in range(J) (such as f_X(theta)).
@@ -402,7 +416,8 @@ def solve_over_gram(
     the orthonormal [U, q], q the unit part of ``extra`` orthogonal to U, appended last with
     scale ||extra_perp|| when that is above rounding (max(n, k+1) eps relative), so no second
     factorisation is needed. ``start`` (outputs in the span, e.g. ``extra``) warm-starts the
-    solve as in :func:`gradbasis.induced_minimum`."""
+    solve as in :func:`gradbasis.induced_minimum`; ``n_threads`` (None: every available
+    thread) runs its parallel products."""
     n = K.shape[0]
     U, sigma, cut = output_basis_from_gram(K, rank_tol)
     k = sigma.size
@@ -432,7 +447,7 @@ def solve_over_gram(
     raw = _core.induced_minimum_orthonormal(
         Q,
         s,
-        loss._core,
+        loss.core_loss,
         Y,
         weights,
         0.0,
@@ -441,6 +456,7 @@ def solve_over_gram(
         int(max_iter),
         _flat(start),
         gram_rounding=_gram_rounding(n),
+        n_threads=as_threads(n_threads),
     )
     gamma = np.asarray(raw.alpha)
     # back to [U diag(sigma), extra] coordinates: U gamma_U + q gamma_q = U sigma a + extra c_f
@@ -451,16 +467,8 @@ def solve_over_gram(
     alpha = np.concatenate([a, [c_f]]) if extra is not None else a
     beta = (U @ np.where(sigma > 0, a / np.where(sigma > 0, sigma, 1.0), 0.0)).reshape(Y.shape)
     mp = raw.main
-    entries = [
-        ProfileEntry(p.cut, int(p.rank), p.value, p.lower, int(p.iterations), bool(p.attained))
-        for p in raw.profile
-        if p.cut != 0.0
-    ]
-    entries += [
-        ProfileEntry(c, int(mp.rank), mp.value, mp.lower, int(mp.iterations), bool(mp.attained))
-        for c in cuts
-        if c <= cut
-    ]
+    entries = [ProfileEntry.from_core(p) for p in raw.profile if p.cut != 0.0]
+    entries += [ProfileEntry.from_core(mp, cut=c) for c in cuts if c <= cut]
     res = InducedResult(
         value=mp.value,
         lower=mp.lower,

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import _core
-from .._validation import as_float_array, as_weights, check_finite
+from .._options import relative_cut, relative_cuts
+from .._validation import as_float_array, as_threads, as_weights, check_finite
 from ..errors import InvalidOptionError, ShapeError
 from ..losses import Loss, get_loss
 
@@ -37,6 +38,18 @@ class ProfileEntry:
     lower: float
     iterations: int
     attained: bool
+
+    @classmethod
+    def from_core(cls, entry: _core.InducedSolve, cut: float | None = None) -> ProfileEntry:
+        """The entry of a profile the C++ solver returned (at ``cut`` when given)."""
+        return cls(
+            entry.cut if cut is None else cut,
+            int(entry.rank),
+            entry.value,
+            entry.lower,
+            int(entry.iterations),
+            bool(entry.attained),
+        )
 
 
 @dataclass(frozen=True)
@@ -133,6 +146,7 @@ def induced_minimum(
     tol: float = 1e-12,
     max_iter: int = 200,
     start: object | None = None,
+    n_threads: int | None = None,
 ) -> InducedResult:
     """Minimise sum_i lambda_i l((B a)_i, y_i) over a for a basis matrix B.
 
@@ -153,6 +167,8 @@ def induced_minimum(
         (numerically) in the span, typically f_X(theta). At every cut the solve starts from
         whichever of F0's projection onto the span and the previous cut's optimum has the
         lower Phi, and ``value`` never exceeds Phi at that projection.
+    n_threads : threads of the solver's parallel products (None: every available thread);
+        the result does not depend on it.
     """
     loss = get_loss(loss)
     B = as_float_array(basis, "basis")
@@ -166,24 +182,28 @@ def induced_minimum(
         raise ShapeError("basis has no columns")
     check_finite(B, "basis")
     w = as_weights(weights, m)
-    rank_tol = default_rank_tol(B.shape) if rank_tol is None else float(rank_tol)
-    cut_list = [float(c) for c in cuts]
-    for name, c in [("rank_tol", rank_tol), *(("cuts", c) for c in cut_list)]:
-        if not (0.0 <= c < 1.0):
-            raise InvalidOptionError(f"{name} must be a relative cut in [0, 1); got {c!r}")
+    rank_tol = default_rank_tol(B.shape) if rank_tol is None else relative_cut(rank_tol, "rank_tol")
+    cut_list = relative_cuts(cuts)
     if not (0.0 < tol < 1.0):
         raise InvalidOptionError(f"tol must lie in (0, 1); got {tol!r}")
     if int(max_iter) < 1:
         raise InvalidOptionError(f"max_iter must be positive; got {max_iter!r}")
     F0 = as_start(start, m, d)
+    threads = as_threads(n_threads)
     raw = _core.induced_minimum(
-        B, loss._core, Y, w, rank_tol, cut_list, float(tol), int(max_iter), F0
+        B,
+        loss.core_loss,
+        Y,
+        w,
+        rank_tol,
+        cut_list,
+        float(tol),
+        int(max_iter),
+        F0,
+        n_threads=threads,
     )
     main = raw.main
-    profile = tuple(
-        ProfileEntry(p.cut, int(p.rank), p.value, p.lower, int(p.iterations), bool(p.attained))
-        for p in raw.profile
-    )
+    profile = tuple(ProfileEntry.from_core(p) for p in raw.profile)
     sigma = np.asarray(raw.singular_values)
     return InducedResult(
         value=main.value,

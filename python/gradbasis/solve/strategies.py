@@ -40,9 +40,16 @@ from scipy.sparse.linalg import LinearOperator, lsqr
 
 from .._memory import available_memory, budget_bytes, format_bytes
 from .._numerics import safe_norm
-from .._options import open_unit_interval, positive_int, relative_cut, relative_cuts
+from .._options import (
+    STRATEGIES,
+    check_strategy,
+    open_unit_interval,
+    positive_int,
+    relative_cut,
+    relative_cuts,
+)
 from .._validation import as_theta
-from ..errors import MemoryBudgetError, UnknownNameError
+from ..errors import MemoryBudgetError
 from ..objective import Objective, check_objective
 from .gram import solve_gram_pivoted, solve_over_gram
 from .induced import DEFAULT_CUTS, InducedResult, induced_minimum
@@ -55,7 +62,6 @@ __all__ = [
     "gradient_basis_minimum",
 ]
 
-STRATEGIES = ("auto", "dense", "gram", "matrix_free")
 _F = 8  # bytes per float64
 SMALL_FLOPS = 1e9  # below this every factorisation is instant: choose by what it reports
 MATRIX_FREE_PENALTY = 4.0  # matrix_free's flops are a guess and its bound is weaker
@@ -105,7 +111,7 @@ def memory_estimate(obj: Objective, memory_budget: int | None = None) -> MemoryE
     k = min(n, P)
     layers = model.dense_layers()
     dense = _F * (2 * n * P + 3 * k * k + 4 * n)  # J, its QR/SVD copy, U/V factors
-    gram = _F * (4 * n * n + model._factor_floats(m) + 4 * n)  # K, eigh copy + vectors
+    gram = _F * (4 * n * n + model.gram_factor_floats(m) + 4 * n)  # K, eigh copy + vectors
     acts = sum(l.in_dim + l.out_dim for l in layers)
     matrix_free = _F * (4 * m * acts + 12 * P + 12 * n)
     budget = available_memory() if memory_budget is None else memory_budget
@@ -153,12 +159,6 @@ def choose_strategy(obj: Objective, memory_budget: int | None = None) -> tuple[s
     return min(fitting, key=lambda s: score[s]), est
 
 
-def _check_strategy(strategy: str) -> str:
-    if strategy not in STRATEGIES:
-        raise UnknownNameError(f"unknown strategy {strategy!r}; choose from {STRATEGIES}")
-    return strategy
-
-
 def gradient_basis_minimum(
     obj: Objective,
     theta: object,
@@ -183,7 +183,7 @@ def gradient_basis_minimum(
     """
     obj = check_objective(obj)
     theta = as_theta(theta, obj.model.num_params)
-    _check_strategy(strategy)
+    check_strategy(strategy)
     rank_tol = None if rank_tol is None else relative_cut(rank_tol, "rank_tol")
     cuts = relative_cuts(cuts)
     tol = open_unit_interval(tol, "tol")
@@ -212,11 +212,20 @@ def gradient_basis_minimum(
             cuts=cuts,
             tol=tol,
             max_iter=max_iter,
+            n_threads=obj.n_threads or None,
         )
     elif strategy == "gram":
         K = obj.model.gram(theta, obj.X, memory_budget=est.budget, n_threads=threads)
         res, beta = solve_gram_pivoted(
-            K, obj.loss, obj.Y, obj.weights, rank_tol, cuts, tol, max_iter
+            K,
+            obj.loss,
+            obj.Y,
+            obj.weights,
+            rank_tol,
+            cuts,
+            tol,
+            max_iter,
+            n_threads=obj.n_threads or None,
         )
         del K
         res = replace(res, alpha=obj.model.vjp(theta, obj.X, beta, n_threads=threads))
@@ -247,7 +256,16 @@ def gram_solve(
     K = model.gram(theta, obj.X, memory_budget=budget, n_threads=threads)
     f = model.forward(theta, obj.X, n_threads=threads).reshape(-1, 1) if with_output else None
     res, U, sigma, beta = solve_over_gram(
-        K, obj.loss, obj.Y, obj.weights, rank_tol, cuts, tol, max_iter, extra=f
+        K,
+        obj.loss,
+        obj.Y,
+        obj.weights,
+        rank_tol,
+        cuts,
+        tol,
+        max_iter,
+        extra=f,
+        n_threads=obj.n_threads or None,
     )
     del K
     alpha = model.vjp(theta, obj.X, beta, n_threads=threads)  # J alpha = U diag(sigma) a

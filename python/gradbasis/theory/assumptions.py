@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, cast
 
 import numpy as np
 
-from .._options import check_seed, positive_int, positive_number
+from .._options import check_seed, nonnegative_int, positive_int, positive_number
 from .._validation import as_samples, as_theta
-from ..errors import InvalidArgumentError, NonFiniteError, ShapeError
+from ..errors import InvalidArgumentError, MemoryBudgetError, NonFiniteError, ShapeError
 from ..losses import Loss
 from ..models.base import Model, check_model
 from ..objective import Objective, check_objective
 from ..verdict import Verdict, jsonable, table
+from .perturbation import _kinked_sources, _region, _same_region
 
 __all__ = [
     "Assumption1Result",
@@ -36,7 +38,7 @@ class Assumption1Result:
     max_gradient_error: float = float("nan")
 
     def to_dict(self) -> dict:
-        return jsonable(dict(vars(self)))
+        return cast(dict, jsonable(dict(vars(self))))
 
     def __str__(self) -> str:
         return table("Assumption 1 (convex, differentiable loss)", vars(self).items())
@@ -62,7 +64,7 @@ def assumption1(
     """
     probes = positive_int(probes, "probes")
     tol = positive_number(tol, "tol")
-    seed = check_seed(seed)
+    rng_seed = check_seed(seed)
     if isinstance(loss, Loss):
         return Assumption1Result(
             Verdict.HOLDS, f"{loss.name} is convex and differentiable by construction"
@@ -72,7 +74,8 @@ def assumption1(
             raise InvalidArgumentError(
                 f"a user loss needs callable value(Q, Y) and gradient(Q, Y); {type(loss).__name__} lacks {attr}"
             )
-    rng = np.random.default_rng(seed)
+    user: Any = loss  # any object with the methods checked above
+    rng = np.random.default_rng(rng_seed)
     Y = (
         np.asarray(targets, dtype=float)
         if targets is not None
@@ -86,12 +89,12 @@ def assumption1(
     B = 3 * rng.normal(size=(probes, d))
 
     def value(Q: np.ndarray) -> np.ndarray:
-        return _finite_probe(loss.value(Q, Y), "value", (probes,))
+        return _finite_probe(user.value(Q, Y), "value", (probes,))
 
     la, lb, lm = value(A), value(B), value((A + B) / 2)
     scale = 1.0 + np.abs(np.r_[la, lb]).max()
     midpoint = float((lm - (la + lb) / 2).max() / scale)
-    grad = _finite_probe(loss.gradient(A, Y), "gradient", (probes, d))
+    grad = _finite_probe(user.gradient(A, Y), "gradient", (probes, d))
     fd = np.empty_like(grad)
     for k in range(d):
         e = np.zeros(d)
@@ -99,8 +102,8 @@ def assumption1(
         fd[:, k] = (value(A + e) - value(A - e)) / 2e-6
     grad_error = float(np.abs(grad - fd).max() / (1.0 + np.abs(fd).max()))
     min_eig = float("nan")
-    if callable(getattr(loss, "hessian", None)):
-        H = _finite_probe(loss.hessian(A, Y), "hessian", (probes, d, d))
+    if callable(getattr(user, "hessian", None)):
+        H = _finite_probe(user.hessian(A, Y), "hessian", (probes, d, d))
         min_eig = float(
             np.linalg.eigvalsh((H + H.transpose(0, 2, 1)) / 2).min() / (1.0 + np.abs(H).max())
         )
@@ -153,7 +156,7 @@ class Assumption2Result:
     g_source: str  # "model" (the model's own g) or "least squares"
 
     def to_dict(self) -> dict:
-        return jsonable(dict(vars(self)))
+        return cast(dict, jsonable(dict(vars(self))))
 
     def __str__(self) -> str:
         return table("Assumption 2 (f_X = J g)", vars(self).items())
@@ -221,7 +224,7 @@ class Lemma2Result:
     jacobian_path: str = "dense"
 
     def to_dict(self) -> dict:
-        return jsonable(dict(vars(self)))
+        return cast(dict, jsonable(dict(vars(self))))
 
     def __str__(self) -> str:
         return table("Lemma 2 (J^T u = grad L)", vars(self).items())
@@ -237,17 +240,13 @@ def lemma2(
     is within its allowance; "violated" otherwise: the model's derivatives, the objective's
     gradient or the loss are broken. ``probes`` (>= 0) seeded random unit directions
     (``seed``) are used for the finite differences."""
-    from .._options import nonnegative_int
-    from ..errors import MemoryBudgetError
-    from .perturbation import _kinked_sources, _region, _same_region
-
     obj = check_objective(obj)
     tol = positive_number(tol, "tol")
     probes = nonnegative_int(probes, "probes")
-    seed = check_seed(seed)
+    rng_seed = check_seed(seed)
     model = obj.model
     theta = as_theta(theta, model.num_params)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(rng_seed)
     eps = float(np.finfo(float).eps)
     u = obj.residual_duals(theta)
     g = model.vjp(theta, obj.X, u)

@@ -30,6 +30,7 @@ absolute ||grad L||. The residuals of Theorems 2-4 use the same measure on their
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
@@ -79,7 +80,7 @@ class Stationarity:
         return self.relative <= grad_tol or self.global_gap <= tol
 
     def to_dict(self) -> dict:
-        return jsonable(dict(vars(self)))
+        return cast(dict, jsonable(dict(vars(self))))
 
 
 def trivial_lower(obj: Objective) -> float:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
@@ -14,13 +16,31 @@ from ..objective import Objective, check_objective, finite_value_and_gradient
 from ..verdict import jsonable, table
 from .certificate import stationarity
 
-__all__ = ["PointClass", "classify_point", "hessian_extremes"]
+__all__ = ["PointClass", "PointKind", "classify_point", "hessian_extremes"]
 
 #: Relative tolerance of "theta fits every sample" (L(theta) - sum_i lambda_i inf l(., y_i)).
 GLOBAL_RTOL = 1e-8
 
 #: Below this many parameters the Hessian is formed column by column and diagonalised exactly.
 DENSE_HESSIAN_LIMIT = 400
+
+
+class PointKind(str, enum.Enum):
+    """The kinds of point :func:`classify_point` tells apart (see :class:`PointClass`).
+    Members equal their text and print, format and serialise as it."""
+
+    NON_DIFFERENTIABLE = "non-differentiable"
+    LOCAL_MINIMUM_CANDIDATE = "local-minimum candidate"
+    SADDLE = "saddle"
+    CURVATURE_UNKNOWN = "critical, curvature unknown"
+    APPROXIMATE_CRITICAL = "approximate critical point"
+    NOT_CRITICAL = "not critical"
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
 
 
 @dataclass(frozen=True)
@@ -34,7 +54,7 @@ class PointClass:
     (small gradient; curvature reported), "not critical".
     """
 
-    kind: str
+    kind: PointKind
     gradient_norm: float
     relative_gradient: float
     kink_margin: float
@@ -49,7 +69,7 @@ class PointClass:
     negative_curvature: bool
 
     def to_dict(self) -> dict:
-        return jsonable(dict(vars(self)))
+        return cast(dict, jsonable(dict(vars(self))))
 
     def __str__(self) -> str:
         return table(
@@ -62,7 +82,8 @@ def hessian_extremes(
     obj: Objective, theta: np.ndarray, *, seed: int = 0
 ) -> tuple[float, float, str]:
     """Smallest and largest Hessian eigenvalues: exact (dense, from num_params HVPs) for small
-    models, otherwise Lanczos (ARPACK eigsh) on exact Hessian-vector products."""
+    models, otherwise Lanczos (ARPACK eigsh) on exact Hessian-vector products (``theta``
+    checked, as :func:`gradbasis._validation.as_theta` returns it)."""
     n = obj.model.num_params
     if n <= DENSE_HESSIAN_LIMIT:
         H = np.stack([obj.hessian_vector(theta, e) for e in np.eye(n)])
@@ -129,19 +150,19 @@ def classify_point(
     differentiable = margin > 0.0
     critical = point.critical(grad_tol, GLOBAL_RTOL * max(1.0, abs(value)))
     if not differentiable:
-        kind = "non-differentiable"
+        kind = PointKind.NON_DIFFERENTIABLE
     elif critical:
         kind = (
-            "saddle"
+            PointKind.SADDLE
             if negative
-            else "critical, curvature unknown"
+            else PointKind.CURVATURE_UNKNOWN
             if np.isnan(lo)
-            else "local-minimum candidate"
+            else PointKind.LOCAL_MINIMUM_CANDIDATE
         )
     elif point.relative <= approx_tol:
-        kind = "approximate critical point"
+        kind = PointKind.APPROXIMATE_CRITICAL
     else:
-        kind = "not critical"
+        kind = PointKind.NOT_CRITICAL
     return PointClass(
         kind,
         gnorm,

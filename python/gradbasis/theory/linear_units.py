@@ -13,16 +13,17 @@ from __future__ import annotations
 
 import numbers
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
-from .._options import nonnegative_int, show
+from .._options import finite_nonnegative, nonnegative_int, show
 from .._validation import as_samples, as_theta
 from ..errors import InvalidArgumentError, InvalidOptionError
 from ..models.mlp import MLP
 from ..verdict import jsonable
 
-__all__ = ["LinearUnitSets", "linear_unit_sets", "in_theta_nt"]
+__all__ = ["LinearUnitSets", "check_mlp", "linear_unit_sets", "in_theta_nt", "unit_sets"]
 
 
 @dataclass(frozen=True)
@@ -65,13 +66,16 @@ class LinearUnitSets:
         return None
 
     def to_dict(self) -> dict:
-        return jsonable(
-            {
-                "sets": [s.tolist() for s in self.sets],
-                "sizes": self.sizes(),
-                "widths": self.widths,
-                "margin": self.margin,
-            }
+        return cast(
+            dict,
+            jsonable(
+                {
+                    "sets": [s.tolist() for s in self.sets],
+                    "sizes": self.sizes(),
+                    "widths": self.widths,
+                    "margin": self.margin,
+                }
+            ),
         )
 
 
@@ -96,12 +100,12 @@ def linear_unit_sets(
     model = check_mlp(model)
     theta = as_theta(theta, model.num_params)
     X = as_samples(X, model.input_dim)
-    if (
-        isinstance(margin, bool)
-        or not isinstance(margin, numbers.Real)
-        or not (np.isfinite(margin) and margin >= 0.0)
-    ):
-        raise InvalidOptionError(f"margin must be finite and >= 0; got {show(margin)}")
+    return unit_sets(model, theta, X, finite_nonnegative(margin, "margin"))
+
+
+def unit_sets(model: MLP, theta: np.ndarray, X: np.ndarray, margin: float) -> LinearUnitSets:
+    """:func:`linear_unit_sets` on checked inputs: theta and X float64 arrays of the model's
+    shapes (:func:`gradbasis._validation.as_theta`, ``as_samples``), ``margin`` >= 0."""
     layers = model.dense_layers()
     params = model.unflatten(theta)
     H = len(layers) - 1

@@ -37,14 +37,22 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .._memory import budget_bytes, check_allocation
-from .._options import positive_step, relative_cut, show
-from .._validation import as_float_array, as_samples, as_theta, check_finite
-from ..errors import InvalidOptionError, ShapeError, UnknownNameError
+from .._options import Strategy, check_strategy, positive_step, relative_cut, show
+from .._validation import as_directions, as_float_array, as_samples, as_theta, check_finite
+from ..errors import GradbasisError, InvalidArgumentError, InvalidOptionError, ShapeError
 from ..models.base import Model, check_model
 from ..solve.induced import default_rank_tol
 from .perturbation import PerturbationSet
 
-__all__ = ["NOISE_FACTOR", "PerturbableBasis", "perturbable_basis", "quotient_noise"]
+__all__ = [
+    "NOISE_FACTOR",
+    "PerturbableBasis",
+    "check_perturbation_set",
+    "directions_and_step",
+    "perturbable_basis",
+    "perturbable_span",
+    "quotient_noise",
+]
 
 NOISE_FACTOR = 100.0
 _EPS = float(np.finfo(np.float64).eps)
@@ -97,7 +105,7 @@ class PerturbableBasis:
     lemma3_cosine: float = float("nan")
     lemma3_residual: float = float("nan")
     lemma3_drop: float = float("nan")
-    strategy: str = "dense"
+    strategy: str = Strategy.DENSE
 
     def to_dict(self) -> dict:
         return {
@@ -115,11 +123,40 @@ class PerturbableBasis:
             "lemma3_cosine": None if math.isnan(self.lemma3_cosine) else self.lemma3_cosine,
             "lemma3_residual": None if math.isnan(self.lemma3_residual) else self.lemma3_residual,
             "lemma3_drop": None if math.isnan(self.lemma3_drop) else self.lemma3_drop,
-            "strategy": self.strategy,
+            "strategy": str(self.strategy),
             "growth": list(self.growth),
         }
 
 
+# ----------------------------------------------------------------------------- what S may be
+def check_perturbation_set(S: object) -> PerturbationSet | None:
+    """``S`` itself when it is None or a PerturbationSet (the S of Theorems 2-4, whose tolerance
+    re-verifies it at smaller steps), else InvalidArgumentError."""
+    if S is not None and not isinstance(S, PerturbationSet):
+        raise InvalidArgumentError(
+            f"S must be a PerturbationSet from perturbation_directions; got {type(S).__name__}"
+        )
+    return S
+
+
+def directions_and_step(
+    S: object,
+    eps: object,
+    num_params: int,
+    shape_error: type[GradbasisError] = ShapeError,
+) -> tuple[np.ndarray, float]:
+    """The rows of S and the step they are taken at: a PerturbationSet's own (``eps``, when
+    given, replaces its step), or a plain (k, num_params) array, which needs ``eps``.
+    ``shape_error`` is the class raised for an array of the wrong shape."""
+    if isinstance(S, PerturbationSet):
+        return S.directions, positive_step(S.eps if eps is None else eps)
+    directions = as_directions(S, num_params, "S", shape_error)
+    if eps is None:
+        raise InvalidOptionError("eps is required when S is a plain array")
+    return directions, positive_step(eps)
+
+
+# ----------------------------------------------------------------------------- the basis
 def quotient_noise(
     jacobian_norm: float, eps: float, num_directions: int, depth: int, quotient_norm: float = 0.0
 ) -> float:
@@ -227,37 +264,54 @@ def perturbable_basis(
     model = check_model(model)
     theta = as_theta(theta, model.num_params)
     X = as_samples(X, model.input_dim)
-    if isinstance(S, PerturbationSet):
-        directions = S.directions
-        eps = S.eps if eps is None else eps
-    else:
-        directions = as_float_array(S, "S")
-        if directions.ndim != 2 or directions.shape[1] != model.num_params:
-            raise ShapeError(
-                f"S must be (k, num_params = {model.num_params}); got shape {directions.shape}"
-            )
-        check_finite(directions, "S")
-        if eps is None:
-            raise InvalidOptionError("eps is required when S is a plain array")
-    eps = positive_step(eps)
-    if strategy not in ("dense", "gram"):
-        raise UnknownNameError(
-            f"perturbable_basis strategy must be 'dense' or 'gram'; got {strategy!r}"
-        )
+    directions, eps = directions_and_step(S, eps, model.num_params)
+    strategy = check_strategy(strategy, (Strategy.DENSE, Strategy.GRAM), "perturbable_basis")
     if isinstance(batch, (bool, np.bool_)) or not isinstance(batch, (int, np.integer)) or batch < 1:
         raise InvalidOptionError(f"batch must be a positive integer; got {show(batch)}")
-    n = X.shape[0] * model.output_dim
-    P = model.num_params
     if rank_tol is not None:
         rank_tol = relative_cut(rank_tol, "rank_tol")
     u = _duals(duals, X.shape[0], model.output_dim)
     H = _curvature(curvature, X.shape[0], model.output_dim) if u is not None else None
-    memory_budget = budget_bytes(memory_budget)
-    if strategy == "gram":
+    return perturbable_span(
+        model,
+        theta,
+        X,
+        directions,
+        eps,
+        rank_tol=rank_tol,
+        batch=int(batch),
+        memory_budget=budget_bytes(memory_budget),
+        strategy=strategy,
+        duals=u,
+        curvature=H,
+    )
+
+
+def perturbable_span(
+    model: Model,
+    theta: np.ndarray,
+    X: np.ndarray,
+    directions: np.ndarray,
+    eps: float,
+    *,
+    rank_tol: float | None,
+    strategy: str,
+    batch: int = 8,
+    memory_budget: int | None = None,
+    duals: np.ndarray | None = None,
+    curvature: np.ndarray | None = None,
+) -> PerturbableBasis:
+    """:func:`perturbable_basis` on checked inputs: theta, X and the directions (k, num_params)
+    float64 arrays of the model's shapes, ``eps`` > 0, ``strategy`` "dense" or "gram", and the
+    duals flattened to (m d_y,) with their curvature (m, d_y, d_y) (or None)."""
+    n = X.shape[0] * model.output_dim
+    P = model.num_params
+    u, H = duals, curvature
+    if strategy == Strategy.GRAM:
         return _gram_basis(model, theta, X, directions, eps, rank_tol, memory_budget)
     rank_tol = default_rank_tol((n, P)) if rank_tol is None else float(rank_tol)
     check_allocation(
-        8 * n * (min(n, P) + (int(batch) + 3) * P),
+        8 * n * (min(n, P) + (batch + 3) * P),
         f"the perturbable basis ({n} outputs, {P} parameters, batches of {batch} directions)",
         memory_budget,
         "use a smaller batch, fewer samples, or pass a memory_budget",
@@ -283,9 +337,9 @@ def perturbable_basis(
         top = max(j_norm, float(s_R[0]) if s_R.size else 0.0)
         return max(rank_tol * top, noise), noise
 
-    for start in range(0, directions.shape[0], int(batch)):
+    for start in range(0, directions.shape[0], batch):
         block = [R]
-        for v in directions[start : start + int(batch)]:
+        for v in directions[start : start + batch]:
             model.jacobian(theta + eps * v, X, out=scratch)
             D = (scratch - J) / eps
             fro = float(np.linalg.norm(D))
@@ -329,7 +383,7 @@ def perturbable_basis(
         lemma3_cosine=cosine if u is not None else float("nan"),
         lemma3_residual=residual if u is not None else float("nan"),
         lemma3_drop=drop if H is not None else float("nan"),
-        strategy="dense",
+        strategy=Strategy.DENSE,
     )
 
 
@@ -361,5 +415,5 @@ def _gram_basis(model, theta, X, directions, eps, rank_tol, memory_budget) -> Pe
         noise_cut_relative=cut,
         cut=cut * top,
         largest_discarded=float("nan"),
-        strategy="gram",
+        strategy=Strategy.GRAM,
     )

@@ -28,32 +28,44 @@ cross terms (e.g. Theorem 4's chains through several layers) that single directi
 
 from __future__ import annotations
 
-import math
-import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 
 from .. import _core
-from .._options import check_seed, positive_step, relative_cut, show
+from .._options import (
+    Seed,
+    check_seed,
+    finite_nonnegative,
+    nonnegative_whole,
+    positive_step,
+    relative_cut,
+)
 from .._validation import as_samples, as_theta
-from ..errors import InvalidOptionError, UnknownNameError
+from ..errors import UnknownNameError
 from ..models.base import DenseLayer, Model, check_model
 from ..models.mlp import MLP
 from ..models.resnet import ResNet
 from ..verdict import jsonable
-from .linear_units import linear_unit_sets
+from .linear_units import unit_sets
 
 __all__ = [
     "KINDS",
     "PerturbationSet",
     "Rejection",
+    "check_kinds",
     "perturbation_directions",
     "same_activation_region",
+    "verified_directions",
 ]
 
 KINDS = ("layer_null", "output_null", "dead_units", "zero_outgoing")
+
+#: How many times a candidate that leaves the activation region is shrunk by 10 before it is
+#: rejected (see :func:`perturbation_directions`).
+SHRINK_STEPS = 3
 
 
 @dataclass(frozen=True)
@@ -99,20 +111,33 @@ class PerturbationSet:
         return out
 
     def to_dict(self) -> dict:
-        return jsonable(
-            {
-                "size": len(self),
-                "eps": self.eps,
-                "tol": self.tol,
-                "counts": self.counts(),
-                "candidates": self.candidates,
-                "truncated": self.truncated,
-                "rejected": len(self.rejected),
-                "shrunk": self.shrunk,
-                "min_scale": float(self.scales.min()) if self.scales.size else 1.0,
-                "max_change": float(self.changes.max()) if self.changes.size else 0.0,
-            }
+        return cast(
+            dict,
+            jsonable(
+                {
+                    "size": len(self),
+                    "eps": self.eps,
+                    "tol": self.tol,
+                    "counts": self.counts(),
+                    "candidates": self.candidates,
+                    "truncated": self.truncated,
+                    "rejected": len(self.rejected),
+                    "shrunk": self.shrunk,
+                    "min_scale": float(self.scales.min()) if self.scales.size else 1.0,
+                    "max_change": float(self.changes.max()) if self.changes.size else 0.0,
+                }
+            ),
         )
+
+
+def check_kinds(kinds: Sequence[str]) -> Sequence[str]:
+    """``kinds`` itself when every name is one of :data:`KINDS`, else UnknownNameError."""
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown or isinstance(kinds, str):
+        raise UnknownNameError(
+            f"unknown perturbation kinds {unknown or kinds!r}; choose from {KINDS}"
+        )
+    return kinds
 
 
 # ----------------------------------------------------------------------------- families
@@ -138,15 +163,16 @@ def _outer_perturbations(
 ) -> np.ndarray:
     """Directions W[rows, :] += a e_j^T (and the bias with e_bias) for each a (rows of
     ``a_vectors``, unit length, indexed like ``rows``) and each input coordinate j."""
-    width = layer.in_dim + (layer.bias is not None)
+    bias = layer.bias
+    width = layer.in_dim + (bias is not None)
     out = []
     for a in a_vectors:
         for j in range(width):
             v = np.zeros(num_params)
             if j < layer.in_dim:
                 v[layer.weight.offset + rows + layer.out_dim * j] = a
-            else:
-                v[layer.bias.offset + rows] = a
+            elif bias is not None:  # j == in_dim: the bias column
+                v[bias.offset + rows] = a
             out.append(v)
     return np.array(out).reshape(-1, num_params)
 
@@ -180,17 +206,17 @@ def _output_null(
 ) -> np.ndarray:
     P = model.num_params
     if isinstance(model, ResNet):
-        layers = {l.weight.name: l for l in model.dense_layers()}
+        by_name = {l.weight.name: l for l in model.dense_layers()}
         W = model.unflatten(theta)["W"]
         N = _null(W, rtol)  # a with W a = 0, a in R^{d_x}
-        R = layers["R"]
+        R = by_name["R"]
         return (
             _outer_perturbations(R, np.arange(R.out_dim), N.T, P)
             if N.shape[1]
             else np.zeros((0, P))
         )
     if isinstance(model, MLP):
-        sets = linear_unit_sets(model, theta, X, margin=margin).sets
+        sets = unit_sets(model, theta, X, margin).sets
         layers = model.dense_layers()
         params = model.unflatten(theta)
         H = len(layers) - 1
@@ -210,7 +236,7 @@ def _output_null(
 
 
 def _consumers(model: Model) -> dict[int, list[int]]:
-    g = model._graph
+    g = model.core_graph
     out: dict[int, list[int]] = {k: [] for k in range(g.num_nodes)}
     for k in range(g.num_nodes):
         info = g.node_info(k)
@@ -225,7 +251,7 @@ def _unit_families(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(dead_units, zero_outgoing) directions: incoming-row perturbations of activation units
     that are dead on every sample (relu) or whose outgoing weights are all 0."""
-    g = model._graph
+    g = model.core_graph
     P = model.num_params
     dense = {l.node: l for l in model.dense_layers()}
     params = model.unflatten(theta)
@@ -233,7 +259,7 @@ def _unit_families(
     dead, zero = [], []
     for k in range(g.num_nodes):
         info = g.node_info(k)
-        if info["kind"] != 2 or info["src"] not in dense:
+        if info["kind"] != _core.NodeKind.activation or info["src"] not in dense:
             continue
         layer = dense[info["src"]]
         width = layer.in_dim + (layer.bias is not None)
@@ -245,7 +271,7 @@ def _unit_families(
                 silent &= np.all(params[dense[u].weight.name] == 0.0, axis=0)
             if silent.any():
                 zero.append(_row_perturbations(layer, np.flatnonzero(silent), basis, P))
-        if info["activation"] == 1:  # relu: dead units
+        if info["activation"] == _core.ActivationKind.relu:  # dead units
             pre = model.node_values(theta, X, layer.node)
             rows = np.flatnonzero(pre.max(axis=0) < -dead_margin)
             if rows.size:
@@ -254,28 +280,21 @@ def _unit_families(
     return stack(dead), stack(zero)
 
 
-def _whole(value: object) -> bool:
-    """Whether ``value`` is a whole number (an int, or a float such as 16.0), not a bool."""
-    return (
-        not isinstance(value, bool)
-        and isinstance(value, numbers.Real)
-        and math.isfinite(float(value))
-        and float(value) == int(value)
-    )
-
-
 # ----------------------------------------------------------------------------- activation regions
 def _kinked_sources(model: Model) -> list[int]:
     """Graph nodes feeding an activation with a kink (relu; leaky relu unless its slope is 1):
     their values are the pre-activations whose signs fix the activation region. The same units
     as the C++ kink margin (``Activation::has_kink``)."""
-    g = model._graph
+    g = model.core_graph
     out = []
     for k in range(g.num_nodes):
         info = g.node_info(k)
-        if info["kind"] != 2:
+        if info["kind"] != _core.NodeKind.activation:
             continue
-        if info["activation"] == 1 or (info["activation"] == 2 and info["negative_slope"] != 1.0):
+        kind = info["activation"]
+        if kind == _core.ActivationKind.relu or (
+            kind == _core.ActivationKind.leaky_relu and info["negative_slope"] != 1.0
+        ):
             out.append(int(info["src"]))
     return out
 
@@ -317,7 +336,7 @@ def perturbation_directions(
     null_rtol: float | None = None,
     margin: float = 1e-8,
     seed: int = 0,
-    shrink_steps: int = 3,
+    shrink_steps: int = SHRINK_STEPS,
 ) -> PerturbationSet:
     """A verified set S of directions in V[theta, eps] (see the module docstring).
 
@@ -341,40 +360,43 @@ def perturbation_directions(
     model = check_model(model)
     theta = as_theta(theta, model.num_params)
     X = as_samples(X, model.input_dim)
-    eps = positive_step(eps)
-    if null_rtol is not None:
-        null_rtol = relative_cut(null_rtol, "null_rtol")
-    seed = check_seed(seed)
-    unknown = [k for k in kinds if k not in KINDS]
-    if unknown or isinstance(kinds, str):
-        raise UnknownNameError(
-            f"unknown perturbation kinds {unknown or kinds!r}; choose from {KINDS}"
-        )
-    if not _whole(budget) or budget < 0:
-        raise InvalidOptionError(f"budget must be a non-negative integer; got {show(budget)}")
-    if not _whole(combinations) or combinations < 0:
-        raise InvalidOptionError(
-            f"combinations must be a non-negative integer; got {show(combinations)}"
-        )
-    if (
-        isinstance(margin, bool)
-        or not isinstance(margin, numbers.Real)
-        or not (np.isfinite(margin) and margin >= 0.0)
-    ):
-        raise InvalidOptionError(f"margin must be finite and >= 0; got {show(margin)}")
-    if not _whole(shrink_steps) or shrink_steps < 0:
-        raise InvalidOptionError(
-            f"shrink_steps must be a non-negative integer; got {show(shrink_steps)}"
-        )
+    return verified_directions(
+        model,
+        theta,
+        X,
+        eps=positive_step(eps),
+        null_rtol=None if null_rtol is None else relative_cut(null_rtol, "null_rtol"),
+        seed=check_seed(seed),
+        kinds=check_kinds(kinds),
+        budget=nonnegative_whole(budget, "budget"),
+        combinations=nonnegative_whole(combinations, "combinations"),
+        margin=finite_nonnegative(margin, "margin"),
+        shrink_steps=nonnegative_whole(shrink_steps, "shrink_steps"),
+        tol=None if tol is None else finite_nonnegative(tol, "tol"),
+    )
+
+
+def verified_directions(
+    model: Model,
+    theta: np.ndarray,
+    X: np.ndarray,
+    *,
+    eps: float,
+    kinds: Sequence[str],
+    budget: int,
+    combinations: int,
+    margin: float,
+    seed: Seed,
+    tol: float | None = None,
+    null_rtol: float | None = None,
+    shrink_steps: int = SHRINK_STEPS,
+) -> PerturbationSet:
+    """:func:`perturbation_directions` on checked inputs: theta and X float64 arrays of the
+    model's shapes (:func:`gradbasis._validation.as_theta`, ``as_samples``) and every option as
+    its check returns it (``tol`` None for the default)."""
     f0 = model.forward(theta, X)
     if tol is None:
         tol = 1e-10 * max(1.0, float(np.abs(f0).max()))
-    elif (
-        isinstance(tol, bool)
-        or not isinstance(tol, numbers.Real)
-        or not (np.isfinite(tol) and tol >= 0.0)
-    ):
-        raise InvalidOptionError(f"tol must be finite and >= 0; got {show(tol)}")
     rng = np.random.default_rng(seed)
 
     families: dict[str, np.ndarray] = {}
@@ -392,7 +414,7 @@ def perturbation_directions(
 
     # Combined directions: random points of each family's unit ball (radius in [1/2, 1]).
     combos, combo_kinds = [], []
-    per_family = min(int(combinations), int(budget) // max(1, 2 * len(families))) if families else 0
+    per_family = min(combinations, budget // max(1, 2 * len(families))) if families else 0
     for kind, F in families.items():
         for _ in range(per_family):  # a one-direction family still gains from other radii
             v = rng.standard_normal(F.shape[0]) @ F
@@ -400,7 +422,7 @@ def perturbation_directions(
             combo_kinds.append(kind + "+")
     singles = np.vstack(list(families.values())) if families else np.zeros((0, model.num_params))
     single_kinds = [k for k, F in families.items() for _ in range(F.shape[0])]
-    room = int(budget) - len(combos)
+    room = budget - len(combos)
     truncated = max(0, singles.shape[0] - room)
     if truncated:
         keep = np.sort(rng.choice(singles.shape[0], size=room, replace=False))
@@ -416,8 +438,8 @@ def perturbation_directions(
         if norm > 1.0 + 1e-12:
             rejected.append(Rejection(kind, f"||v|| = {norm:.6g} > 1", float("nan")))
             continue
-        outcome = None
-        for step in range(int(shrink_steps) + 1):
+        outcome: Rejection | tuple[float, float] | None = None
+        for step in range(shrink_steps + 1):
             scale = 10.0 ** (-step)
             moved = theta + eps * (scale * v)
             change = float(np.abs(model.forward(moved, X) - f0).max())
@@ -449,6 +471,7 @@ def perturbation_directions(
         if isinstance(outcome, Rejection):
             rejected.append(outcome)
             continue
+        assert outcome is not None  # the loop above runs at least once
         scale, change = outcome
         accepted.append(scale * v)
         kinds_out.append(kind)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
@@ -38,7 +39,7 @@ class RepresentationBound:
     induced: InducedResult
 
     def to_dict(self) -> dict:
-        return jsonable({k: v for k, v in vars(self).items() if k != "induced"})
+        return cast(dict, jsonable({k: v for k, v in vars(self).items() if k != "induced"}))
 
     def __str__(self) -> str:
         return table(
@@ -81,7 +82,9 @@ def representation_bound(
     point = stationarity(obj, theta, grad, L, J=J)
     basis = J[:, mask]
     f = obj.model.forward(theta, obj.X)
-    res = induced_minimum(basis, obj.loss, obj.Y, obj.weights, start=f)
+    res = induced_minimum(
+        basis, obj.loss, obj.Y, obj.weights, start=f, n_threads=obj.n_threads or None
+    )
     tol = rtol * max(1.0, abs(L))
     excess = L - res.lower
     u = obj.residual_duals(theta).ravel()

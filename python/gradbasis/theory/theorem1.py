@@ -6,18 +6,18 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from typing import cast
 
 import numpy as np
 
 from .._memory import budget_bytes
 from .._numerics import safe_norm
-from .._options import open_unit_interval, positive_number, relative_cut, relative_cuts
+from .._options import Strategy, check_strategy, check_tolerances
 from .._validation import as_float_array, as_theta, check_finite
-from ..errors import ShapeError, UnknownNameError
+from ..errors import ShapeError
 from ..objective import Objective, check_objective, finite_value_and_gradient
 from ..solve.induced import DEFAULT_CUTS, InducedResult, induced_minimum
 from ..solve.strategies import (
-    STRATEGIES,
     choose_strategy,
     gradient_basis_minimum,
     gram_solve,
@@ -73,8 +73,8 @@ class Theorem1Result:
     resolved_gap: float | None  # None where no gap above tol needed splitting
     scope: str
     full_rank: int  # rank of the span judged
-    strategy: str  # dense, gram or matrix_free (see gradbasis.strategies)
-    judged_by: str
+    strategy: Strategy  # dense, gram or matrix_free (see gradbasis.strategies)
+    judged_by: Strategy
     lemma2_residual: float
     assumption2_residual: float
     profile: tuple = field(repr=False)
@@ -84,7 +84,7 @@ class Theorem1Result:
     def to_dict(self) -> dict:
         d = {k: v for k, v in vars(self).items() if k not in ("induced", "profile")}
         d["profile"] = [vars(p) for p in self.profile]
-        return jsonable(d)
+        return cast(dict, jsonable(d))
 
     def __str__(self) -> str:
         rows = [
@@ -232,13 +232,9 @@ def theorem1(
     obj = check_objective(obj)
     theta = as_theta(theta, obj.model.num_params)
     model = obj.model
-    rtol = open_unit_interval(rtol, "rtol")
-    grad_tol = positive_number(grad_tol, "grad_tol")
-    rank_tol = None if rank_tol is None else relative_cut(rank_tol, "rank_tol")
-    cuts = relative_cuts(cuts)
+    rtol, grad_tol, rank_tol, cuts, _ = check_tolerances(rtol, grad_tol, rank_tol, cuts)
     memory_budget = budget_bytes(memory_budget)
-    if strategy not in STRATEGIES:
-        raise UnknownNameError(f"unknown strategy {strategy!r}; choose from {STRATEGIES}")
+    chosen = check_strategy(strategy)
     if jacobian is not None:
         jacobian = _checked_jacobian(jacobian, obj)
     g_theta = model.homogeneity(theta)  # Assumption 2's g: a model without one cannot be judged
@@ -250,13 +246,13 @@ def theorem1(
     u = obj.residual_duals(theta)
     seconds["objective"] = time.perf_counter() - t0
     if jacobian is not None:
-        strategy = "dense"
-    elif strategy == "auto":
-        strategy = choose_strategy(obj, memory_budget)[0]
+        chosen = Strategy.DENSE
+    elif chosen == Strategy.AUTO:
+        chosen = Strategy(choose_strategy(obj, memory_budget)[0])
     tol = rtol * max(1.0, abs(loss_value))
     J = jacobian
     t0 = time.perf_counter()
-    if strategy == "dense" and J is None:
+    if chosen == Strategy.DENSE and J is None:
         J = model.jacobian(
             theta, obj.X, memory_budget=memory_budget, n_threads=obj.n_threads or None
         )
@@ -266,12 +262,19 @@ def theorem1(
     seconds["stationarity"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     output_basis = None
-    if strategy == "dense":
+    if chosen == Strategy.DENSE:
         full = induced_minimum(
-            J, obj.loss, obj.Y, obj.weights, rank_tol=rank_tol, cuts=cuts, start=f
+            J,
+            obj.loss,
+            obj.Y,
+            obj.weights,
+            rank_tol=rank_tol,
+            cuts=cuts,
+            start=f,
+            n_threads=obj.n_threads or None,
         )
         resolved, unresolved = True, ""
-    elif strategy == "gram":
+    elif chosen == Strategy.GRAM:
         full, U_gram, s_gram = gram_solve(
             obj, theta, memory_budget, rank_tol, cuts, 1e-12, 200, with_output=True
         )
@@ -299,7 +302,7 @@ def theorem1(
         full = replace(
             full, scope=f"coefficients alpha with ||alpha|| <= {radius:.3g} (matrix-free)"
         )
-    judged_by = strategy
+    judged_by = chosen
     if not resolved and loss_value - full.value <= tol and jacobian is None:
         # The strategy found no drop beyond tol, so "holds" is possible, but its numbers do not
         # cover the numerical span: judge on the dense SVD where it fits, else say so. Where it
@@ -310,9 +313,16 @@ def theorem1(
                 theta, obj.X, memory_budget=memory_budget, n_threads=obj.n_threads or None
             )
             full = induced_minimum(
-                J, obj.loss, obj.Y, obj.weights, rank_tol=rank_tol, cuts=cuts, start=f
+                J,
+                obj.loss,
+                obj.Y,
+                obj.weights,
+                rank_tol=rank_tol,
+                cuts=cuts,
+                start=f,
+                n_threads=obj.n_threads or None,
             )
-            resolved, judged_by, output_basis = True, "dense", None
+            resolved, judged_by, output_basis = True, Strategy.DENSE, None
     seconds["induced"] = time.perf_counter() - t0
     l2_res = a2_res = float("nan")
     inconsistency = None
@@ -329,9 +339,11 @@ def theorem1(
     resolution, resolved_gap = 0.0, None
     if gap > tol and point.critical(grad_tol, tol) and resolved and gnorm > 0.0:
         resolution = gradient_resolution(obj, theta, gnorm, tol)
-        U, s = (
-            output_basis if output_basis is not None else np.linalg.svd(J, full_matrices=False)[:2]
-        )
+        if output_basis is not None:
+            U, s = output_basis
+        else:
+            assert J is not None  # a resolved span without output_basis was judged on J
+            U, s = np.linalg.svd(J, full_matrices=False)[:2]
         keep = s > resolution
         if keep.any() and not keep.all():
             part = induced_minimum(
@@ -341,6 +353,7 @@ def theorem1(
                 obj.weights,
                 cuts=(),
                 start=f,
+                n_threads=obj.n_threads or None,
             )
             resolved_gap = loss_value - part.lower
         elif keep.all():
@@ -386,7 +399,7 @@ def theorem1(
         resolved_gap=resolved_gap,
         scope=evidence.scope,
         full_rank=full.rank,
-        strategy=strategy,
+        strategy=chosen,
         judged_by=judged_by,
         lemma2_residual=l2_res,
         assumption2_residual=a2_res,

@@ -10,20 +10,28 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import numpy as np
 
 from .._numerics import safe_norm
-from .._options import check_seed, open_unit_interval, positive_number, positive_step, relative_cut
-from .._validation import as_float_array, as_samples, as_theta, check_finite
-from ..errors import InvalidArgumentError, InvalidOptionError, ShapeError
+from .._options import (
+    Strategy,
+    nonnegative_number,
+    open_unit_interval,
+    positive_number,
+    positive_step,
+    relative_cut,
+)
+from .._validation import as_directions, as_float_array, as_samples, as_theta
+from ..errors import InvalidOptionError
 from ..models.base import Model, check_model
-from ..objective import Objective, check_objective, finite_value_and_gradient
-from ..solve.induced import DEFAULT_CUTS
-from ..verdict import Verdict, jsonable, table
-from .perturbable import PerturbableBasis, perturbable_basis
-from .perturbation import KINDS, PerturbationSet
-from .span_check import SpanCheck, check_tolerances, perturbed_check, saddle_reason
+from ..objective import Objective, check_objective
+from ..verdict import jsonable, table
+from ._perturbed import PerturbedOptions, PerturbedResult, listed_after, perturbed_check
+from .perturbable import directions_and_step, model_depth, perturbable_span, quotient_noise
+from .perturbation import PerturbationSet, _kinked_sources, _region, _same_region
+from .span_check import saddle_reason
 
 __all__ = [
     "Lemma1Result",
@@ -53,32 +61,7 @@ class Lemma3Result:
     residuals: np.ndarray = field(repr=False)
 
     def to_dict(self) -> dict:
-        return jsonable({k: v for k, v in vars(self).items() if k != "residuals"})
-
-
-def _directions(
-    obj_model: Model, S: PerturbationSet | np.ndarray, eps: float | None
-) -> tuple[np.ndarray, float]:
-    if isinstance(S, PerturbationSet):
-        return S.directions, positive_step(S.eps if eps is None else eps)
-    D = as_float_array(S, "S")
-    if D.ndim != 2 or D.shape[1] != obj_model.num_params:
-        raise InvalidOptionError(
-            f"S must be (k, num_params = {obj_model.num_params}); got shape {D.shape}"
-        )
-    check_finite(D, "S")
-    if eps is None:
-        raise InvalidOptionError("eps is required when S is a plain array")
-    return D, positive_step(eps)
-
-
-def check_perturbation_set(S: object) -> PerturbationSet | None:
-    """``S`` itself when it is None or a PerturbationSet, else an InvalidArgumentError."""
-    if S is not None and not isinstance(S, PerturbationSet):
-        raise InvalidArgumentError(
-            f"S must be a PerturbationSet from perturbation_directions; got {type(S).__name__}"
-        )
-    return S
+        return cast(dict, jsonable({k: v for k, v in vars(self).items() if k != "residuals"}))
 
 
 def lemma3(
@@ -95,7 +78,8 @@ def lemma3(
     ``grad_tol`` are finite and > 0."""
     obj = check_objective(obj)
     theta = as_theta(theta, obj.model.num_params)
-    D, eps = _directions(obj.model, S, eps)
+    # A plain array of the wrong shape is an InvalidOptionError here (a ShapeError elsewhere).
+    D, eps = directions_and_step(S, eps, obj.model.num_params, InvalidOptionError)
     grad_tol = positive_number(grad_tol, "grad_tol")
     U = obj.residual_duals(theta)
     res = np.array([safe_norm(obj.model.vjp(theta + eps * v, obj.X, U)) for v in D])
@@ -135,10 +119,10 @@ class Lemma1Result:
     max_change: float = float("nan")
 
     def to_dict(self) -> dict:
-        return jsonable(dict(vars(self)))
+        return cast(dict, jsonable(dict(vars(self))))
 
 
-def _orthonormal(B: np.ndarray, cut: float) -> tuple[np.ndarray, np.ndarray]:
+def _singular_span(B: np.ndarray, cut: float) -> tuple[np.ndarray, np.ndarray]:
     """Left singular vectors of B with singular value above the absolute ``cut``, and all of
     B's singular values."""
     if B.shape[1] == 0:
@@ -148,13 +132,11 @@ def _orthonormal(B: np.ndarray, cut: float) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _direction_array(D: object, name: str, num_params: int) -> np.ndarray:
+    """Directions (k, num_params), an empty list counting as none."""
     arr = as_float_array(D, name)
     if arr.ndim == 1 and arr.size == 0:
         arr = arr.reshape(0, num_params)
-    if arr.ndim != 2 or arr.shape[1] != num_params:
-        raise ShapeError(f"{name} must be (k, num_params = {num_params}); got shape {arr.shape}")
-    check_finite(arr, name)
-    return arr
+    return as_directions(arr, num_params, name)
 
 
 def lemma1(
@@ -196,10 +178,6 @@ def lemma1(
     singular values either side of the cut. ``rank_tol`` in [0, 1), ``tol`` in (0, 1),
     ``output_tol`` >= 0.
     """
-    from .._options import nonnegative_number
-    from .perturbable import model_depth, quotient_noise
-    from .perturbation import _kinked_sources, _region, _same_region
-
     model = check_model(model)
     theta = as_theta(theta, model.num_params)
     X = as_samples(X, model.input_dim)
@@ -258,15 +236,15 @@ def lemma1(
     noise = quotient_noise(j_norm, eps, both.shape[0], model_depth(model), d_norm)
 
     # 3. Right side: the sum of the two perturbable bases.
-    B1 = perturbable_basis(model, theta, X, S, eps, rank_tol=rank_tol)
-    B2 = perturbable_basis(model, theta, X, S2, eps, rank_tol=rank_tol)
+    B1 = perturbable_span(model, theta, X, S, eps, rank_tol=rank_tol, strategy=Strategy.DENSE)
+    B2 = perturbable_span(model, theta, X, S2, eps, rank_tol=rank_tol, strategy=Strategy.DENSE)
     tops = [j_norm] + [float(B.singular_values[0]) for B in (B1, B2) if B.singular_values.size]
     cut = max(rank_tol * max(tops), noise)
-    Qa, s_a = _orthonormal(np.hstack(raw), eps * cut)
-    Qb, s_b = _orthonormal(np.hstack([B1.basis, B2.basis]), cut)
+    Qa, s_a = _singular_span(np.hstack(raw), eps * cut)
+    Qb, s_b = _singular_span(np.hstack([B1.basis, B2.basis]), cut)
     kept = s_b[s_b > cut]
     sine_tol = tol + (noise / float(kept.min()) if kept.size else 0.0)
-    common = dict(
+    common: dict[str, Any] = dict(
         sine_tol=sine_tol,
         cut=cut,
         noise_cut=noise,
@@ -297,63 +275,36 @@ def lemma1(
 
 
 # ----------------------------------------------------------------------------- Theorem 2
-@dataclass(frozen=True)
-class Theorem2Result:
+@dataclass(frozen=True, repr=False)
+class Theorem2Result(PerturbedResult):
     """Theorem 2 at one point: L(theta) against the certified interval [lower, value] of the
     perturbable gradient basis model's infimum over its numerical span (``scope``), with dim T,
-    dim T~, |S| and eps, and the verdict of :func:`gradbasis.certificate.judge`.
+    dim T~, |S| and eps, and the verdict of :func:`gradbasis.certificate.judge` (the fields
+    every theorem of the perturbable basis reports: :class:`PerturbedResult`).
 
     ``gradient_basis_value`` is Theorem 1's infimum (over T alone), so users see what the
     perturbation added. ``lemma3_residual`` is max_j ||grad L(theta + eps S_j)|| and
     ``lemma3_drop`` its scale-free form on the difference quotients (the most one of their
     columns could gain, relative to max(1, |L|); 0 at a local minimum).
     ``eps`` is the step judged at (``eps_note`` says whether a larger one was tried first).
-    ``min_eigenvalue`` is the Hessian's smallest eigenvalue (nan when not computed).
+    ``rank`` is the rank of the span judged.
     """
 
-    verdict: Verdict
-    reason: str
-    loss_value: float
-    lower: float
-    value: float
-    gap: float
-    tol: float
-    gradient_basis_value: float
-    gradient_basis_lower: float
-    gradient_norm: float
-    relative_gradient: float
-    lemma3_residual: float
-    lemma3_drop: float
-    dual_residual: float
-    first_order_bound: float
-    kink_margin: float
-    min_eigenvalue: float
-    dim_T: int
-    dim_T_tilde: int
-    num_directions: int
-    eps: float
-    eps_note: str
-    rank: int
-    converged: bool
-    scope: str
-    judged_by: str
-    directions: dict
-    seconds: dict = field(repr=False)
-    check: SpanCheck = field(repr=False)
-    basis: PerturbableBasis = field(repr=False)
+    gradient_basis_value: float = listed_after("tol")
+    gradient_basis_lower: float = listed_after("tol")
+    lemma3_residual: float = listed_after("relative_gradient")
+    lemma3_drop: float = listed_after("relative_gradient")
+    eps_note: str = listed_after("eps")
+    rank: int = listed_after("eps")
 
     def to_dict(self) -> dict:
-        d = {k: v for k, v in vars(self).items() if k not in ("check", "basis")}
+        d = self.listed("check", "basis")
         d["profile"] = [vars(p) for p in self.check.profile]
         d["growth"] = list(self.basis.growth)
-        return jsonable(d)
+        return cast(dict, jsonable(d))
 
     def __str__(self) -> str:
-        rows = [
-            (k, v)
-            for k, v in vars(self).items()
-            if k not in ("check", "basis", "seconds", "directions")
-        ]
+        rows = self.listed("check", "basis", "seconds", "directions").items()
         return (
             table("Theorem 2 (perturbable gradient basis model)", rows)
             + f"\ndirections: {self.directions}"
@@ -364,26 +315,26 @@ def theorem2(
     obj: Objective,
     theta: object,
     *,
-    eps: float = 1e-2,
-    S: PerturbationSet | None = None,
-    kinds: Sequence[str] = KINDS,
-    budget: int = 256,
-    combinations: int = 16,
-    rtol: float = 1e-8,
-    grad_tol: float = 1e-6,
-    rank_tol: float | None = None,
-    cuts: Sequence[float] = DEFAULT_CUTS,
-    check_minimum: bool = True,
-    curvature_tol: float = 1e-8,
-    seed: int = 0,
-    strategy: str = "dense",
+    eps: float = PerturbedOptions.eps,
+    S: PerturbationSet | None = PerturbedOptions.S,
+    kinds: Sequence[str] = PerturbedOptions.kinds,
+    budget: int = PerturbedOptions.budget,
+    combinations: int = PerturbedOptions.combinations,
+    rtol: float = PerturbedOptions.rtol,
+    grad_tol: float = PerturbedOptions.grad_tol,
+    rank_tol: float | None = PerturbedOptions.rank_tol,
+    cuts: Sequence[float] = PerturbedOptions.cuts,
+    check_minimum: bool = PerturbedOptions.check_minimum,
+    curvature_tol: float = PerturbedOptions.curvature_tol,
+    seed: int = PerturbedOptions.seed,
+    strategy: str = PerturbedOptions.strategy,
 ) -> Theorem2Result:
     """Check Theorem 2 at theta with two-sided certificates.
 
     S defaults to :func:`perturbation_directions` (``kinds``, ``budget``, ``combinations``,
     ``seed``) at step ``eps``. The verdict is :func:`gradbasis.certificate.judge`'s (shared with
-    Theorem 1, via :func:`gradbasis.span_check.perturbed_check`): "holds" when L(theta) - lower
-    <= tol = rtol * max(1, |L|) over the numerical span of the perturbable basis from a
+    Theorem 1, via :func:`gradbasis.theory._perturbed.perturbed_check`): "holds" when L(theta) -
+    lower <= tol = rtol * max(1, |L|) over the numerical span of the perturbable basis from a
     converged solve; "does not apply" at kinks, at points that are not critical by the
     scale-free test (``grad_tol``, a relative gain), at saddles (``check_minimum`` computes lambda_min
     of the Hessian, exactly below 400 parameters, by Lanczos above) and at points whose Lemma 3
@@ -396,57 +347,28 @@ def theorem2(
     """
     obj = check_objective(obj)
     theta = as_theta(theta, obj.model.num_params)
-    S = check_perturbation_set(S)
-    rtol, grad_tol, rank_tol, cuts, curvature_tol = check_tolerances(
-        rtol, grad_tol, rank_tol, cuts, curvature_tol
-    )
-    seed = check_seed(seed)
-    eps = positive_step(eps if S is None else S.eps)
-    finite_value_and_gradient(obj, theta)  # before any work: no verdict on an overflowing loss
-    pc = perturbed_check(
-        obj,
-        theta,
+    options = PerturbedOptions(
         eps=eps,
         S=S,
-        direction_options=dict(kinds=kinds, budget=budget, combinations=combinations, seed=seed),
+        kinds=kinds,
+        budget=budget,
+        combinations=combinations,
         rtol=rtol,
         grad_tol=grad_tol,
         rank_tol=rank_tol,
         cuts=cuts,
         check_minimum=check_minimum,
         curvature_tol=curvature_tol,
+        seed=seed,
         strategy=strategy,
     )
-    check, pb = pc.check, pc.basis
+    pc = perturbed_check(obj, theta, options)
     return Theorem2Result(
-        verdict=pc.verdict,
-        reason=pc.reason,
-        loss_value=check.loss_value,
-        lower=check.lower,
-        value=check.value,
-        gap=check.gap,
-        tol=check.tol,
+        **pc.result_fields(),
         gradient_basis_value=pc.gradient_basis.value,
         gradient_basis_lower=pc.gradient_basis.lower,
-        gradient_norm=check.gradient_norm,
-        relative_gradient=check.relative_gradient,
         lemma3_residual=pc.lemma3_residual,
         lemma3_drop=pc.lemma3_drop,
-        dual_residual=check.dual_residual,
-        first_order_bound=check.first_order_bound,
-        kink_margin=check.kink_margin,
-        min_eigenvalue=pc.min_eigenvalue,
-        dim_T=pb.dim_T,
-        dim_T_tilde=pb.dim_T_tilde,
-        num_directions=pb.num_directions,
-        eps=pc.eps,
         eps_note=pc.eps_note,
-        rank=check.rank,
-        converged=check.converged,
-        scope=check.scope,
-        judged_by=pc.judged_by,
-        directions=pc.S.to_dict(),
-        seconds=pc.seconds,
-        check=check,
-        basis=pb,
+        rank=pc.check.rank,
     )

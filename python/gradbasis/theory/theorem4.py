@@ -13,22 +13,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
-from .._options import check_seed, positive_step, show
+from .._options import show
 from .._validation import as_theta
 from ..errors import InvalidOptionError
 from ..models.mlp import MLP
-from ..objective import Objective, check_objective, finite_value_and_gradient
-from ..solve.induced import DEFAULT_CUTS
-from ..verdict import Verdict, jsonable, table
-from .linear_units import LinearUnitSets, check_mlp, linear_unit_sets
-from .perturbable import PerturbableBasis
-from .perturbation import KINDS, PerturbationSet
-from .span_check import FeatureBound, SpanCheck, check_tolerances, feature_bound, perturbed_check
-from .theorem2 import check_perturbation_set
+from ..objective import Objective, check_objective
+from ..verdict import jsonable, table
+from ._perturbed import PerturbedOptions, PerturbedResult, listed_after, perturbed_check
+from .linear_units import LinearUnitSets, check_mlp, unit_sets
+from .perturbation import PerturbationSet
+from .span_check import FeatureBound, feature_bound
 
 __all__ = ["Theorem4Result", "hidden_features", "theorem4"]
 
@@ -40,84 +39,57 @@ def hidden_features(model: MLP, theta: object, X: object, layers: Sequence[int])
     model = check_mlp(model)
     dense = model.dense_layers()
     H = len(dense) - 1
-    given = layers
-    layers = (
+    listed = (
         list(layers)
         if isinstance(layers, Iterable) and not isinstance(layers, (str, bytes))
         else None
     )
-    if layers is None or any(
+    if listed is None or any(
         isinstance(l, (bool, np.bool_)) or not isinstance(l, (int, np.integer)) or not 0 <= l <= H
-        for l in layers
+        for l in listed
     ):
         shown = (
-            "[" + ", ".join(show(l) for l in layers) + "]" if layers is not None else repr(given)
+            "[" + ", ".join(show(l) for l in listed) + "]" if listed is not None else repr(layers)
         )
         raise InvalidOptionError(
             f"layers must be hidden-layer indices in 0..H = 0..{H} (0 = the input x); got {shown}"
         )
-    blocks = [model.node_values(theta, X, dense[l].input_node) for l in layers]
+    blocks = [model.node_values(theta, X, dense[l].input_node) for l in listed]
     if model.bias:
         blocks.append(np.ones((blocks[0].shape[0] if blocks else np.asarray(X).shape[0], 1)))
     return np.hstack(blocks)
 
 
-@dataclass(frozen=True)
-class Theorem4Result:
-    """Theorem 4 at one point for a given t.
+@dataclass(frozen=True, repr=False)
+class Theorem4Result(PerturbedResult):
+    """Theorem 4 at one point for a given t (the fields every theorem of the perturbable basis
+    reports: :class:`PerturbedResult`).
 
     ``lower``/``value`` certify the infimum over [h^(t), ..., h^(H)] (x) I plus the perturbable
     span, against L(theta). ``features`` is the bound over the hidden features alone and
     ``linear`` the bound over x (+ 1) alone, the global minimum of a deep linear network; each
     says whether L(theta) <= it. ``set_sizes`` are |J^(1)|, ..., |J^(H+1)|, and ``in_theta``
-    whether theta is in Theta_{d_y,t}.
+    whether theta is in Theta_{d_y,t}. ``residual`` is the scale-free residual of the features
+    and the difference quotients.
     """
 
-    verdict: Verdict
-    reason: str
-    t: int
-    loss_value: float
-    lower: float
-    value: float
-    gap: float
-    tol: float
-    features: FeatureBound
-    linear: FeatureBound
-    set_sizes: tuple[int, ...]
-    in_theta: bool
-    gradient_norm: float
-    relative_gradient: float
-    residual: float  # scale-free residual of the features and the difference quotients
-    dual_residual: float
-    first_order_bound: float
-    kink_margin: float
-    min_eigenvalue: float
-    dim_T: int
-    dim_T_tilde: int
-    num_directions: int
-    eps: float
-    converged: bool
-    scope: str
-    judged_by: str
-    directions: dict
-    seconds: dict = field(repr=False)
-    sets: LinearUnitSets = field(repr=False)
-    check: SpanCheck = field(repr=False)
-    basis: PerturbableBasis = field(repr=False)
+    t: int = listed_after("reason")
+    features: FeatureBound = listed_after("tol")
+    linear: FeatureBound = listed_after("tol")
+    set_sizes: tuple[int, ...] = listed_after("tol")
+    in_theta: bool = listed_after("tol")
+    residual: float = listed_after("relative_gradient")
+    sets: LinearUnitSets = listed_after("seconds", repr=False)
 
     def to_dict(self) -> dict:
-        d = {
-            k: v
-            for k, v in vars(self).items()
-            if k not in ("check", "basis", "features", "linear", "sets")
-        }
+        d = self.listed("check", "basis", "features", "linear", "sets")
         d["features"] = self.features.to_dict()
         d["linear"] = self.linear.to_dict()
-        return jsonable(d)
+        return cast(dict, jsonable(d))
 
     def __str__(self) -> str:
         skip = ("check", "basis", "seconds", "directions", "features", "linear", "sets")
-        rows = [(k, v) for k, v in vars(self).items() if k not in skip]
+        rows = list(self.listed(*skip).items())
         rows += [
             ("hidden-feature bound (value)", self.features.value),
             ("L <= hidden-feature bound", self.features.meets),
@@ -132,20 +104,20 @@ def theorem4(
     theta: object,
     t: int,
     *,
-    eps: float = 1e-2,
-    S: PerturbationSet | None = None,
-    kinds: Sequence[str] = KINDS,
-    budget: int = 256,
-    combinations: int = 16,
-    margin: float = 1e-8,
-    rtol: float = 1e-8,
-    grad_tol: float = 1e-6,
-    rank_tol: float | None = None,
-    cuts: Sequence[float] = DEFAULT_CUTS,
-    check_minimum: bool = True,
-    curvature_tol: float = 1e-8,
-    seed: int = 0,
-    strategy: str = "dense",
+    eps: float = PerturbedOptions.eps,
+    S: PerturbationSet | None = PerturbedOptions.S,
+    kinds: Sequence[str] = PerturbedOptions.kinds,
+    budget: int = PerturbedOptions.budget,
+    combinations: int = PerturbedOptions.combinations,
+    margin: float = PerturbedOptions.margin,
+    rtol: float = PerturbedOptions.rtol,
+    grad_tol: float = PerturbedOptions.grad_tol,
+    rank_tol: float | None = PerturbedOptions.rank_tol,
+    cuts: Sequence[float] = PerturbedOptions.cuts,
+    check_minimum: bool = PerturbedOptions.check_minimum,
+    curvature_tol: float = PerturbedOptions.curvature_tol,
+    seed: int = PerturbedOptions.seed,
+    strategy: str = PerturbedOptions.strategy,
 ) -> Theorem4Result:
     """Check Theorem 4 at theta for an :class:`MLP` and t in 0..H.
 
@@ -154,18 +126,28 @@ def theorem4(
     are too small; the numbers are still reported). tol = rtol * max(1, |L|).
     """
     obj = check_objective(obj)
-    model = obj.model
-    sets = linear_unit_sets(model, theta, obj.X, margin=margin)
+    model = check_mlp(obj.model)
     theta = as_theta(theta, model.num_params)
-    S = check_perturbation_set(S)
-    rtol, grad_tol, rank_tol, cuts, curvature_tol = check_tolerances(
-        rtol, grad_tol, rank_tol, cuts, curvature_tol
+    options = PerturbedOptions(
+        eps=eps,
+        S=S,
+        kinds=kinds,
+        budget=budget,
+        combinations=combinations,
+        rtol=rtol,
+        grad_tol=grad_tol,
+        rank_tol=rank_tol,
+        cuts=cuts,
+        check_minimum=check_minimum,
+        curvature_tol=curvature_tol,
+        seed=seed,
+        strategy=strategy,
+        margin=margin,
     )
-    seed = check_seed(seed)
+    sets = unit_sets(model, theta, obj.X, options.margin)
     if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or not 0 <= t <= sets.depth:
         raise InvalidOptionError(f"t must be an integer in 0..H = 0..{sets.depth}; got {t!r}")
     t = int(t)
-    finite_value_and_gradient(obj, theta)  # before any work: no verdict on an overflowing loss
     d_y = model.output_dim
     feats = hidden_features(model, theta, obj.X, range(t, sets.depth + 1))
     in_theta = sets.in_theta(d_y, t)
@@ -182,73 +164,24 @@ def theorem4(
     pc = perturbed_check(
         obj,
         theta,
-        eps=positive_step(eps if S is None else S.eps),
-        S=S,
-        direction_options=dict(
-            kinds=kinds, budget=budget, combinations=combinations, margin=margin, seed=seed
-        ),
-        rtol=rtol,
-        grad_tol=grad_tol,
-        rank_tol=rank_tol,
-        cuts=cuts,
-        check_minimum=check_minimum,
-        curvature_tol=curvature_tol,
-        strategy=strategy,
+        options,
         features=feats,
         feature_meaning=f"the hidden features h^({t}..{sets.depth})",
         precondition=precondition,
     )
-    check, pb, verdict, reason, lam, seconds = (
-        pc.check,
-        pc.basis,
-        pc.verdict,
-        pc.reason,
-        pc.min_eigenvalue,
-        pc.seconds,
-    )
+    L, tol = pc.check.loss_value, pc.check.tol
     t0 = time.perf_counter()
-    features = feature_bound(
-        obj, theta, f"features: h^({t}..{sets.depth})", feats, check.loss_value, check.tol
-    )
-    linear = feature_bound(
-        obj,
-        theta,
-        "linear: a x",
-        hidden_features(model, theta, obj.X, [0]),
-        check.loss_value,
-        check.tol,
-    )
-    seconds["feature_bounds"] = time.perf_counter() - t0
+    features = feature_bound(obj, theta, f"features: h^({t}..{sets.depth})", feats, L, tol)
+    inputs = hidden_features(model, theta, obj.X, [0])
+    linear = feature_bound(obj, theta, "linear: a x", inputs, L, tol)
+    pc.seconds["feature_bounds"] = time.perf_counter() - t0
     return Theorem4Result(
-        verdict=verdict,
-        reason=reason,
+        **pc.result_fields(),
         t=t,
-        loss_value=check.loss_value,
-        lower=check.lower,
-        value=check.value,
-        gap=check.gap,
-        tol=check.tol,
         features=features,
         linear=linear,
         set_sizes=sets.sizes(),
         in_theta=in_theta,
-        gradient_norm=check.gradient_norm,
-        relative_gradient=check.relative_gradient,
         residual=pc.residual,
-        dual_residual=check.dual_residual,
-        first_order_bound=check.first_order_bound,
-        kink_margin=check.kink_margin,
-        min_eigenvalue=lam,
-        dim_T=pb.dim_T,
-        dim_T_tilde=pb.dim_T_tilde,
-        num_directions=pb.num_directions,
-        eps=pc.eps,
-        converged=check.converged,
-        scope=check.scope,
-        judged_by=pc.judged_by,
-        directions=pc.S.to_dict(),
-        seconds=seconds,
         sets=sets,
-        check=check,
-        basis=pb,
     )
