@@ -17,8 +17,6 @@ really runs its parallel path.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import threading
 from dataclasses import dataclass
 
@@ -26,6 +24,7 @@ import numpy as np
 import pytest
 
 import gradbasis as gb
+from gradbasis import _core
 
 THREAD_COUNTS = (1, 2, 3, 8, None)  # None: the default (OpenMP's, usually the core count)
 RTOL = 1e-12
@@ -184,28 +183,21 @@ def test_critical_linear_point_is_critical():
     assert np.linalg.norm(gb.Objective(model, "squared", X, Y).gradient(theta)) < 1e-12
 
 
-def openmp_runtime() -> ctypes.CDLL | None:
-    """The OpenMP runtime the core uses (already loaded, so CDLL returns that instance)."""
-    name = ctypes.util.find_library("gomp") or ctypes.util.find_library("omp")
-    return ctypes.CDLL(name) if gb.WITH_OPENMP and name else None
-
-
 @contextlib.contextmanager
 def default_threads(n: int):
-    """Set OpenMP's default thread count (what n_threads=None means) for the calling thread:
+    """Set the core's default thread count (what n_threads=None means) for the calling thread:
     theorem1 and theorem2 run their Jacobians and Grams on the default. Without OpenMP every
     call runs on one thread and there is nothing to set."""
-    omp = openmp_runtime()
-    if omp is None:
+    if not gb.WITH_OPENMP:
         yield
         return
-    before = omp.omp_get_max_threads()
-    omp.omp_set_num_threads(n)
-    assert omp.omp_get_max_threads() == n
+    before = _core.max_threads()
+    _core.set_max_threads(n)
+    assert _core.max_threads() == n
     try:
         yield
     finally:
-        omp.omp_set_num_threads(before)
+        _core.set_max_threads(before)
 
 
 def induced_numbers(r: gb.InducedResult) -> dict:

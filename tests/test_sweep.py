@@ -292,7 +292,7 @@ def test_a_failing_cell_is_recorded_and_the_sweep_goes_on(baseline, tmp_path, mo
 
 def test_a_second_writer_is_refused(tmp_path):
     out = tmp_path / "locked.jsonl"
-    holder = sweep.results._ResultsFile(out)
+    holder = sweep.results.ResultsFile(out)
     try:
         with pytest.raises(SweepError, match="another sweep is writing"):
             sweep.run(tiny(), output=out, progress=False)

@@ -236,7 +236,7 @@ def check_tolerances(
     curvature_tol: object = 0.0,
 ) -> tuple[float, float, float | None, list[float], float]:
     """The tolerances the theorem checks take: rtol in (0, 1), grad_tol > 0 (a scale-free gain,
-    see :func:`gradbasis.certificate.stationarity`), rank_tol None or a relative cut in [0, 1),
+    see :func:`gradbasis.theory.certificate.stationarity`), rank_tol None or a relative cut in [0, 1),
     cuts relative cuts, curvature_tol >= 0 (all finite)."""
     return (
         open_unit_interval(rtol, "rtol"),

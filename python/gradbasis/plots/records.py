@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SweepRecordError
-from ..sweep import parse_records
+from ..sweep.results import parse_records
 
 #: (record, the values of the fields a figure asked for), one per record the figure can draw.
 Rows = list[tuple[Mapping, list[float]]]

@@ -2,7 +2,7 @@
 
 * ``dense`` — form J (m d_y x num_params) in C++ and solve over its SVD (:func:`induced_minimum`).
 * ``gram`` — form K = J J^T (m d_y square) with the structured C++ kernel, never J, and
-  factorise it by pivoted Cholesky (:func:`gradbasis.gram_solver.solve_gram_pivoted`): the
+  factorise it by pivoted Cholesky (:func:`gradbasis.solve.gram.solve_gram_pivoted`): the
   squared loss is then a projection, the other losses run the same Newton solver on an
   orthonormal basis of the factor. The rank cut (``rank_tol``, at least (n eps)^(1/4) since K
   carries rounding of n eps lambda_max) bounds the part of J left out: each of its rows is

@@ -61,7 +61,7 @@ CHECKS: dict[str, Callable[[Objective, np.ndarray, Mapping[str, Any]], Any]] = {
 }
 
 # The options each check reads: only these enter a cell's settings (and so its key).
-_CHECK_OPTIONS = {
+CHECK_OPTIONS = {
     "classify": ("grad_tol",),
     "theorem1": ("grad_tol", "rtol"),
     "theorem2": ("grad_tol", "rtol", "eps"),
@@ -71,7 +71,7 @@ _CHECK_OPTIONS = {
     "spectrum": (),
 }
 # The [checks] table of a sweep file when a key is left out.
-_CHECK_DEFAULTS = {
+CHECK_DEFAULTS = {
     "run": ["classify", "theorem1"],
     "grad_tol": 1e-6,
     "rtol": 1e-8,
@@ -91,7 +91,7 @@ def _finite(x: Any) -> float | None:
     return v if math.isfinite(v) else None
 
 
-def _summarize(
+def summarize(
     training: Mapping | None,
     results: Mapping[str, Any],
     failed: str | None,

@@ -29,8 +29,8 @@ from ..errors import GradbasisError, InvalidOptionError, SweepConfigError
 from ..losses import get_loss
 from ..models.registry import MODEL_KINDS, build_model
 from ..optimize import METHODS
-from .checks import _CHECK_DEFAULTS, _CHECK_OPTIONS, CHECKS
-from .data import _load_data, _resolve_data
+from .checks import CHECK_DEFAULTS, CHECK_OPTIONS, CHECKS
+from .data import load_data, resolve_data
 
 __all__ = ["Cell", "Sweep", "load_sweep"]
 
@@ -67,16 +67,16 @@ class Sweep:
     datasets: dict = field(repr=False, hash=False)  # data_id -> Dataset
 
 
-def _canonical(obj: object) -> str:
+def canonical_json(obj: object) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
 def _key(settings: Mapping) -> str:
-    return hashlib.sha256(_canonical(settings).encode()).hexdigest()[:16]
+    return hashlib.sha256(canonical_json(settings).encode()).hexdigest()[:16]
 
 
 @contextlib.contextmanager
-def _config_errors() -> Iterator[None]:
+def config_errors() -> Iterator[None]:
     """Report a bad option found by the shared checks of :mod:`gradbasis._options` as a
     :class:`SweepConfigError` (itself an :class:`InvalidOptionError`), the one error a sweep
     that cannot run raises."""
@@ -126,7 +126,7 @@ def load_sweep(config: Mapping | str | os.PathLike) -> Sweep:
     while running. Paths in a sweep file are relative to its directory, in a dict to the
     working directory. Cells with equal settings (e.g. ``basis`` at several widths) run once.
     """
-    with _config_errors():
+    with config_errors():
         return _expand(*_config_source(config))
 
 
@@ -162,15 +162,15 @@ def _expand(raw: Mapping, base: Path, default_name: str) -> Sweep:
         )
         check_key = f"{where}.checks" if "checks" in grid else "checks.run"
         check_options = {
-            o: options[o] for o in sorted({o for c in run_checks for o in _CHECK_OPTIONS[c]})
+            o: options[o] for o in sorted({o for c in run_checks for o in CHECK_OPTIONS[c]})
         }
         data_axis = []
         for i, value in enumerate(axis["data"]):
             dkey = f"{where}.data[{i}]"
-            spec, path = _resolve_data(value, dkey, base)
+            spec, path = resolve_data(value, dkey, base)
             data_id = _key(spec)
             if data_id not in datasets:
-                datasets[data_id] = _load_data(spec, path, dkey)
+                datasets[data_id] = load_data(spec, path, dkey)
             data_axis.append((spec, data_id, dkey))
         grid_axes = itertools.product(
             data_axis,
@@ -239,8 +239,8 @@ def _train_settings(train: Mapping) -> list[dict]:
 
 def _check_settings(checks: Mapping) -> tuple[dict, list[str]]:
     """The [checks] options and the default list of checks to run."""
-    known_keys(checks, tuple(_CHECK_DEFAULTS), "checks")
-    get = lambda k: checks.get(k, _CHECK_DEFAULTS[k])  # noqa: E731
+    known_keys(checks, tuple(CHECK_DEFAULTS), "checks")
+    get = lambda k: checks.get(k, CHECK_DEFAULTS[k])  # noqa: E731
     options = {
         "grad_tol": positive_number(get("grad_tol"), "checks.grad_tol"),
         "rtol": open_unit_interval(get("rtol"), "checks.rtol"),

@@ -26,7 +26,7 @@ __all__ = ["teacher_data"]
 _TEACHER_DEFAULTS = {"width": 4, "activation": "tanh", "noise": 0.1, "seed": 0}
 
 
-def _resolve_data(value: object, key: str, base: Path) -> tuple[dict[str, Any], Path | None]:
+def resolve_data(value: object, key: str, base: Path) -> tuple[dict[str, Any], Path | None]:
     """The data spec as it enters a cell's settings, and the file to read (if any)."""
     if isinstance(value, str):
         value = {"name": "iris"} if value.strip() == "iris" else {"path": value}
@@ -91,8 +91,8 @@ def teacher_data(spec: Mapping) -> Dataset:
     return Dataset(X, np.zeros(spec["m"], dtype=int), Y, (), "teacher")
 
 
-def _load_data(spec: Mapping, path: Path | None, key: str) -> Dataset:
-    """The data set of a spec from :func:`_resolve_data`, cut to ``max_samples`` when given."""
+def load_data(spec: Mapping, path: Path | None, key: str) -> Dataset:
+    """The data set of a spec from :func:`resolve_data`, cut to ``max_samples`` when given."""
     try:
         if path is not None:
             data = load_data_file(path)

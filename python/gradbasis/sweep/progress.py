@@ -8,13 +8,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import SweepConfigError
-from .reporting import _label
+from .reporting import cell_label
 
 # run(progress=...) -> display mode; any other value must be a mode's name.
 _MODES: dict[object, str] = {True: "bar", False: "off"}
 
 
-def _display_mode(progress: object) -> str:
+def display_mode(progress: object) -> str:
     """The display ``progress`` asks for: "bar", "log" or "off"."""
     mode = _MODES.get(progress, progress)
     if not isinstance(mode, str) or mode not in ("bar", "log", "off"):
@@ -28,7 +28,7 @@ def _clock(seconds: float) -> str:
     return (f"{seconds // 3600}:" if seconds >= 3600 else "") + f"{minutes}:{seconds % 60:02d}"
 
 
-class _Progress:
+class Progress:
     """Cells done / total, failures and the time left, on stderr. ``mode``: "bar" (tqdm when
     installed, else one line redrawn in place), "log" (one line per finished cell), "off"."""
 
@@ -56,7 +56,7 @@ class _Progress:
             verdicts = "".join(f"; {k} {v}" for k, v in record["summary"]["verdicts"].items())
             error = record["error"]
             status = "ok" if error is None else f"FAILED ({error['type']}: {error['message']})"
-            cell = f"{record['key']} {_label(record['settings'])} seed {record['settings']['seed']}"
+            cell = f"{record['key']} {cell_label(record['settings'])} seed {record['settings']['seed']}"
             seconds = record["seconds"].get("total", 0.0)
             line = f"[{self.done}/{self.total}] {cell}: {status}{verdicts} ({seconds:.1f} s)"
             print(line, file=sys.stderr, flush=True)

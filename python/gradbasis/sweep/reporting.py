@@ -8,12 +8,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from .checks import CHECKS
-from .config import _canonical
+from .config import canonical_json
 
 __all__ = ["figure_records", "report"]
 
 
-def _label(settings: Mapping) -> str:
+def cell_label(settings: Mapping) -> str:
     """A short name for a cell's group: data, model, hidden sizes, activation, loss."""
     return " ".join(_group_columns(settings))
 
@@ -106,9 +106,9 @@ def report(records: Sequence[Mapping]) -> str:
     groups: dict[str, list[Mapping]] = {}
     for r in records:
         s = {k: v for k, v in r["settings"].items() if k != "seed"}
-        groups.setdefault(_canonical(s), []).append(r)
+        groups.setdefault(canonical_json(s), []).append(r)
     checks = [c for c in CHECKS if any(c in r["settings"]["checks"] for r in records)]
-    trains = {_canonical(r["settings"]["train"]) for r in records}
+    trains = {canonical_json(r["settings"]["train"]) for r in records}
     header = ["data", "model", "hidden", "activation", "loss"] + (
         ["train"] if len(trains) > 1 else []
     )
@@ -163,7 +163,9 @@ def report(records: Sequence[Mapping]) -> str:
     failed = [r for r in records if r["status"] != "ok"]
     for r in failed[:10]:
         e = r["error"]
-        cell = f"{r['key']} ({_label(r['settings'])} seed {r['settings']['seed']}, {e['stage']})"
+        cell = (
+            f"{r['key']} ({cell_label(r['settings'])} seed {r['settings']['seed']}, {e['stage']})"
+        )
         lines.append(f"failed {cell}: {e['type']}: {e['message']}")
     if len(failed) > 10:
         lines.append(f"... and {len(failed) - 10} more failed cells")

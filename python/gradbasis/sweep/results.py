@@ -52,7 +52,7 @@ def load_records(path: str | os.PathLike) -> list[dict]:
     return parse_records(data[: data.rfind(b"\n") + 1], path, sweep_keys=True)
 
 
-class _ResultsFile:
+class ResultsFile:
     """The JSON Lines file a sweep appends to, opened for one writer (an advisory lock)."""
 
     def __init__(self, path: Path):

@@ -27,10 +27,10 @@ from ..models.registry import build_model
 from ..objective import Objective
 from ..optimize import minimize
 from ..verdict import jsonable
-from .checks import CHECKS, _summarize
-from .config import Cell, Sweep, _config_errors, load_sweep
-from .progress import _display_mode, _Progress
-from .results import _ResultsFile
+from .checks import CHECKS, summarize
+from .config import Cell, Sweep, config_errors, load_sweep
+from .progress import Progress, display_mode
+from .results import ResultsFile
 
 __all__ = ["run", "run_cell"]
 
@@ -137,7 +137,7 @@ def run_cell(cell: Cell, data: Dataset, single_thread: bool = False) -> dict:
             record["status"] = "error"
             record["error"] = _error(exc, stage, traceback.format_exc(limit=-8))
     failed = stage if record["status"] == "error" else None
-    record["summary"] = _summarize(training, results, failed, s["checks"], model, len(data.X))
+    record["summary"] = summarize(training, results, failed, s["checks"], model, len(data.X))
     seconds["total"] = time.perf_counter() - start
     return _plain_record(record)
 
@@ -146,7 +146,7 @@ def _lost_cell_record(cell: Cell, exc: BaseException) -> dict:
     """The record of a cell whose task itself failed (e.g. its Dask worker was killed)."""
     record = _new_record(cell)
     record["status"] = "error"
-    record["summary"] = _summarize(None, {}, "worker", cell.settings["checks"], None, None)
+    record["summary"] = summarize(None, {}, "worker", cell.settings["checks"], None, None)
     record["error"] = _error(exc, "worker", "")
     return _plain_record(record)
 
@@ -272,16 +272,16 @@ def run(
             "give jobs (worker processes here) or scheduler (a Dask cluster), not both"
         )
     if jobs is not None:
-        with _config_errors():
+        with config_errors():
             jobs = positive_int(jobs, "jobs")
-    mode = _display_mode(progress)
+    mode = display_mode(progress)
     path = Path(output) if output is not None else sweep.output
-    results = _ResultsFile(path) if path is not None else None
+    results = ResultsFile(path) if path is not None else None
     try:
         wanted = {c.key for c in sweep.cells}
         found = {r["key"]: r for r in (results.records if results else []) if r["key"] in wanted}
         pending = [c for c in sweep.cells if c.key not in found]
-        bar = _Progress(mode, len(sweep.cells), len(found), len(pending))
+        bar = Progress(mode, len(sweep.cells), len(found), len(pending))
         try:
             if scheduler is not None:
                 stream = _run_dask(pending, sweep.datasets, scheduler)

@@ -4,7 +4,7 @@ All three ask whether L(theta) equals the infimum over a span that holds the per
 gradient basis (plus, for Theorems 3 and 4, hand-made features), with the same options
 (:class:`PerturbedOptions`), by the same check (:func:`perturbed_check`: directions, the
 perturbable basis, the span check, the saddle test, the Lemma 3 residual confirmed at smaller
-steps and the verdict of :func:`gradbasis.certificate.judge`), and report the same numbers
+steps and the verdict of :func:`gradbasis.theory.certificate.judge`), and report the same numbers
 (:class:`PerturbedResult`), to which each theorem adds its own.
 """
 
@@ -112,7 +112,7 @@ class PerturbedCheck:
 
     ``residual`` is the scale-free residual that vanishes at every local minimum: the most a
     single column of the difference quotients (Lemma 3) or of the features could still gain,
-    relative to max(1, |L|) (:func:`gradbasis.certificate.column_drops`).
+    relative to max(1, |L|) (:func:`gradbasis.theory.certificate.column_drops`).
     ``eps`` is the step the verdict was judged at and ``eps_note`` how it was chosen (a Lemma 3
     residual that vanished at a smaller step means the first step was beyond eps_0).
     """

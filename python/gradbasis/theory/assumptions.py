@@ -14,7 +14,7 @@ from ..losses import Loss
 from ..models.base import Model, check_model
 from ..objective import Objective, check_objective
 from ..verdict import Verdict, jsonable, table
-from .perturbation import _kinked_sources, _region, _same_region
+from .perturbation import activation_region, kinked_sources, regions_equal
 
 __all__ = [
     "Assumption1Result",
@@ -285,12 +285,12 @@ def lemma2(
     f = model.forward(theta, obj.X)
     depth = max(1, len(model.dense_layers()))
     rounding = eps * (abs(L0) + depth * float(np.sum(np.abs(u) * np.abs(f))))
-    sources = _kinked_sources(model)
-    region0 = _region(model, theta, obj.X, sources) if sources else []
+    sources = kinked_sources(model)
+    region0 = activation_region(model, theta, obj.X, sources) if sources else []
     fd_err, fd_allow, used, fd_ok = 0.0, 0.0, 0, True
     for d in dirs:
         if sources and not all(
-            _same_region(region0, _region(model, theta + t * d, obj.X, sources))
+            regions_equal(region0, activation_region(model, theta + t * d, obj.X, sources))
             for t in (h, -h, h / 2, -h / 2)
         ):
             continue

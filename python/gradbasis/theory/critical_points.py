@@ -128,7 +128,7 @@ def classify_point(
 ) -> PointClass:
     """Classify theta from ||grad L||, the kink margin and the extreme Hessian eigenvalues.
 
-    Critical means the scale-free measure of :func:`gradbasis.certificate.stationarity` (the most
+    Critical means the scale-free measure of :func:`gradbasis.theory.certificate.stationarity` (the most
     one parameter alone could still lower L, relative to max(1, |L|)) is <= grad_tol (or theta
     fits every sample to within 1e-8 max(1, |L|)); approximately critical, <= approx_tol. The
     class does not change when a feature or a layer is rescaled. Negative

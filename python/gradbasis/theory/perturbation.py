@@ -281,7 +281,7 @@ def _unit_families(
 
 
 # ----------------------------------------------------------------------------- activation regions
-def _kinked_sources(model: Model) -> list[int]:
+def kinked_sources(model: Model) -> list[int]:
     """Graph nodes feeding an activation with a kink (relu; leaky relu unless its slope is 1):
     their values are the pre-activations whose signs fix the activation region. The same units
     as the C++ kink margin (``Activation::has_kink``)."""
@@ -299,12 +299,14 @@ def _kinked_sources(model: Model) -> list[int]:
     return out
 
 
-def _region(model: Model, theta: np.ndarray, X: np.ndarray, sources: list[int]) -> list[np.ndarray]:
+def activation_region(
+    model: Model, theta: np.ndarray, X: np.ndarray, sources: list[int]
+) -> list[np.ndarray]:
     """The sign (-1, 0, +1) of every kinked unit's pre-activation on every sample."""
     return [np.sign(model.node_values(theta, X, src)) for src in sources]
 
 
-def _same_region(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
+def regions_equal(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
     return all(np.array_equal(x, y) for x, y in zip(a, b, strict=False))
 
 
@@ -318,8 +320,10 @@ def same_activation_region(model: Model, theta: object, theta2: object, X: objec
     theta = as_theta(theta, model.num_params)
     theta2 = as_theta(theta2, model.num_params, "theta2")
     X = as_samples(X, model.input_dim)
-    sources = _kinked_sources(model)
-    return _same_region(_region(model, theta, X, sources), _region(model, theta2, X, sources))
+    sources = kinked_sources(model)
+    return regions_equal(
+        activation_region(model, theta, X, sources), activation_region(model, theta2, X, sources)
+    )
 
 
 # ----------------------------------------------------------------------------- public API
@@ -431,8 +435,8 @@ def verified_directions(
     cand_kinds = single_kinds + combo_kinds
 
     accepted, kinds_out, changes, rejected, scales = [], [], [], [], []
-    sources = _kinked_sources(model)
-    region0 = _region(model, theta, X, sources) if sources else []
+    sources = kinked_sources(model)
+    region0 = activation_region(model, theta, X, sources) if sources else []
     for v, kind in zip(cand, cand_kinds, strict=False):
         norm = float(np.linalg.norm(v))
         if norm > 1.0 + 1e-12:
@@ -453,7 +457,7 @@ def verified_directions(
                     change,
                 )
                 break
-            if sources and not _same_region(region0, _region(model, moved, X, sources)):
+            if sources and not regions_equal(region0, activation_region(model, moved, X, sources)):
                 outcome = Rejection(
                     kind,
                     "theta + eps v leaves theta's activation region (a kinked unit changes the sign of "

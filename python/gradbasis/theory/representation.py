@@ -63,7 +63,7 @@ def representation_bound(
       * violated — L(theta) - value exceeds the convexity bound <u, f_X - F*>: the loss is not
         convex or the Jacobian is wrong;
       * does not apply — theta in Omega, or not a critical point by the scale-free test
-        of :func:`gradbasis.certificate.stationarity` with ``grad_tol``;
+        of :func:`gradbasis.theory.certificate.stationarity` with ``grad_tol``;
       * holds — L(theta) - lower <= tol with ``lower`` the certified lower end of the
         linear-model infimum, from a converged solve: L(theta) is certified no worse than it;
       * consistent — a critical point whose excess over the certified lower end exceeds tol but

@@ -8,7 +8,7 @@ Theorem 1: with u_i = lambda_i grad l(f(x_i; theta), y_i), weak duality gives th
 for every F. ``B^T u`` is the *dual residual*: for B = J it is grad L; for the difference
 quotients (J(theta + eps S_j) - J(theta)) / eps it is Lemma 3's quantity; for feature columns it
 is the first-order condition the theorem implies. Its scale-free form (what one column alone
-could still gain, :func:`gradbasis.certificate.column_drops`) is 0 at every local minimum.
+could still gain, :func:`gradbasis.theory.certificate.column_drops`) is 0 at every local minimum.
 
 The check Theorems 2, 3 and 4 build on these is in :mod:`gradbasis.theory._perturbed`.
 """
@@ -50,7 +50,7 @@ class SpanCheck:
     gap: float  # L(theta) - lower
     tol: float
     gradient_norm: float  # ||grad L(theta)||
-    relative_gradient: float  # scale-free criticality (gradbasis.certificate.stationarity)
+    relative_gradient: float  # scale-free criticality (gradbasis.theory.certificate.stationarity)
     dual_residual: float  # ||B^T u|| over the whole basis
     first_order_bound: float  # <u, f_X(theta) - F*>: L - Phi(F*) can never exceed it
     kink_margin: float
@@ -139,7 +139,7 @@ def judge_span(
     resolved: bool = True,
     unresolved_note: str = "",
 ) -> tuple[Verdict, str]:
-    """The verdict of :func:`gradbasis.certificate.judge` on a span check: ``residual`` is the
+    """The verdict of :func:`gradbasis.theory.certificate.judge` on a span check: ``residual`` is the
     scale-free residual of the columns the theorem adds (0 at every local minimum)."""
     return judge(
         Evidence(

@@ -36,10 +36,10 @@ BASIS_TOL = 1e-8
 class Theorem1Result:
     """Theorem 1 at one point: L(theta) against the certified interval [lower, value] of the
     gradient basis model's infimum over the numerical span of J (``scope`` says exactly which
-    span the interval covers), with the verdict of :func:`gradbasis.certificate.judge`.
+    span the interval covers), with the verdict of :func:`gradbasis.theory.certificate.judge`.
 
     ``tol`` is the absolute tolerance used (``rtol * max(1, |L|)``). ``relative_gradient`` is the
-    scale-free criticality measure of :func:`gradbasis.certificate.stationarity` (the most one
+    scale-free criticality measure of :func:`gradbasis.theory.certificate.stationarity` (the most one
     parameter alone could still gain, relative to max(1, |L|)) compared with ``grad_tol``.
     ``first_order_bound`` is <u, f_X(theta) - F*> (<= ||grad L|| ||alpha* - g(theta)||): by
     convexity L(theta) - Phi(F*) can never exceed it. ``resolution`` and ``resolved_gap`` are a
@@ -57,7 +57,7 @@ class Theorem1Result:
     value: float
     gap: float  # L(theta) - lower
     gradient_norm: float
-    relative_gradient: float  # scale-free: see gradbasis.certificate.stationarity
+    relative_gradient: float  # scale-free: see gradbasis.theory.certificate.stationarity
     alpha_distance: float  # ||alpha* - g(theta)||
     first_order_bound: float
     kink_margin: float
@@ -187,6 +187,119 @@ def basis_consistency(
     return float(r2), float(a2), "; ".join(failed) or None
 
 
+def _induced_by_strategy(
+    obj: Objective,
+    theta: np.ndarray,
+    chosen: Strategy,
+    J: np.ndarray | None,
+    f: np.ndarray,
+    memory_budget: int | None,
+    rank_tol: float | None,
+    cuts: Sequence[float],
+) -> tuple[InducedResult, bool, str, tuple[np.ndarray, np.ndarray] | None]:
+    """The gradient basis model by the chosen strategy (checked inputs; J given for "dense"):
+    the result, whether it covers the numerical span, why not, and the output basis (U, sigma)
+    the Gram path found (None otherwise)."""
+    model = obj.model
+    if chosen == Strategy.DENSE:
+        assert J is not None  # built (or given) by the caller for the dense strategy
+        full = induced_minimum(
+            J,
+            obj.loss,
+            obj.Y,
+            obj.weights,
+            rank_tol=rank_tol,
+            cuts=cuts,
+            start=f,
+            n_threads=obj.n_threads or None,
+        )
+        return full, True, "", None
+    if chosen == Strategy.GRAM:
+        full, U_gram, s_gram = gram_solve(
+            obj, theta, memory_budget, rank_tol, cuts, 1e-12, 200, with_output=True
+        )
+        n = obj.num_samples * model.output_dim
+        resolved = s_gram.size >= n  # the kept span is all of R^n: nothing can lie below the floor
+        unresolved = (
+            f"the Gram path resolves only sigma > {full.rank_tol:.2g} sigma_max (rank {s_gram.size} of {n}); "
+            "directions below that floor are not judged"
+        )
+        full = replace(
+            full,
+            scope=(
+                f"the span of the {s_gram.size} eigen-directions of K = J J^T with sigma > {full.rank_tol:.2g} sigma_max, "
+                "plus f_X(theta)"
+            ),
+        )
+        return full, resolved, unresolved, (U_gram, s_gram)
+    full = gradient_basis_minimum(obj, theta, strategy="matrix_free", memory_budget=memory_budget)
+    radius = full.details.get("radius", float("nan"))
+    unresolved = (
+        "the matrix-free bound covers only coefficients with ||alpha|| <= the radius of its optimum"
+    )
+    full = replace(full, scope=f"coefficients alpha with ||alpha|| <= {radius:.3g} (matrix-free)")
+    return full, False, unresolved, None
+
+
+def _dense_judgement(
+    obj: Objective,
+    theta: np.ndarray,
+    f: np.ndarray,
+    memory_budget: int | None,
+    rank_tol: float | None,
+    cuts: Sequence[float],
+) -> tuple[np.ndarray, InducedResult]:
+    """J and the induced model over its numerical span (checked inputs)."""
+    J = obj.model.jacobian(
+        theta, obj.X, memory_budget=memory_budget, n_threads=obj.n_threads or None
+    )
+    full = induced_minimum(
+        J,
+        obj.loss,
+        obj.Y,
+        obj.weights,
+        rank_tol=rank_tol,
+        cuts=cuts,
+        start=f,
+        n_threads=obj.n_threads or None,
+    )
+    return J, full
+
+
+def _resolved_gap(
+    obj: Objective,
+    f: np.ndarray,
+    J: np.ndarray | None,
+    output_basis: tuple[np.ndarray, np.ndarray] | None,
+    resolution: float,
+    loss_value: float,
+    gap: float,
+) -> float | None:
+    """L(theta) minus the lower end over the singular directions above ``resolution`` (the
+    directions the gradient resolves) plus f_X(theta): how much of ``gap`` lies along them.
+    ``gap`` itself when every direction is resolved, None when none is."""
+    if output_basis is not None:
+        U, s = output_basis
+    else:
+        assert J is not None  # a resolved span without output_basis was judged on J
+        U, s = np.linalg.svd(J, full_matrices=False)[:2]
+    keep = s > resolution
+    if keep.all():
+        return gap
+    if not keep.any():
+        return None
+    part = induced_minimum(
+        np.hstack([U[:, keep] * s[keep], f.reshape(-1, 1)]),
+        obj.loss,
+        obj.Y,
+        obj.weights,
+        cuts=(),
+        start=f,
+        n_threads=obj.n_threads or None,
+    )
+    return loss_value - part.lower
+
+
 def theorem1(
     obj: Objective,
     theta: object,
@@ -201,14 +314,14 @@ def theorem1(
 ) -> Theorem1Result:
     """Check Theorem 1 at theta with two-sided certificates.
 
-    The verdict is :func:`gradbasis.certificate.judge`'s, on the gradient basis model over the
+    The verdict is :func:`gradbasis.theory.certificate.judge`'s, on the gradient basis model over the
     *numerical span* of J (singular directions with sigma > ``rank_tol`` * sigma_max, default
     max(m d_y, num_params) * eps, as numpy's matrix_rank):
 
     * violated — the Jacobian used fails Lemma 2 or Assumption 2 (checked on a given
       ``jacobian`` and on the dense J), or the certified interval contradicts convexity;
     * does not apply — theta in Omega, or not a critical point by the scale-free test of
-      :func:`gradbasis.certificate.stationarity` (no parameter alone could lower L by more than
+      :func:`gradbasis.theory.certificate.stationarity` (no parameter alone could lower L by more than
       ``grad_tol`` max(1, |L|));
     * holds — L(theta) - lower <= tol = rtol * max(1, |L|) over the numerical span, converged;
     * consistent — an approximate critical point whose gap over the numerical span exceeds tol
@@ -261,47 +374,9 @@ def theorem1(
     point = stationarity(obj, theta, grad, loss_value, J=J)
     seconds["stationarity"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    output_basis = None
-    if chosen == Strategy.DENSE:
-        full = induced_minimum(
-            J,
-            obj.loss,
-            obj.Y,
-            obj.weights,
-            rank_tol=rank_tol,
-            cuts=cuts,
-            start=f,
-            n_threads=obj.n_threads or None,
-        )
-        resolved, unresolved = True, ""
-    elif chosen == Strategy.GRAM:
-        full, U_gram, s_gram = gram_solve(
-            obj, theta, memory_budget, rank_tol, cuts, 1e-12, 200, with_output=True
-        )
-        output_basis = (U_gram, s_gram)
-        n = obj.num_samples * model.output_dim
-        resolved = s_gram.size >= n  # the kept span is all of R^n: nothing can lie below the floor
-        unresolved = (
-            f"the Gram path resolves only sigma > {full.rank_tol:.2g} sigma_max (rank {s_gram.size} of {n}); "
-            "directions below that floor are not judged"
-        )
-        full = replace(
-            full,
-            scope=(
-                f"the span of the {s_gram.size} eigen-directions of K = J J^T with sigma > {full.rank_tol:.2g} sigma_max, "
-                "plus f_X(theta)"
-            ),
-        )
-    else:
-        full = gradient_basis_minimum(
-            obj, theta, strategy="matrix_free", memory_budget=memory_budget
-        )
-        resolved = False
-        radius = full.details.get("radius", float("nan"))
-        unresolved = "the matrix-free bound covers only coefficients with ||alpha|| <= the radius of its optimum"
-        full = replace(
-            full, scope=f"coefficients alpha with ||alpha|| <= {radius:.3g} (matrix-free)"
-        )
+    full, resolved, unresolved, output_basis = _induced_by_strategy(
+        obj, theta, chosen, J, f, memory_budget, rank_tol, cuts
+    )
     judged_by = chosen
     if not resolved and loss_value - full.value <= tol and jacobian is None:
         # The strategy found no drop beyond tol, so "holds" is possible, but its numbers do not
@@ -309,19 +384,7 @@ def theorem1(
         # found a drop beyond tol, "holds" is out of reach for gram (its span is part of the
         # numerical span) and "consistent" is at worst weaker than dense for matrix_free.
         if memory_estimate(obj, memory_budget).fits("dense"):
-            J = model.jacobian(
-                theta, obj.X, memory_budget=memory_budget, n_threads=obj.n_threads or None
-            )
-            full = induced_minimum(
-                J,
-                obj.loss,
-                obj.Y,
-                obj.weights,
-                rank_tol=rank_tol,
-                cuts=cuts,
-                start=f,
-                n_threads=obj.n_threads or None,
-            )
+            J, full = _dense_judgement(obj, theta, f, memory_budget, rank_tol, cuts)
             resolved, judged_by, output_basis = True, Strategy.DENSE, None
     seconds["induced"] = time.perf_counter() - t0
     l2_res = a2_res = float("nan")
@@ -339,25 +402,7 @@ def theorem1(
     resolution, resolved_gap = 0.0, None
     if gap > tol and point.critical(grad_tol, tol) and resolved and gnorm > 0.0:
         resolution = gradient_resolution(obj, theta, gnorm, tol)
-        if output_basis is not None:
-            U, s = output_basis
-        else:
-            assert J is not None  # a resolved span without output_basis was judged on J
-            U, s = np.linalg.svd(J, full_matrices=False)[:2]
-        keep = s > resolution
-        if keep.any() and not keep.all():
-            part = induced_minimum(
-                np.hstack([U[:, keep] * s[keep], f.reshape(-1, 1)]),
-                obj.loss,
-                obj.Y,
-                obj.weights,
-                cuts=(),
-                start=f,
-                n_threads=obj.n_threads or None,
-            )
-            resolved_gap = loss_value - part.lower
-        elif keep.all():
-            resolved_gap = gap
+        resolved_gap = _resolved_gap(obj, f, J, output_basis, resolution, loss_value, gap)
     evidence = Evidence(
         loss_value=loss_value,
         tol=tol,

@@ -30,7 +30,7 @@ from ..objective import Objective, check_objective
 from ..verdict import jsonable, table
 from ._perturbed import PerturbedOptions, PerturbedResult, listed_after, perturbed_check
 from .perturbable import directions_and_step, model_depth, perturbable_span, quotient_noise
-from .perturbation import PerturbationSet, _kinked_sources, _region, _same_region
+from .perturbation import PerturbationSet, activation_region, kinked_sources, regions_equal
 from .span_check import saddle_reason
 
 __all__ = [
@@ -192,8 +192,8 @@ def lemma1(
         output_tol = nonnegative_number(output_tol, "output_tol")
 
     # 1. S, S' within V[theta, eps].
-    sources = _kinked_sources(model)
-    region0 = _region(model, theta, X, sources) if sources else []
+    sources = kinked_sources(model)
+    region0 = activation_region(model, theta, X, sources) if sources else []
     problems, max_change = [], 0.0
     for name, D in (("S", S), ("S2", S2)):
         for j, v in enumerate(D):
@@ -207,7 +207,9 @@ def lemma1(
                 problems.append(
                     f"{name}[{j}] moves f_X by {change:.3g} > output_tol {output_tol:.3g}"
                 )
-            elif sources and not _same_region(region0, _region(model, moved, X, sources)):
+            elif sources and not regions_equal(
+                region0, activation_region(model, moved, X, sources)
+            ):
                 problems.append(
                     f"{name}[{j}] takes theta out of its activation region (a kinked unit changes sign)"
                 )
@@ -279,7 +281,7 @@ def lemma1(
 class Theorem2Result(PerturbedResult):
     """Theorem 2 at one point: L(theta) against the certified interval [lower, value] of the
     perturbable gradient basis model's infimum over its numerical span (``scope``), with dim T,
-    dim T~, |S| and eps, and the verdict of :func:`gradbasis.certificate.judge` (the fields
+    dim T~, |S| and eps, and the verdict of :func:`gradbasis.theory.certificate.judge` (the fields
     every theorem of the perturbable basis reports: :class:`PerturbedResult`).
 
     ``gradient_basis_value`` is Theorem 1's infimum (over T alone), so users see what the
@@ -332,7 +334,7 @@ def theorem2(
     """Check Theorem 2 at theta with two-sided certificates.
 
     S defaults to :func:`perturbation_directions` (``kinds``, ``budget``, ``combinations``,
-    ``seed``) at step ``eps``. The verdict is :func:`gradbasis.certificate.judge`'s (shared with
+    ``seed``) at step ``eps``. The verdict is :func:`gradbasis.theory.certificate.judge`'s (shared with
     Theorem 1, via :func:`gradbasis.theory._perturbed.perturbed_check`): "holds" when L(theta) -
     lower <= tol = rtol * max(1, |L|) over the numerical span of the perturbable basis from a
     converged solve; "does not apply" at kinks, at points that are not critical by the
