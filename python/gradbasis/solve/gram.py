@@ -38,7 +38,15 @@ from .. import _core
 from .._validation import as_threads
 from .induced import InducedResult, ProfileEntry, default_rank_tol
 
-__all__ = ["gram_floor", "output_basis_from_gram", "solve_over_gram", "solve_gram_pivoted"]
+__all__ = [
+    "PivotedFactor",
+    "gram_floor",
+    "output_basis_from_gram",
+    "pivoted_factor",
+    "solve_on_factor",
+    "solve_over_gram",
+    "solve_gram_pivoted",
+]
 
 _EPS = float(np.finfo(np.float64).eps)
 
@@ -55,7 +63,7 @@ def _cut(n: int, rank_tol: float | None) -> float:
 
 # ----------------------------------------------------------------------------- pivoted Cholesky
 @dataclass
-class _PivotedFactor:
+class PivotedFactor:
     """K's leading r pivoted columns: K[perm[:r], perm[:r]] = L11 L11^T and, in pivoted row
     order, K[perm][:, perm[:r]] = L L11^T with L = ``L`` (n x r, lower trapezoidal)."""
 
@@ -80,13 +88,13 @@ class _PivotedFactor:
         return d * c
 
 
-def _pivoted_factor(K: np.ndarray, cut: float) -> _PivotedFactor:
+def pivoted_factor(K: np.ndarray, cut: float) -> PivotedFactor:
     """Pivoted Cholesky of the symmetric K (overwritten) to the rank where every remaining
     diagonal entry is <= cut^2 max diag(K)."""
     n = K.shape[0]
     top = float(np.max(np.diagonal(K))) if n else 0.0
     if not top > 0.0:
-        return _PivotedFactor(np.zeros((n, 0)), np.arange(n), np.zeros(0))
+        return PivotedFactor(np.zeros((n, 0)), np.arange(n), np.zeros(0))
     # K is symmetric, so its transpose is the same matrix in the Fortran order LAPACK works in.
     c, piv, rank, info = lapack.dpstrf(K.T, tol=cut * cut * top, lower=1, overwrite_a=1)
     if info < 0:
@@ -94,7 +102,7 @@ def _pivoted_factor(K: np.ndarray, cut: float) -> _PivotedFactor:
     L = c[:, :rank]
     for j in range(1, rank):  # the strictly upper part of the leading block still holds K
         L[:j, j] = 0.0
-    return _PivotedFactor(
+    return PivotedFactor(
         L, np.asarray(piv, dtype=np.intp) - 1, np.abs(np.diagonal(L[:rank, :rank])).copy()
     )
 
@@ -136,7 +144,36 @@ def solve_gram_pivoted(
     if squared:
         K *= D[:, None]
         K *= D[None, :]
-    factor = _pivoted_factor(K, cut)
+    factor = pivoted_factor(K, cut)
+    main, z = solve_on_factor(
+        factor, loss, Y, weights, D, cut, cuts, tol, max_iter, start, n_threads=n_threads
+    )
+    beta = factor.coefficients(z, D).reshape(Y.shape)
+    return main, beta
+
+
+def solve_on_factor(
+    factor: PivotedFactor,
+    loss,
+    Y: np.ndarray,
+    weights: np.ndarray,
+    D: np.ndarray,
+    cut: float,
+    cuts: Sequence[float],
+    tol: float,
+    max_iter: int,
+    start: np.ndarray | None = None,
+    *,
+    n_threads: int | None = None,
+) -> tuple[InducedResult, np.ndarray]:
+    """(result, z): the induced infimum over range(factor.L[:, :k]) (rows in pivoted order, k
+    the rank at ``cut``), with the fitted outputs (pivoted order) L[:, :k] z.
+
+    The squared loss expects the factor of D K D (``D`` = sqrt of the weights, repeated per
+    output) and solves the projection; the other losses take D = 1 and the weights in their
+    objective. ``cuts`` above ``cut`` are solved as prefixes of the same factor; those at or
+    below it repeat the main answer."""
+    squared = loss.name == "squared"
     r = factor.scale.size
     profile_cuts = _cuts_above(cut, cuts)
     if squared:
@@ -145,7 +182,6 @@ def solve_gram_pivoted(
         main, entries, z = _newton_on_factor(
             factor, loss, Y, weights, cut, profile_cuts, tol, max_iter, start, n_threads
         )
-    beta = factor.coefficients(z, D).reshape(Y.shape)
     entries += [
         ProfileEntry(c, main.rank, main.value, main.lower, main.iterations, main.attained)
         for c in cuts
@@ -163,10 +199,10 @@ def solve_gram_pivoted(
             "weights_folded": squared,
         },
     )
-    return main, beta
+    return main, z
 
 
-def _squared_projection(factor: _PivotedFactor, loss, Y, w, D, cut, profile_cuts):
+def _squared_projection(factor: PivotedFactor, loss, Y, w, D, cut, profile_cuts):
     """Projection of D y onto the span of the factor's leading columns, at every cut."""
     L = factor.L
     n, r = L.shape
@@ -280,7 +316,7 @@ def _orthonormal_factor(L: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _newton_on_factor(
-    factor: _PivotedFactor, loss, Y, w, cut, profile_cuts, tol, max_iter, start=None, n_threads=None
+    factor: PivotedFactor, loss, Y, w, cut, profile_cuts, tol, max_iter, start=None, n_threads=None
 ):
     """The Newton solver on an orthonormal basis Q of the factor (Q R = L): its leading
     columns span the factor's leading columns, so the cuts stay prefixes."""
