@@ -17,12 +17,8 @@ from .._validation import as_float_array, as_theta, check_finite
 from ..errors import ShapeError
 from ..objective import Objective, check_objective, finite_value_and_gradient
 from ..solve.induced import DEFAULT_CUTS, InducedResult, induced_minimum
-from ..solve.strategies import (
-    choose_strategy,
-    gradient_basis_minimum,
-    gram_solve,
-    memory_estimate,
-)
+from ..solve.resolved_span import resolved_span_minimum
+from ..solve.strategies import choose_strategy, gradient_basis_minimum, memory_estimate
 from ..verdict import Verdict, jsonable, table
 from .certificate import Evidence, judge, stationarity
 
@@ -146,6 +142,21 @@ def gradient_resolution(
     return gradient_norm / np.sqrt(2.0 * curvature * tol)
 
 
+#: A Jacobian up to this size is formed for the Gram strategy's products with J (GEMMs on it
+#: are far cheaper than one sweep of the network per vector) and for stationarity.
+SMALL_JACOBIAN_BYTES = 512 * 2**20
+
+
+def _small_jacobian(obj: Objective, memory_budget: int | None) -> bool:
+    size = 8 * obj.num_samples * obj.model.output_dim * obj.model.num_params
+    limit = (
+        SMALL_JACOBIAN_BYTES
+        if memory_budget is None
+        else min(SMALL_JACOBIAN_BYTES, memory_budget // 4)
+    )
+    return size <= limit
+
+
 def _checked_jacobian(jacobian: object, obj: Objective) -> np.ndarray:
     """A precomputed J(theta): float64, (m*d_y, num_params), finite."""
     J = as_float_array(jacobian, "jacobian")
@@ -196,6 +207,7 @@ def _induced_by_strategy(
     memory_budget: int | None,
     rank_tol: float | None,
     cuts: Sequence[float],
+    tol: float,
 ) -> tuple[InducedResult, bool, str, tuple[np.ndarray, np.ndarray] | None]:
     """The gradient basis model by the chosen strategy (checked inputs; J given for "dense"):
     the result, whether it covers the numerical span, why not, and the output basis (U, sigma)
@@ -215,23 +227,32 @@ def _induced_by_strategy(
         )
         return full, True, "", None
     if chosen == Strategy.GRAM:
-        full, U_gram, s_gram = gram_solve(
-            obj, theta, memory_budget, rank_tol, cuts, 1e-12, 200, with_output=True
+        full, resolution = resolved_span_minimum(
+            model,
+            theta,
+            obj.X,
+            obj.loss,
+            obj.Y,
+            obj.weights,
+            rank_tol=rank_tol,
+            cuts=cuts,
+            start=f,
+            jacobian=J,
+            memory_budget=memory_budget,
+            n_threads=obj.n_threads or None,
         )
-        n = obj.num_samples * model.output_dim
-        resolved = s_gram.size >= n  # the kept span is all of R^n: nothing can lie below the floor
         unresolved = (
-            f"the Gram path resolves only sigma > {full.rank_tol:.2g} sigma_max (rank {s_gram.size} of {n}); "
-            "directions below that floor are not judged"
+            f"the part of J left out of the span is bounded only by {resolution.left_out_bound:.2g} "
+            f"sigma_max, above the rank cut {resolution.extension_cut:.2g} "
+            f"({resolution.extension_rank} directions found beyond K's factor, the most allowed)"
         )
-        full = replace(
-            full,
-            scope=(
-                f"the span of the {s_gram.size} eigen-directions of K = J J^T with sigma > {full.rank_tol:.2g} sigma_max, "
-                "plus f_X(theta)"
-            ),
-        )
-        return full, resolved, unresolved, (U_gram, s_gram)
+        if resolution.resolved and resolution.gain_along_jacobian > 0.01 * tol:
+            unresolved = (
+                f"the Gram-based span is tilted by K's rounding: the answer can still drop by "
+                f"{resolution.gain_along_jacobian:.2g} along J's own directions (> tol / 100)"
+            )
+            return full, False, unresolved, None
+        return full, resolution.resolved, unresolved, None
     full = gradient_basis_minimum(obj, theta, strategy="matrix_free", memory_budget=memory_budget)
     radius = full.details.get("radius", float("nan"))
     unresolved = (
@@ -280,9 +301,10 @@ def _resolved_gap(
     ``gap`` itself when every direction is resolved, None when none is."""
     if output_basis is not None:
         U, s = output_basis
-    else:
-        assert J is not None  # a resolved span without output_basis was judged on J
+    elif J is not None:
         U, s = np.linalg.svd(J, full_matrices=False)[:2]
+    else:
+        return None  # judged without a spectrum (the Gram path): no split by singular value
     keep = s > resolution
     if keep.all():
         return gap
@@ -365,7 +387,10 @@ def theorem1(
     tol = rtol * max(1.0, abs(loss_value))
     J = jacobian
     t0 = time.perf_counter()
-    if chosen == Strategy.DENSE and J is None:
+    if J is None and (
+        chosen == Strategy.DENSE
+        or (chosen == Strategy.GRAM and _small_jacobian(obj, memory_budget))
+    ):
         J = model.jacobian(
             theta, obj.X, memory_budget=memory_budget, n_threads=obj.n_threads or None
         )
@@ -375,7 +400,7 @@ def theorem1(
     seconds["stationarity"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     full, resolved, unresolved, output_basis = _induced_by_strategy(
-        obj, theta, chosen, J, f, memory_budget, rank_tol, cuts
+        obj, theta, chosen, J, f, memory_budget, rank_tol, cuts, tol
     )
     judged_by = chosen
     if not resolved and loss_value - full.value <= tol and jacobian is None:
