@@ -124,6 +124,21 @@ def coefficient_block(X, beta, model, theta, n_threads):
     return model.vjp(theta, X, beta, n_threads=n_threads)[None, :]
 
 
+def jvp_columns(X, W, model, theta, n_threads):
+    """J(X_i) W for a block of directions W (num_params x b): rows of the chunk, b columns."""
+    cols = [model.jvp(theta, X, W[:, j], n_threads=n_threads).ravel() for j in range(W.shape[1])]
+    return np.stack(cols, axis=1)
+
+
+def vjp_columns(X, U, model, theta, n_threads):
+    """J(X_i)^T U_i for the chunk's rows U_i (c d_y x b): the chunk's share of J^T U."""
+    d = model.output_dim
+    cols = [
+        model.vjp(theta, X, U[:, j].reshape(-1, d), n_threads=n_threads) for j in range(U.shape[1])
+    ]
+    return np.stack(cols, axis=1)
+
+
 # ----------------------------------------------------------------------------- arrays
 def default_jacobian_chunk(model: Model) -> int:
     """Samples per chunk for blocks of J (with one extra column) of about BLOCK_BYTES."""

@@ -23,6 +23,12 @@ matrix) is one Dask task that runs the C++ core inside a worker. Three entry poi
   :mod:`gradbasis.solve.gram`); the coefficients go back to theta coordinates by reverse sweeps on the
   workers.
 
+  ``method="resolved"`` (any loss): Theorem 1's certificate over J's numerical span at the
+  rounding-level cut, as the single-machine Gram strategy of :func:`gradbasis.theorem1`
+  (:mod:`gradbasis.solve.resolved_span`): K gathered as for ``gram``, then the rows its
+  pivoted Cholesky left out resolved from J v and J^T u products computed chunk by chunk on
+  the workers (one task per chunk and block of probe vectors).
+
 Running on a cluster
 --------------------
 Connect a client before calling, or pass it::
@@ -85,14 +91,17 @@ from .dask_tasks import (
     fitted_block,
     gram_block,
     jacobian_block,
+    jvp_columns,
     problem_parts,
     rows_like,
     sample_chunks,
     shared_keys,
     tsqr_rows,
+    vjp_columns,
 )
 from .gram import solve_gram_pivoted
 from .induced import DEFAULT_CUTS, InducedResult, ProfileEntry, default_rank_tol, induced_minimum
+from .resolved_span import JacobianProducts, resolved_span_minimum
 
 if TYPE_CHECKING:  # pragma: no cover
     import dask.array
@@ -100,7 +109,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["METHODS", "distributed_gram", "distributed_induced_minimum", "distributed_jacobian"]
 
 #: Methods of :func:`distributed_induced_minimum`.
-METHODS = ("tsqr", "gram")
+METHODS = ("tsqr", "gram", "resolved")
 
 
 def distributed_jacobian(
@@ -249,7 +258,7 @@ def distributed_induced_minimum(
             memory_budget,
             "use method='tsqr' (squared loss), fewer samples, or pass a memory_budget",
         )
-        solve = _gram_solve
+        solve = _gram_solve if method == "gram" else _resolved_solve
     res = solve(
         dask, da, client, model, loss, theta, Xd, Y, weights, rank_tol, cuts, tol, max_iter, threads
     )
@@ -367,15 +376,13 @@ def _unequal_weights_solve(R, P, w_ref, rank_tol, cuts, tol, max_iter, threads) 
     return replace(main, singular_values=sigma, profile=tuple(entries))
 
 
-def _gram_solve(
-    dask, da, client, model, loss, theta, Xd, Y, weights, rank_tol, cuts, tol, max_iter, threads
-):
-    """The ``gram`` strategy with K assembled from its blocks and alpha = sum_i J(X_i)^T beta_i."""
+def _gathered_gram(dask, da, client, model, theta, Xd, Y, weights, loss, threads):
+    """(K, Y, w) on the driver: the upper blocks of K gathered into one matrix (the lower ones
+    are their transposes), with the targets and weights checked."""
     m, d = Xd.shape[0], model.output_dim
     # The solve runs on the driver: Y and the weights come here (m d_y + m floats), checked first.
     Y, w = (compute(dask, client, A)[0] if isinstance(A, da.Array) else A for A in (Y, weights))
     Y, w = loss.check_targets(Y, d, m), as_weights(w, m)
-    # Gather the upper blocks only (the lower ones are their transposes) into K on the driver.
     grid = _gram_array(dask, da, model, theta, Xd, threads).to_delayed()
     pairs = [(i, j) for i in range(grid.shape[0]) for j in range(i, grid.shape[0])]
     blocks = compute(dask, client, *(grid[i, j] for i, j in pairs))
@@ -384,7 +391,70 @@ def _gram_solve(
     for (i, j), blk in zip(pairs, blocks, strict=False):
         K[at[i] : at[i + 1], at[j] : at[j + 1]] = blk
         K[at[j] : at[j + 1], at[i] : at[i + 1]] = blk.T
-    del blocks
+    return K, Y, w
+
+
+class _ChunkedProducts(JacobianProducts):
+    """J W and J^T U computed chunk by chunk on the workers (one task per chunk and block)."""
+
+    def __init__(self, dask, client, model, theta, Xd, threads):
+        super().__init__(model, theta, None, threads)
+        self.dask, self.client, self.Xd = dask, client, Xd
+        self.chunks = Xd.to_delayed().ravel()
+        d = model.output_dim
+        self.at = np.concatenate([[0], np.cumsum([c * d for c in Xd.chunks[0]])])
+        self.m_d, self.t_d = shared_keys(dask, model, theta)
+
+    def jv(self, W: np.ndarray) -> np.ndarray:
+        delayed = self.dask.delayed
+        W_d = delayed(W, pure=True)
+        tasks = [
+            delayed(jvp_columns)(c, W_d, self.m_d, self.t_d, self.threads) for c in self.chunks
+        ]
+        return np.vstack(compute(self.dask, self.client, *tasks))
+
+    def jtu(self, U: np.ndarray) -> np.ndarray:
+        delayed = self.dask.delayed
+        tasks = [
+            delayed(vjp_columns)(
+                c, U[self.at[i] : self.at[i + 1]], self.m_d, self.t_d, self.threads
+            )
+            for i, c in enumerate(self.chunks)
+        ]
+        return np.sum(compute(self.dask, self.client, *tasks), axis=0)
+
+
+def _resolved_solve(
+    dask, da, client, model, loss, theta, Xd, Y, weights, rank_tol, cuts, tol, max_iter, threads
+):
+    """Theorem 1's certificate over the numerical span: K from the workers, the left-out rows
+    from J W / J^T U products on the workers (:mod:`gradbasis.solve.resolved_span`)."""
+    K, Y, w = _gathered_gram(dask, da, client, model, theta, Xd, Y, weights, loss, threads)
+    products = _ChunkedProducts(dask, client, model, theta, Xd, threads)
+    res, _how = resolved_span_minimum(
+        model,
+        theta,
+        None,
+        loss,
+        Y,
+        w,
+        rank_tol=rank_tol,
+        cuts=cuts,
+        tol=tol,
+        max_iter=max_iter,
+        gram=K,
+        products=products,
+        n_threads=threads,
+    )
+    return res
+
+
+def _gram_solve(
+    dask, da, client, model, loss, theta, Xd, Y, weights, rank_tol, cuts, tol, max_iter, threads
+):
+    """The ``gram`` strategy with K assembled from its blocks and alpha = sum_i J(X_i)^T beta_i."""
+    d = model.output_dim
+    K, Y, w = _gathered_gram(dask, da, client, model, theta, Xd, Y, weights, loss, threads)
     res, beta = solve_gram_pivoted(K, loss, Y, w, rank_tol, cuts, tol, max_iter, n_threads=threads)
     del K
     m_d, t_d = shared_keys(dask, model, theta)

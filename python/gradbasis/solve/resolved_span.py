@@ -46,7 +46,7 @@ from .gram import gram_floor
 from .induced import InducedResult, ProfileEntry, default_rank_tol
 from .pivoted import PivotedFactor, pivoted_factor, solve_on_factor
 
-__all__ = ["SpanResolution", "resolved_span_minimum"]
+__all__ = ["JacobianProducts", "SpanResolution", "resolved_span_minimum"]
 
 _EPS = float(np.finfo(np.float64).eps)
 #: Halko-Martinsson-Tropp's constant: ||A|| <= 10 sqrt(2/pi) max_i ||A w_i|| for r Gaussian
@@ -122,44 +122,55 @@ def _largest_eigenvalue(K: np.ndarray, block: int = 8, passes: int = 2) -> float
     return ritz
 
 
-class _RemainingRows:
-    """S = D_R J_R (I - Pi_P) and its transpose on blocks of vectors (D: row scaling, rows in
-    sample order i*d_y + k; P, R: kept and remaining rows, original indices), through a dense J
-    when one is at hand (two GEMMs a pass) and through J v / J^T u sweeps of the core otherwise."""
+class JacobianProducts:
+    """J W and J^T U on blocks of vectors (W: num_params x b, U: m d_y x b, rows in sample order
+    i*d_y + k): through a dense J when one is at hand (one GEMM), else one sweep of the C++
+    core per vector. The distributed path passes its own, computed chunk by chunk on workers."""
 
-    def __init__(self, model: Model, theta, X, D, factor: PivotedFactor, n_threads, J=None):
+    def __init__(self, model: Model, theta, X, n_threads=None, J: np.ndarray | None = None):
         self.model, self.theta, self.X, self.threads, self.J = model, theta, X, n_threads, J
-        self.D = D
-        k = factor.scale.size
-        self.P, self.R = factor.perm[:k], factor.perm[k:]
-        self.L11 = np.asfortranarray(factor.L[:k, :k])
-        self.n, self.d_y = D.size, model.output_dim
-        self.sweeps = 0
 
-    def _jv(self, W: np.ndarray) -> np.ndarray:
-        """D J W for W (num_params, b): (n, b)."""
-        self.sweeps += W.shape[1]
+    def jv(self, W: np.ndarray) -> np.ndarray:
         if self.J is not None:
-            return self.D[:, None] * (self.J @ W)
+            return self.J @ W
         cols = [
             self.model.jvp(self.theta, self.X, W[:, j], n_threads=self.threads).ravel()
             for j in range(W.shape[1])
         ]
-        return self.D[:, None] * np.stack(cols, axis=1)
+        return np.stack(cols, axis=1)
 
-    def _jtu(self, U: np.ndarray) -> np.ndarray:
-        """J^T D U for U (n, b): (num_params, b)."""
-        self.sweeps += U.shape[1]
-        DU = self.D[:, None] * U
+    def jtu(self, U: np.ndarray) -> np.ndarray:
         if self.J is not None:
-            return self.J.T @ DU
+            return self.J.T @ U
+        d_y = self.model.output_dim
         cols = [
-            self.model.vjp(
-                self.theta, self.X, DU[:, j].reshape(-1, self.d_y), n_threads=self.threads
-            )
+            self.model.vjp(self.theta, self.X, U[:, j].reshape(-1, d_y), n_threads=self.threads)
             for j in range(U.shape[1])
         ]
         return np.stack(cols, axis=1)
+
+
+class _RemainingRows:
+    """S = D_R J_R (I - Pi_P) and its transpose on blocks of vectors (D: row scaling, rows in
+    sample order; P, R: kept and remaining rows, original indices)."""
+
+    def __init__(self, products: JacobianProducts, D, factor: PivotedFactor, num_params: int):
+        self.products, self.D, self.num_params = products, D, num_params
+        k = factor.scale.size
+        self.P, self.R = factor.perm[:k], factor.perm[k:]
+        self.L11 = np.asfortranarray(factor.L[:k, :k])
+        self.n = D.size
+        self.sweeps = 0
+
+    def _jv(self, W: np.ndarray) -> np.ndarray:
+        """D J W: (n, b)."""
+        self.sweeps += W.shape[1]
+        return self.D[:, None] * self.products.jv(W)
+
+    def _jtu(self, U: np.ndarray) -> np.ndarray:
+        """J^T D U: (num_params, b)."""
+        self.sweeps += U.shape[1]
+        return self.products.jtu(self.D[:, None] * U)
 
     def project_off(self, W: np.ndarray) -> np.ndarray:
         """(I - Pi_P) W to rounding: passes of W -= J_P^T K_PP^-1 J_P W until every column's
@@ -205,7 +216,7 @@ def _range_finder(S: _RemainingRows, threshold: float, probes: int, max_rank: in
     """(Q, probes used, largest residual of the last block): the adaptive randomized range
     finder, stopping when a block of ``probes`` Gaussian probes all leave residuals
     <= threshold, or when Q reaches ``max_rank`` columns (then its residuals are reported)."""
-    p = S.model.num_params
+    p = S.num_params
     Q = np.zeros((S.R.size, 0))
     used = 0
     while True:
@@ -238,6 +249,8 @@ def resolved_span_minimum(
     max_extension: int = 512,
     seed: int = 0,
     jacobian: np.ndarray | None = None,
+    gram: np.ndarray | None = None,
+    products: JacobianProducts | None = None,
     memory_budget: int | None = None,
     n_threads: int | None = None,
 ) -> tuple[InducedResult, SpanResolution]:
@@ -250,14 +263,21 @@ def resolved_span_minimum(
     (each costs about 10 sweeps): past it ``resolution.resolved`` is False and the bound says
     how much is left out. ``start`` (outputs in range(J), e.g. f_X(theta)) warm-starts the
     Newton solve of losses other than the squared loss. ``jacobian`` (J(theta), checked, when
-    at hand) turns the sweeps into two GEMMs per pass.
+    at hand) turns the sweeps into two GEMMs per pass. ``gram`` (K(theta), computed elsewhere,
+    e.g. gathered from workers) is used, and overwritten, instead of computing K here;
+    ``products`` replaces the J W / J^T U products (the distributed path computes them on
+    workers).
     """
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
     m, d = Y.shape
     n, p = m * d, model.num_params
     rank_cut = default_rank_tol((n, p)) if rank_tol is None else float(rank_tol)
-    K = model.gram(theta, X, memory_budget=memory_budget, n_threads=n_threads)
+    K = (
+        gram
+        if gram is not None
+        else model.gram(theta, X, memory_budget=memory_budget, n_threads=n_threads)
+    )
     seconds["gram"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     # The squared loss folds sqrt(weights) into the rows (its infimum is then a projection);
@@ -273,7 +293,9 @@ def resolved_span_minimum(
     k = factor.scale.size
     seconds["cholesky"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    rows = _RemainingRows(model, theta, X, D, factor, n_threads, jacobian)
+    if products is None:
+        products = JacobianProducts(model, theta, X, n_threads, jacobian)
+    rows = _RemainingRows(products, D, factor, p)
     threshold = rank_cut * sigma_max / HALKO_FACTOR
     extension = np.zeros((n, 0))
     scale_ext = np.zeros(0)
@@ -313,7 +335,7 @@ def resolved_span_minimum(
     result = replace(result, alpha=_coefficients(rows, base, link, z, ext_rows, scale_ext))
     seconds["solve"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    gain = _gain_along_jacobian(model, theta, X, loss, Y, weights, result.fitted, n_threads)
+    gain = _gain_along_jacobian(products, loss, Y, weights, result.fitted)
     seconds["check"] = time.perf_counter() - t0
     resolution = SpanResolution(
         cholesky_cut=cholesky_cut,
@@ -374,15 +396,14 @@ def _coefficients(rows: _RemainingRows, base: PivotedFactor, link, z, ext_rows, 
     k = base.scale.size
     z = np.asarray(z, dtype=np.float64)
     zl = z[:k].copy()
-    alpha = np.zeros(rows.model.num_params)
+    alpha = np.zeros(rows.num_params)
     if link is not None and z.size > k:
         M, Re, size = link
         y = scipy.linalg.solve_triangular(Re, size * z[k:], check_finite=False)
         zl -= M @ y
         alpha += ext_rows.T @ (y / sigma)
     if k:
-        c = base.coefficients(zl, rows.D).reshape(-1, rows.d_y)
-        alpha += rows.model.vjp(rows.theta, rows.X, c, n_threads=rows.threads)
+        alpha += rows.products.jtu(base.coefficients(zl, rows.D)[:, None])[:, 0]
     return alpha
 
 
@@ -416,17 +437,17 @@ def _solve_with_profile(factor, k, rel_sigma, cholesky_cut, loss, data, rank_cut
     return replace(result, profile=tuple(profile)), z
 
 
-def _gain_along_jacobian(model, theta, X, loss, Y, weights, fitted, n_threads) -> float:
+def _gain_along_jacobian(products: JacobianProducts, loss, Y, weights, fitted) -> float:
     """The most Phi can drop from ``fitted`` along the single direction J r, r = J^T u with
     u = w grad l(fitted) (SpanResolution.gain_along_jacobian): 0 when u is orthogonal to
     range(J), as it is in exact arithmetic at the optimum over range(J)."""
     F = np.asarray(fitted, dtype=np.float64).reshape(Y.shape)
     U = weights[:, None] * loss.gradient(F, Y)
-    r = model.vjp(theta, X, U, n_threads=n_threads)
+    r = products.jtu(U.reshape(-1, 1))[:, 0]
     rr = float(r @ r)
     if rr == 0.0:
         return 0.0
-    V = model.jvp(theta, X, r, n_threads=n_threads)
+    V = products.jv(r[:, None])[:, 0].reshape(Y.shape)
     H = loss.hessian(F, Y)
     curvature = float(np.einsum("i,ij,ijk,ik->", weights, V, H, V))
     return rr * rr / (2.0 * curvature) if curvature > 0.0 else math.inf
