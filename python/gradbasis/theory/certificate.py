@@ -106,6 +106,14 @@ def _column_terms(
         return B.T @ u, np.abs(B).T @ np.abs(u), np.einsum("ikp,ikp->p", Bs, HB)
 
 
+def _isotropic(H: np.ndarray) -> np.ndarray | None:
+    """c_i when every curvature block is c_i times the identity (the squared loss), else None:
+    diag(B^T H B) then needs no block products."""
+    d = H.shape[1]
+    c = H[:, 0, 0]
+    return c if np.array_equal(H, c[:, None, None] * np.eye(d)) else None
+
+
 def _drops(r: np.ndarray, s: np.ndarray, q: np.ndarray, n: int) -> np.ndarray:
     """drop_k = (|r_k| - rounding_k)_+^2 / (2 q_k), rounding_k = 2 n eps s_k (see Stationarity)."""
     num = np.maximum(np.abs(r) - 2.0 * n * _EPS * s, 0.0)
@@ -141,7 +149,10 @@ def stationarity(
     H = loss_curvature(obj, f)
     P, d = model.num_params, model.output_dim
     s, q, sq = np.zeros(P), np.zeros(P), np.zeros(P)
-    rows = X.shape[0] if J is not None else max(1, _CHUNK_BYTES // (8 * max(1, P) * d))
+    absu = np.abs(u).reshape(X.shape[0], d)
+    iso = _isotropic(H)
+    # Chunks of rows keep every temporary small, whether J is given or computed here.
+    rows = max(1, _CHUNK_BYTES // (8 * max(1, P) * d))
     for start in range(0, X.shape[0], rows):
         stop = min(start + rows, X.shape[0])
         block = (
@@ -149,10 +160,17 @@ def stationarity(
             if J is not None
             else model.jacobian(theta, X[start:stop], n_threads=obj.n_threads or None)
         )
-        _, s_part, q_part = _column_terms(block, u[start:stop].ravel(), H[start:stop])
-        s += s_part
-        q += q_part
-        sq += np.einsum("ij,ij->j", block, block)
+        with np.errstate(over="ignore", invalid="ignore"):
+            s += np.abs(block).T @ absu[start:stop].ravel()
+            part = np.einsum("ij,ij->j", block, block)
+            sq += part
+            if iso is None:
+                Bs = block.reshape(stop - start, d, P)
+                q += np.einsum("ikp,ikp->p", Bs, np.matmul(H[start:stop], Bs))
+            elif np.all(iso[start:stop] == iso[start]):
+                q += iso[start] * part
+            else:
+                q += np.einsum("i,ij,ij->j", np.repeat(iso[start:stop], d), block, block)
     norms = np.sqrt(sq)
     n = X.shape[0] * d
     drop = _drops(np.asarray(grad, dtype=np.float64), s, q, n)
