@@ -356,13 +356,19 @@ def theorem1(
     checked against the model (Lemma 2, Assumption 2) before use. Where L(theta) or its
     gradient overflow float64 no verdict is given: NonFiniteError says so.
 
-    ``strategy`` (see :mod:`gradbasis.strategies`): "dense" (J and its SVD), "gram" (K = J J^T
-    and its eigendecomposition; directions below the Gram floor (n eps)^(1/4) sigma_max are not
-    resolved), "matrix_free" (J v and J^T u only; its lower bound covers a ball of coefficients),
-    or "auto". Every strategy gives the same verdict as "dense" or a weaker one: where the span
-    it resolved is not the numerical span and its numbers would allow "holds", the judgement
-    falls back to the dense SVD when that fits ``memory_budget`` (``judged_by`` says so), and
-    otherwise the verdict is "consistent" with the reason.
+    ``strategy`` (see :mod:`gradbasis.solve.strategies`): "dense" (J and its SVD), "gram" (J's
+    numerical span without its SVD, :mod:`gradbasis.solve.resolved_span`: K's pivoted Cholesky
+    for the rows K resolves, then the remaining rows projected off them from J v / J^T u
+    products, certified below ``rank_tol`` sigma_max except with probability 1e-16; the
+    result's ``induced.details["resolution"]`` says which cut each part was resolved to;
+    ``alpha_distance`` is then measured on coefficients mapped back through K's factor, good to
+    about sqrt(n eps)), "matrix_free" (J v and J^T u only; its lower bound covers a ball of
+    coefficients), or "auto". Every strategy gives the same verdict as "dense" or a weaker one:
+    where the span it resolved is not the numerical span (the Gram path's range finder hit its
+    cap, or its answer can still drop by more than tol / 100 along J's own directions, i.e. K's
+    rounding tilted the span) and its numbers would allow "holds", the judgement falls back to
+    the dense SVD when that fits ``memory_budget`` (``judged_by`` says so), and otherwise the
+    verdict is "consistent" with the reason.
     """
     obj = check_objective(obj)
     theta = as_theta(theta, obj.model.num_params)
