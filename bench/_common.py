@@ -1,8 +1,13 @@
-"""Shared pieces of the Gram-matrix benchmarks (bench/gram.py, bench/induced.py, bench/scaling.py).
+"""Shared pieces of the benchmarks (bench/gram.py, bench/induced.py, bench/distributed.py, ...).
 
 Import this module FIRST (before numpy, torch or jax): it pins every library to ``N_THREADS``
 threads the same way bench/jacobian.py does (OMP/MKL/OPENBLAS_NUM_THREADS, the process's CPU
 affinity for XLA, ``--xla_cpu_multi_thread_eigen=true``, ``THP_MEM_ALLOC_ENABLE=1`` for torch).
+
+Quiet machine and contention (bench/_quiet.py, re-exported here): ``wait_for_quiet`` before a
+script's timings, and ``measure`` / ``timed`` around each timing, which record the load average
+at start and end and the CPU seconds every process outside this benchmark's process tree used
+during it, and rerun contended timings.
 """
 
 from __future__ import annotations
@@ -29,6 +34,10 @@ def _pin_threads(n_threads: int) -> list[int] | None:
 
 
 PINNED_CPUS = _pin_threads(N_THREADS)
+# The process tree whose CPU time is "ours": set once by the first benchmark process and
+# inherited by its subprocesses (anchor workers, Dask workers); bench/run_all.sh sets it to
+# itself so that one run's scripts form one tree.
+os.environ.setdefault("GRADBASIS_BENCH_ROOT", str(os.getpid()))
 
 import gc  # noqa: E402
 import json  # noqa: E402
@@ -39,9 +48,18 @@ import threading  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Any
+from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
+from _quiet import (  # noqa: E402, F401  (re-exported)
+    CONTENDED_CORE_FRACTION,
+    MAX_LOAD,
+    Attempt,
+    measure,
+    quiet_summary,
+    timed,
+    wait_for_quiet,
+)
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 GB = 1e9
@@ -332,3 +350,35 @@ def _run_process(
             "stderr_tail": err_path.read_text()[-2000:],
         }
     return results
+
+
+# ------------------------------------------------------------------------------ quiet-machine options
+
+
+def add_quiet_args(p) -> None:
+    """--max-load, --quiet-timeout, --max-reruns (bench/_quiet.py)."""
+    p.add_argument(
+        "--max-load", type=float, default=MAX_LOAD, help="quiet: 1-min load (less ours) below this"
+    )
+    p.add_argument(
+        "--quiet-timeout",
+        type=float,
+        default=None,
+        help="seconds to wait for a quiet machine before proceeding with a warning (default 900, quick 10)",
+    )
+    p.add_argument(
+        "--max-reruns",
+        type=int,
+        default=None,
+        help="reruns of contended timings (default 3, quick 1)",
+    )
+
+
+def quiet_start(args) -> dict[str, Any]:
+    """Wait for a quiet machine as the options say; the record goes into the JSON."""
+    if args.max_reruns is None:
+        args.max_reruns = 1 if getattr(args, "quick", False) else 3
+    timeout = args.quiet_timeout
+    if timeout is None:
+        timeout = 10.0 if getattr(args, "quick", False) else 900.0
+    return wait_for_quiet(args.max_load, timeout_s=timeout, poll_s=min(5.0, max(timeout, 1.0)))

@@ -7,13 +7,19 @@ MLP with tanh and biases, float64, layer sizes s_0 = d_x, s_1..s_H (widths), s_{
 batch X of m samples; K has shape (n, n), n = m d_y, rows ordered i*d_y + k like the Jacobian.
 
 * **gradbasis**: ``model.gram(theta, X, n_threads=2)`` (a freshly allocated K, computed layer by
-  layer in C++ without forming J). Best of ``repeat`` calls after one warm-up call (case D: one
-  call, no warm-up: the kernel has no compilation and D takes minutes).
+  layer in C++ without forming J). Best of ``repeat`` uncontended calls after one warm-up call
+  (case D: one call, no warm-up: the kernel has no compilation and D takes minutes; its peak
+  resident memory is recorded, and it is skipped with the reason when MemAvailable is short).
+* **quiet machine**: the script waits for a quiet machine first (``--quiet-timeout``), and every
+  timing (gradbasis's and each anchor's) records the load average at start and end and the CPU
+  seconds of every other process during it; contended timings are rerun (bench/_quiet.py).
 * **anchors** (bench/_anchor_worker.py describes each recipe): ``torch.func JC`` (vmap(jacrev)
   per parameter, then sum_p J_p J_p^T), ``torch.func NTK-VP`` (the torch.func NTK tutorial's
   vmap over vjp-then-jvp, outer vmap chunked to fit memory), ``JAX JC`` (jit(vmap(jacrev)) then
   J J^T, x64), and neural-tangents' ``empirical_ntk_fn`` with implementation =
-  JACOBIAN_CONTRACTION, NTK_VECTOR_PRODUCTS, STRUCTURED_DERIVATIVES. Every anchor gets the same
+  JACOBIAN_CONTRACTION, NTK_VECTOR_PRODUCTS, STRUCTURED_DERIVATIVES (default ``--anchors``:
+  nt_sd, torch_jc, jax_jc, i.e. neural-tangents structured and torch.func / JAX J then J J^T;
+  the NTK-vector and nt Jacobian-contraction recipes on request). Every anchor gets the same
   weights (gradbasis's theta through ``model.unflatten``) and runs in its own subprocess (torch and
   JAX from this interpreter, neural-tangents from a separate virtual environment, see below), so
   that a recipe that needs more time or memory than the machine has can be stopped without
@@ -33,7 +39,9 @@ batch X of m samples; K has shape (n, n), n = m d_y, rows ordered i*d_y + k like
   structured flop count sum_l (2 n^2 s_{l+1} + 2 m^2 s_l) -- the Gram of the back-propagated
   output derivatives plus the Gram of the layer inputs, counted for the FULL matrix (both
   triangles; a kernel that computes one triangle and mirrors it does half of these flops) --
-  divided by its best time; ``fraction`` = that rate / DGEMM rate.
+  divided by its best time; ``fraction`` = that rate / DGEMM rate. The **symmetric flop limit**
+  is half that count (one triangle) at the DGEMM rate: the time a kernel that computes one
+  triangle at DGEMM speed would take; ``gradbasis / limit`` is how far the kernel is from it.
 
 Cases: A m=256, d_x=32, 128-128, d_y=10; B m=1024, d_x=64, 256-256, d_y=10; C m=2048, d_x=32,
 512, d_y=1; D m=4096, d_x=64, 512-512-512, d_y=10 (K is 13.4 GB: gradbasis runs only if
@@ -41,21 +49,22 @@ MemAvailable allows, anchors only if their bounds allow).
 
 neural-tangents
 ---------------
-``--nt-python`` lists interpreters to try, in order (default ``/tmp/ntvenv/bin/python`` then
-``/tmp/ntvenv-jax0425/bin/python``); each is smoke-tested (import, then the three
-implementations on a tiny MLP) and the first in which all three work is used. Every attempt's
-outcome (error text included) is recorded in the results. The environments are made with::
-
-    python -m venv /tmp/ntvenv && /tmp/ntvenv/bin/pip install jax jaxlib neural-tangents numpy
-    python -m venv /tmp/ntvenv-jax0425 && /tmp/ntvenv-jax0425/bin/pip install \\
-        "jax==0.4.25" "jaxlib==0.4.25" neural-tangents "numpy<2" "ml_dtypes<0.5"
+The anchor that matters is neural-tangents' STRUCTURED_DERIVATIVES (``implementation=3``), its
+strongest mode on these networks, run in float64 (``jax_enable_x64``) on 2 threads. It runs in
+a separate virtual environment made by ``scripts/setup_nt_venv.sh`` (default ``.venv-nt``):
+jax 0.4.25 + neural-tangents 0.6.5, because neural-tangents 0.6.5's structured mode fails under
+jax 0.4.30 (``jax.interpreters.ad`` no longer exposes ``source_info_util`` /
+``config.jax_enable_checks``). ``--nt-python`` lists interpreters to try, in order (default
+``.venv-nt/bin/python``, then ``/tmp/ntvenv-jax0425/bin/python``); each is smoke-tested
+(import, then the three implementations on a tiny MLP) and the first in which STRUCTURED works
+is used. Every attempt's outcome (error text included) is recorded in the results.
 
 Threads: 2 everywhere (see bench/_common.py: OMP/MKL/OPENBLAS_NUM_THREADS, CPU affinity for
 XLA, torch.set_num_threads, gradbasis n_threads=2); subprocesses inherit the settings.
 
 Usage::
 
-    python bench/gram.py                # cases A, B, C, D
+    python bench/gram.py                # cases A, B, C (anchors) and D (gradbasis only)
     python bench/gram.py --quick        # small A-shaped case, < 1 min
     python bench/gram.py --cases A,B --cap 120
 
@@ -85,12 +94,15 @@ from _common import (
     mlp_flops_gram,
     run_worker,
 )
+from _gram_plan import nt_summary, pick_nt_python, skip_reason
 
 import gradbasis
 
 WORKER = Path(__file__).resolve().parent / "_anchor_worker.py"
 REL_TOL = 1e-10
-DEFAULT_NT_PYTHONS = "/tmp/ntvenv/bin/python,/tmp/ntvenv-jax0425/bin/python"
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_NT_PYTHONS = f"{REPO / '.venv-nt' / 'bin' / 'python'},/tmp/ntvenv-jax0425/bin/python"
+DEFAULT_ANCHORS = "nt_sd,torch_jc,jax_jc"
 
 
 @dataclass(frozen=True)
@@ -101,6 +113,9 @@ class Case:
     widths: tuple[int, ...]
     d_y: int
     repeat: int
+    anchors: bool = (
+        True  # False: gradbasis only (case D: the anchors' K would need the memory twice)
+    )
 
     @property
     def layer_sizes(self) -> list[int]:
@@ -115,7 +130,7 @@ CASES = {
     "A": Case("A", 256, 32, (128, 128), 10, repeat=5),
     "B": Case("B", 1024, 64, (256, 256), 10, repeat=3),
     "C": Case("C", 2048, 32, (512,), 1, repeat=5),
-    "D": Case("D", 4096, 64, (512, 512, 512), 10, repeat=1),
+    "D": Case("D", 4096, 64, (512, 512, 512), 10, repeat=1, anchors=False),
 }
 QUICK_CASE = Case("A-quick", 64, 32, (128, 128), 10, repeat=3)
 
@@ -129,74 +144,23 @@ ANCHORS = {  # key: (label, interpreter group, lower bound kind)
 }
 
 
-# ------------------------------------------------------------------------------ lower bounds
-
-
-def lower_bounds(kind: str, case: Case, P: int) -> tuple[float, float, str]:
-    """(flops, bytes, what) that the recipe cannot do without."""
-    n, m, d_y = case.n, case.m, case.d_y
-    K_bytes = 8.0 * n * n
-    if kind == "jc":
-        return 2.0 * n * n * P, 8.0 * n * P + K_bytes, "2 n^2 P flops; J (n x P) and K"
-    if kind == "ntkvp":
-        return 3.0 * m * m * d_y * P, K_bytes, "3 m^2 d_y P flops; K"
-    return mlp_flops_gram(case.layer_sizes, m, d_y) / 2, K_bytes, "half the structured count; K"
-
-
-def skip_reason(
-    kind: str, case: Case, P: int, dgemm: float, cap_s: float, avail: float
-) -> dict | None:
-    """Why not to start the recipe (a lower bound already exceeds the limits), or None."""
-    flops, nbytes, what = lower_bounds(kind, case, P)
-    if nbytes > avail - MEM_MARGIN:
-        return {
-            "short": f"skipped: needs >= {nbytes / GB:.1f} GB",
-            "bound_GB": nbytes / GB,
-            "error": f"skipped: needs >= {nbytes / GB:.1f} GB ({what}), {avail / GB:.1f} GB available",
-        }
-    t_min = flops / (dgemm * GB)
-    if t_min > cap_s:
-        return {
-            "short": f"skipped: >= {t_min:.0f} s",
-            "bound_s": t_min,
-            "error": f"skipped: >= {flops:.2g} flops ({what}) = >= {t_min:.0f} s at the measured DGEMM rate, cap {cap_s:.0f} s",
-        }
-    return None
-
-
-def pick_nt_python(candidates: list[str], workdir: Path) -> tuple[str | None, list[dict]]:
-    """The first interpreter in which all three neural-tangents implementations work."""
-    attempts = []
-    for python in candidates:
-        if not Path(python).exists():
-            attempts.append({"python": python, "error": "interpreter not found"})
-            continue
-        res = run_worker([python, str(WORKER)], {"kinds": ["nt_smoke"]}, 120, 300, workdir)[
-            "nt_smoke"
-        ]
-        attempts.append(res)
-        if all(res.get(k) == "ok" for k in ("nt_jc", "nt_ntkvp", "nt_sd")):
-            return python, attempts
-    return None, attempts
-
-
 # ------------------------------------------------------------------------------ one case
 
 
-def time_gradbasis(model, theta, X, repeat: int) -> tuple[np.ndarray, list[float]]:
-    """gradbasis's K (the reference) and the wall times of the timed calls."""
-    if repeat <= 1:  # large case: the single call is the timing
-        t0 = time.perf_counter()
-        K = model.gram(theta, X, n_threads=N_THREADS)
-        return K, [time.perf_counter() - t0]
-    K = model.gram(theta, X, n_threads=N_THREADS)  # warm-up and reference
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = model.gram(theta, X, n_threads=N_THREADS)
-        times.append(time.perf_counter() - t0)
-        del out
-    return K, times
+def time_gradbasis(
+    model, theta, X, case: Case, max_reruns: int = 3
+) -> tuple[np.ndarray | None, dict[str, Any]]:
+    """gradbasis's K (the anchors' reference; None for a gradbasis-only case) and ``measure``'s
+    record of the timed calls. A gradbasis-only case (D) holds no K between calls: a rerun
+    never needs two of them in memory."""
+
+    def call():
+        return model.gram(theta, X, n_threads=N_THREADS)
+
+    if not case.anchors:  # large case: no warm-up (no compilation), the single call is the timing
+        return None, _common.measure(call, case.repeat, max_reruns=min(max_reruns, 1))
+    K = call()  # warm-up and reference
+    return K, _common.measure(call, case.repeat, max_reruns=max_reruns)
 
 
 def run_case(
@@ -218,26 +182,45 @@ def run_case(
     }
     need = K_bytes + 8.0 * model.gram_factor_floats(case.m)
     avail = available_bytes()
+    row["gradbasis_memory_need_GB"] = need / GB
     if need > avail - 3 * MEM_MARGIN:  # K is allocated in one piece: leave room for everyone else
-        row["gradbasis"] = f"skipped: needs {need / GB:.1f} GB, {avail / GB:.1f} GB available"
+        row["gradbasis"] = (
+            f"skipped: K and the layer factors need {need / GB:.1f} GB, {avail / GB:.1f} GB "
+            f"available (3 GB kept free)"
+        )
+        print(f"case {case.name}: {row['gradbasis']}", flush=True)
         return row
+    rss_before = _common.vm_rss_bytes()
     dgemm_before = dgemm_gflops(2000, 3)
-    K, times = time_gradbasis(model, theta, X, case.repeat)
+    K, timing = time_gradbasis(model, theta, X, case, args.max_reruns)
     dgemm_after = dgemm_gflops(2000, 3)
     row.update(
-        gradbasis_times_s=times,
-        gradbasis_s=min(times),
+        gradbasis_timing=timing,
+        gradbasis_times_s=timing["times_s"],
+        gradbasis_s=timing["best_s"],
+        gradbasis_contended=timing["contended"],
         dgemm_GFps_before=dgemm_before,
         dgemm_GFps_after=dgemm_after,
         dgemm_GFps=max(dgemm_before, dgemm_after),
+        rss_before_GB=rss_before / GB,
+        process_peak_rss_GB=_common.vm_hwm_bytes() / GB,
     )
     row["gradbasis_GFps"] = row["structured_flops"] / row["gradbasis_s"] / GB
     row["fraction_of_dgemm"] = row["gradbasis_GFps"] / row["dgemm_GFps"]
+    row["symmetric_limit_s"] = row["structured_flops"] / 2 / (row["dgemm_GFps"] * GB)
+    row["gradbasis_over_limit"] = row["gradbasis_s"] / row["symmetric_limit_s"]
+    best = timing["attempts"][timing["best_attempt"]]
     print(
         f"case {case.name}: gradbasis {row['gradbasis_s']:.4f} s, {row['gradbasis_GFps']:.1f} GFLOP/s (structured, "
-        f"full K), DGEMM {dgemm_before:.1f}/{dgemm_after:.1f} GFLOP/s",
+        f"full K), DGEMM {dgemm_before:.1f}/{dgemm_after:.1f} GFLOP/s, symmetric limit "
+        f"{row['symmetric_limit_s']:.4f} s ({row['gradbasis_over_limit']:.2f}x); load {best['load_start'][0]:.2f}, "
+        f"others {best['other_core_fraction']:.0%} of a core; peak RSS {row['process_peak_rss_GB']:.2f} GB",
         flush=True,
     )
+    if not case.anchors:
+        row["anchors"] = {}
+        row["anchors_note"] = "gradbasis only (the anchors' K would need the memory a second time)"
+        return row
 
     anchors: dict[str, Any] = {}
     plan = {}
@@ -270,6 +253,7 @@ def run_case(
         "rel_tol": REL_TOL,
         "repeat": case.repeat,
         "repeat_budget_s": args.repeat_budget,
+        "max_reruns": args.max_reruns,
     }
     for python in dict.fromkeys(plan.values()):  # one worker per interpreter
         kinds = [k for k, py in plan.items() if py == python]
@@ -350,20 +334,23 @@ def markdown(rows: list[dict[str, Any]], args, nt_info: dict) -> str:
         "### Gram matrix K = J J^T: gradbasis against the machine",
         "",
         "| case | m | layer sizes | n = m d_y | params | K GB | gradbasis s | structured GFLOP (full K) "
-        "| gradbasis GFLOP/s | DGEMM GFLOP/s | fraction of DGEMM |",
-        "|" + "---|" * 11,
+        "| gradbasis GFLOP/s | DGEMM GFLOP/s | fraction of DGEMM | symmetric limit s | gradbasis / limit "
+        "| load at start | other CPU (core) | peak RSS GB |",
+        "|" + "---|" * 16,
     ]
     for r in rows:
         if "gradbasis_s" not in r:
             out.append(
                 f"| {r['case']} | {r['m']} | {'-'.join(map(str, r['layer_sizes']))} | {r['n']} | {r['num_params']} "
-                f"| {r['K_GB']:.2f} | {r['gradbasis']} | | | | |"
+                f"| {r['K_GB']:.2f} | {r['gradbasis']} | | | | | | | | | |"
             )
             continue
         out.append(
             f"| {r['case']} | {r['m']} | {'-'.join(map(str, r['layer_sizes']))} | {r['n']} | {r['num_params']} "
             f"| {r['K_GB']:.2f} | {r['gradbasis_s']:.4g} | {r['structured_flops'] / GB:.1f} | {r['gradbasis_GFps']:.1f} "
-            f"| {r['dgemm_GFps']:.1f} | {r['fraction_of_dgemm']:.2f} |"
+            f"| {r['dgemm_GFps']:.1f} | {r['fraction_of_dgemm']:.2f} | {r['symmetric_limit_s']:.3g} "
+            f"| {r['gradbasis_over_limit']:.2f} | {_load_cell(r['gradbasis_timing'])} "
+            f"| {_other_cell(r['gradbasis_timing'])} | {r['process_peak_rss_GB']:.2f} |"
         )
     labels = [ANCHORS[k][0] for k in ANCHORS if k in args.anchors]
     out += [
@@ -409,46 +396,42 @@ def markdown(rows: list[dict[str, Any]], args, nt_info: dict) -> str:
     return "\n".join(out)
 
 
+def _best_attempt(timing: dict[str, Any]) -> dict[str, Any]:
+    return timing["attempts"][timing["best_attempt"]]
+
+
+def _load_cell(timing: dict[str, Any]) -> str:
+    a = _best_attempt(timing)
+    return f"{a['load_start'][0]:.2f}" + (" (contended)" if a["contended"] else "")
+
+
+def _other_cell(timing: dict[str, Any]) -> str:
+    a = _best_attempt(timing)
+    return f"{a['other_core_fraction']:.0%} ({len(timing['attempts'])} attempts)"
+
+
 def target_lines(rows, cap_s: float) -> list[str]:
+    """The issue's targets: gradbasis within 2x of the symmetric flop limit; neural-tangents'
+    structured mode at least 5x slower on A, B and C."""
     lines = []
     for r in rows:
         if "gradbasis_s" not in r:
             lines.append(f"- case {r['case']}: gradbasis {r['gradbasis']}")
             continue
-        frac = r["fraction_of_dgemm"]
+        over = r["gradbasis_over_limit"]
         parts = [
-            f"fraction of DGEMM {frac:.2f} (target >= 0.5: {'met' if frac >= 0.5 else 'not met'})"
+            f"gradbasis / symmetric flop limit {over:.2f} (target <= 2: {'met' if over <= 2 else 'not met'})"
         ]
-        groups = []
-        if r["case"].startswith("A"):
-            groups.append(
-                (
-                    "fastest torch.func/JAX recipe",
-                    [k for k in ANCHORS if not k.startswith("nt")],
-                    30,
-                )
-            )
-        if r["case"] in "BCD":
-            groups.append(
-                (
-                    "fastest neural-tangents implementation",
-                    [k for k in ANCHORS if k.startswith("nt")],
-                    2,
-                )
-            )
-        for what, keys, target in groups:
-            got = best_ratio(r, keys, cap_s)
+        if r["case"][0] in "ABC":
+            got = best_ratio(r, ["nt_sd"], cap_s)
             if got is None:
-                parts.append(f"{what}: nothing known (see the table): target not measured")
-                continue
-            rel, ratio, k, excluded = got
-            met = "met" if ratio >= target else ("not met" if rel == "=" else "not shown")
-            text = f"{what} ({ANCHORS[k][0]}) / gradbasis {'=' if rel == '=' else rel} {ratio:.1f}x (target >= {target}x: {met})"
-            if rel != "=":
-                text += " -- a lower bound: no recipe of the group was measured faster than this"
-            if excluded:
-                text += f"; not counted: {', '.join(ANCHORS[e][0] for e in excluded)} (no time known: memory or error)"
-            parts.append(text)
+                parts.append("neural-tangents STRUCTURED: no time known: target not measured")
+            else:
+                rel, ratio, _, _ = got
+                met = "met" if ratio >= 5 else ("not met" if rel == "=" else "not shown")
+                parts.append(
+                    f"neural-tangents STRUCTURED / gradbasis {rel} {ratio:.1f}x (target >= 5x: {met})"
+                )
         lines.append(f"- case {r['case']}: " + "; ".join(parts))
     return lines
 
@@ -462,8 +445,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="one small A-shaped case (m=64), caps 15 s")
     p.add_argument(
         "--anchors",
-        default=",".join(ANCHORS),
-        help="comma-separated subset of " + ",".join(ANCHORS),
+        default=DEFAULT_ANCHORS,
+        help=f"comma-separated subset of {','.join(ANCHORS)} (default {DEFAULT_ANCHORS})",
     )
     p.add_argument(
         "--cap",
@@ -489,9 +472,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="interpreters to try for neural-tangents, in order",
     )
     p.add_argument("--out-dir", type=Path, default=_common.RESULTS_DIR)
+    p.add_argument("--name", default=None, help="results file stem (default gram / gram_quick)")
     p.add_argument(
         "--render", type=Path, help="print the tables of an earlier results JSON and exit"
     )
+    _common.add_quiet_args(p)
     args = p.parse_args(argv)
     args.case_list = (
         [QUICK_CASE] if args.quick else [CASES[c] for c in _common.comma_list(args.cases)]
@@ -529,8 +514,9 @@ def main(argv=None) -> int:
     import scipy  # noqa: F401
     import torch  # noqa: F401
 
-    env = _common.environment()
     print(f"# Gram benchmark, {N_THREADS} threads, CPUs {_common.PINNED_CPUS}", flush=True)
+    quiet = _common.quiet_start(args)
+    env = _common.environment({"quiet_wait": quiet})
     warn = _common.load_warning(env["loadavg_at_start"])
     if warn:
         print(f"# {warn}", flush=True)
@@ -557,7 +543,7 @@ def main(argv=None) -> int:
     )
     print()
     print(md)
-    name = "gram_quick" if args.quick else "gram"
+    name = args.name or ("gram_quick" if args.quick else "gram")
     _common.write_results(
         name,
         env,
@@ -566,28 +552,6 @@ def main(argv=None) -> int:
         args.out_dir,
     )
     return 0
-
-
-def nt_summary(python: str | None, attempts: list[dict]) -> str:
-    parts = []
-    for a in attempts:
-        where = a.get("python", "?")
-        if "import_error" in a:
-            parts.append(f"{where} (JAX {a.get('jax', '?')}): import fails: {a['import_error']}")
-        elif a.get("status") in ("error", "stopped") or "error" in a:
-            parts.append(f"{where}: {a.get('error')}")
-        else:
-            bad = {k: v for k, v in a.items() if k.startswith("nt_") and v != "ok"}
-            parts.append(
-                f"{where} (JAX {a.get('jax')}, neural-tangents {a.get('neural_tangents')}): "
-                + ("all three implementations work" if not bad else f"failing: {bad}")
-            )
-    used = (
-        f"used {python}"
-        if python
-        else "not used (no interpreter where all three implementations work)"
-    )
-    return used + ". Tried: " + " | ".join(parts)
 
 
 if __name__ == "__main__":

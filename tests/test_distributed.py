@@ -211,7 +211,9 @@ def test_resolved_method_gives_theorem1s_certificate(client, rng):
     ref = gb.theorem1(obj, theta, strategy="gram").induced
     res = distributed_induced_minimum(obj, theta, chunk_size=16, method="resolved", client=client)
     how = res.details["resolution"]
-    assert how["resolved"] and how["extension_rank"] == ref.details["resolution"]["extension_rank"] > 0
+    assert (
+        how["resolved"] and how["extension_rank"] == ref.details["resolution"]["extension_rank"] > 0
+    )
     assert res.rank == ref.rank
     # K assembled from blocks rounds differently from one K: the span agrees to K's rounding
     assert abs(res.value - ref.value) <= 1e-7 * ref.value

@@ -18,8 +18,8 @@ using GramWeights = std::vector<double>;
 
 // K is (m1 d_y) x (m2 d_y), row-major, rows ordered like the Jacobian (i * d_y + k).
 // With X2 == nullptr it is the symmetric K(X1, X1) (only tiles on and above the diagonal are
-// computed; the rest is mirrored).
-void gram(const Graph& g, const double* theta, ConstRowMatrixRef X1, const ConstRowMatrixRef* X2,
+// computed; the rest is mirrored). Returns whether every entry of K is finite.
+bool gram(const Graph& g, const double* theta, ConstRowMatrixRef X1, const ConstRowMatrixRef* X2,
           const GramWeights& weights, double* K, int n_threads);
 
 // diag(K(X, X)), length m d_y.
