@@ -38,10 +38,11 @@ def test_finds_directions_below_the_gram_floor(offset):
     assert offset < gram_floor(m * d) / 10 and offset > 1e3 * how.extension_cut
     assert how.extension_rank > 0 and how.resolved
     assert res.rank == dense.rank
-    # the dense SVD's answer (tiny: the pairs' targets are fitted apart) to rounding of the inputs
+    # the dense SVD's answer, up to the tilt K's rounding gives range(L) (about n eps cond(K_PP)
+    # <= sqrt(n eps) ~ 1e-7 here); the floor-only answer below is off by 1e-3 and more
     scale = max(1.0, abs(dense.value))
-    assert abs(res.value - dense.value) <= 1e-9 * scale
-    assert abs(res.lower - dense.lower) <= 1e-9 * scale
+    assert abs(res.value - dense.value) <= 1e-6 * scale
+    assert abs(res.lower - dense.lower) <= 1e-6 * scale
     # K alone cannot see those directions: its answer is far above (this is what the test guards)
     K = model.gram(theta, X)
     floor_only, _ = solve_gram_pivoted(K, loss, Y, w, None, (), 1e-12, 200)
@@ -91,7 +92,7 @@ def test_theorem1_gram_matches_dense_at_a_critical_point(loss):
     assert gram.judged_by == "gram"
     assert gram.verdict == dense.verdict
     scale = max(1.0, abs(dense.loss_value))
-    assert abs(gram.lower - dense.lower) <= 1e-9 * scale
+    assert abs(gram.lower - dense.lower) <= 1e-6 * scale  # K's tilt, as above
     assert gram.induced.details["resolution"]["resolved"]
 
 
