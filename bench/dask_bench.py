@@ -1,16 +1,19 @@
 """Benchmark (named dask_bench, not distributed, so that it never shadows the ``distributed``
 package when run from bench/): the induced infimum on Dask workers -- ``distributed_induced_minimum(...,
-method="gram")`` on a ``LocalCluster`` of 1 and 2 workers, next to the single-machine gram
-strategy, with the per-block costs that project it to more workers.
+method=M)`` for M = "resolved" (Theorem 1's certificate over the numerical span) and "gram" (the
+Gram floor) on a ``LocalCluster`` of 1 and 2 workers, each next to its single-machine
+counterpart, with the per-block costs that project it to more workers.
 
 What is measured
 ----------------
 Case B of bench/gram.py (tanh MLP 64-256-256-10, m = 1024, n = 10,240, squared loss, every
 input twice: bench/_induced_recipes.py's ``duplicated`` problem), theta = ``model.init(0)``:
 
-* **single machine**: ``gradient_basis_minimum(obj, theta, strategy="gram")`` (2 threads).
+* **single machine**: for "resolved", ``resolved_span_minimum`` (what ``theorem1(...,
+  strategy="gram")`` solves); for "gram", ``gradient_basis_minimum(obj, theta, strategy="gram")``
+  (2 threads).
 * **Dask, W workers** (W = 1, 2): ``distributed_induced_minimum((model, "squared", X, Y),
-  theta, client=Client(LocalCluster(n_workers=W, threads_per_worker=1)), method="gram",
+  theta, client=Client(LocalCluster(n_workers=W, threads_per_worker=1)), method=M,
   n_threads=2 // W)``: the C++ core in each task uses the worker's share of the 2 cores, and
   the workers' BLAS gets the same (OMP/MKL/OPENBLAS_NUM_THREADS). Workers are started and
   warmed up (gradbasis imported, one tiny solve) before the timing; the cluster's start is
@@ -52,6 +55,22 @@ import gradbasis
 
 QUICK_CASE = Case("B-quick", 128, 64, (64, 64), 10, repeat=2)
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+SINGLE_LABEL = {
+    "resolved": "resolved_span_minimum (theorem1's gram strategy)",
+    "gram": "strategy='gram' (Gram floor)",
+}
+
+
+def single_machine(method: str, obj, theta):
+    """The single-machine counterpart of ``distributed_induced_minimum(..., method=method)``."""
+    if method == "resolved":
+        from gradbasis.solve.resolved_span import resolved_span_minimum
+
+        res, _how = resolved_span_minimum(
+            obj.model, theta, obj.X, obj.loss, obj.Y, obj.weights, n_threads=2
+        )
+        return res
+    return gradbasis.gradient_basis_minimum(obj, theta, strategy="gram")
 
 
 def block_costs(stream: list[dict]) -> dict[str, dict[str, float]]:
@@ -72,7 +91,7 @@ def block_costs(stream: list[dict]) -> dict[str, dict[str, float]]:
     return out
 
 
-def run_dask(W: int, model, theta, X, Y, args, single) -> dict[str, Any]:
+def run_dask(W: int, method: str, model, theta, X, Y, args, single) -> dict[str, Any]:
     from dask.distributed import Client, LocalCluster, get_task_stream
 
     from gradbasis.solve.distributed import distributed_induced_minimum
@@ -88,7 +107,7 @@ def run_dask(W: int, model, theta, X, Y, args, single) -> dict[str, Any]:
     start_s = time.perf_counter() - t0
     row: dict[str, Any] = {"workers": W, "n_threads_per_task": threads, "cluster_start_s": start_s}
     try:
-        kw = {"client": client, "method": "gram", "n_threads": threads}
+        kw = {"client": client, "method": method, "n_threads": threads}
         if args.chunk_size:
             kw["chunk_size"] = args.chunk_size
         distributed_induced_minimum((model, "squared", X[:16], Y[:16]), theta, **kw)  # warm-up
@@ -148,17 +167,23 @@ def projection(rows: list[dict], workers=(1, 2, 4, 8, 16)) -> dict[str, Any] | N
 
 
 def markdown(payload: dict[str, Any]) -> str:
-    s = payload["single"]
+    return "\n\n".join(
+        method_markdown(payload, method, part) for method, part in payload["methods"].items()
+    )
+
+
+def method_markdown(payload: dict[str, Any], method: str, part: dict[str, Any]) -> str:
+    s = part["single"]
     a = s["timing"]["attempts"][s["timing"]["best_attempt"]]
     out = [
-        f"### Dask: case {payload['case']} squared loss, method='gram' (n = {payload['n']}, params {payload['num_params']})",
+        f"### Dask: case {payload['case']} squared loss, method='{method}' (n = {payload['n']}, params {payload['num_params']})",
         "",
         "| run | seconds | / single machine | value - single | load | other CPU | cluster start s |",
         "|---|---|---|---|---|---|---|",
-        f"| single machine, strategy='gram' | {s['seconds']:.3g} | 1.00 | 0 | {a['load_start'][0]:.2f} "
+        f"| single machine, {SINGLE_LABEL[method]} | {s['seconds']:.3g} | 1.00 | 0 | {a['load_start'][0]:.2f} "
         f"| {a['other_core_fraction']:.0%} | |",
     ]
-    for r in payload["dask"]:
+    for r in part["dask"]:
         if "seconds" not in r:
             out.append(
                 f"| Dask, {r['workers']} worker(s) | {r.get('error', 'not run')} | | | | | |"
@@ -170,7 +195,7 @@ def markdown(payload: dict[str, Any]) -> str:
             f"| {r['seconds'] / s['seconds']:.2f} | {r['value_minus_single']:.1e} | {b['load_start'][0]:.2f} "
             f"| {b['other_core_fraction']:.0%} | {r['cluster_start_s']:.1f} |"
         )
-    for r in payload["dask"]:
+    for r in part["dask"]:
         if "block_costs" in r:
             out.append(
                 f"- {r['workers']} worker(s), task costs: "
@@ -179,7 +204,7 @@ def markdown(payload: dict[str, Any]) -> str:
                     for k, d in r["block_costs"].items()
                 )
             )
-    p = payload.get("projection")
+    p = part.get("projection")
     if p:
         out.append(
             f"- projection (estimate, not measured; machines of 2 cores each): T_serial {p['T_serial_s']:.3g} s + "
@@ -193,6 +218,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="m = 128, < 2 min")
     p.add_argument("--workers", default="1,2")
+    p.add_argument("--methods", default="resolved,gram", help="distributed methods to time")
     p.add_argument("--repeat", type=int, default=None, help="timings per contender (2; quick 2)")
     p.add_argument("--repeat-budget", type=float, default=60.0)
     p.add_argument(
@@ -222,36 +248,39 @@ def main(argv=None) -> int:
     case = QUICK_CASE if args.quick else CASES["B"]
     model, theta, X, Y, exact = problem(case, "squared")
     obj = gradbasis.Objective(model, "squared", X, Y)
-    gradbasis.gradient_basis_minimum(
-        gradbasis.Objective(model, "squared", X[:16], Y[:16]), theta, strategy="gram"
-    )
-    out: dict[str, Any] = {}
+    small = gradbasis.Objective(model, "squared", X[:16], Y[:16])
+    methods: dict[str, Any] = {}
+    for method in _common.comma_list(args.methods):
+        single_machine(method, small, theta)  # warm-up
+        out: dict[str, Any] = {}
 
-    def single_once():
-        out["res"] = gradbasis.gradient_basis_minimum(obj, theta, strategy="gram")
+        def single_once(method=method, out=out):
+            out["res"] = single_machine(method, obj, theta)
 
-    timing = _common.measure(
-        single_once, args.repeat, max_reruns=args.max_reruns, budget_s=args.repeat_budget
-    )
-    single = {
-        "timing": timing,
-        "seconds": timing["best_s"],
-        "value": out["res"].value,
-        "lower": out["res"].lower,
-        "rank": out["res"].rank,
-        "details": out["res"].details,
-    }
-    print(
-        f"single machine gram: {single['seconds']:.3f} s, value {single['value']:.10g}", flush=True
-    )
-    rows = []
-    for W in (int(w) for w in _common.comma_list(args.workers)):
-        try:
-            rows.append(run_dask(W, model, theta, X, Y, args, single))
-            print(f"Dask W={W}: {rows[-1]['seconds']:.3f} s", flush=True)
-        except Exception as e:  # noqa: BLE001  (recorded)
-            rows.append({"workers": W, "error": f"{type(e).__name__}: {str(e)[:500]}"})
-            print(f"Dask W={W}: {rows[-1]['error']}", flush=True)
+        timing = _common.measure(
+            single_once, args.repeat, max_reruns=args.max_reruns, budget_s=args.repeat_budget
+        )
+        single = {
+            "timing": timing,
+            "seconds": timing["best_s"],
+            "value": out["res"].value,
+            "lower": out["res"].lower,
+            "rank": out["res"].rank,
+            "details": out["res"].details,
+        }
+        print(
+            f"single machine {method}: {single['seconds']:.3f} s, value {single['value']:.10g}",
+            flush=True,
+        )
+        rows = []
+        for W in (int(w) for w in _common.comma_list(args.workers)):
+            try:
+                rows.append(run_dask(W, method, model, theta, X, Y, args, single))
+                print(f"Dask {method} W={W}: {rows[-1]['seconds']:.3f} s", flush=True)
+            except Exception as e:  # noqa: BLE001  (recorded)
+                rows.append({"workers": W, "error": f"{type(e).__name__}: {str(e)[:500]}"})
+                print(f"Dask {method} W={W}: {rows[-1]['error']}", flush=True)
+        methods[method] = {"single": single, "dask": rows, "projection": projection(rows)}
     payload = {
         "case": case.name,
         "m": case.m,
@@ -259,9 +288,7 @@ def main(argv=None) -> int:
         "num_params": model.num_params,
         "layer_sizes": case.layer_sizes,
         "exact": exact,
-        "single": single,
-        "dask": rows,
-        "projection": projection(rows),
+        "methods": methods,
         "process_peak_rss_GB": _common.vm_hwm_bytes() / GB,
     }
     env["wall_s"] = time.perf_counter() - t_start

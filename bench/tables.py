@@ -192,16 +192,29 @@ def induced_block(data: dict[str, Any]) -> str:
     return "\n".join(out + ["", _env_line(data, "python bench/induced.py")])
 
 
+DASK_SINGLE = {
+    "resolved": "`resolved_span_minimum` (theorem1's gram strategy)",
+    "gram": '`strategy="gram"` (Gram floor)',
+}
+
+
 def dask_block(data: dict[str, Any]) -> str:
-    s = data["single"]
+    out: list[str] = []
+    for method, part in data["methods"].items():
+        out += _dask_method(data, method, part) + [""]
+    return "\n".join(out + [_env_line(data, "python bench/dask_bench.py")])
+
+
+def _dask_method(data: dict[str, Any], method: str, part: dict[str, Any]) -> list[str]:
+    s = part["single"]
     out = [
-        f'Case {data["case"]}, squared loss, `method="gram"` (n = {data["n"]}):',
+        f'Case {data["case"]}, squared loss, `method="{method}"` (n = {data["n"]}):',
         "",
         "| run | seconds (load, others) | / single machine | value − single |",
         "|---|---|---|---|",
-        f'| one process, `strategy="gram"`, 2 threads | {_s(s["seconds"])} ({_q(s["timing"])}) | 1.00 | 0 |',
+        f"| one process, {DASK_SINGLE.get(method, method)}, 2 threads | {_s(s['seconds'])} ({_q(s['timing'])}) | 1.00 | 0 |",
     ]
-    for r in data["dask"]:
+    for r in part["dask"]:
         if "seconds" not in r:
             out.append(f"| LocalCluster, {r['workers']} worker(s) | {r.get('error')} | | |")
             continue
@@ -209,7 +222,7 @@ def dask_block(data: dict[str, Any]) -> str:
             f"| LocalCluster, {r['workers']} worker(s) × {r['n_threads_per_task']} thread(s) "
             f"| {_s(r['seconds'])} ({_q(r['timing'])}) | {r['seconds'] / s['seconds']:.2f} | {r['value_minus_single']:.1e} |"
         )
-    p = data.get("projection")
+    p = part.get("projection")
     if p:
         out += [
             "",
@@ -218,7 +231,7 @@ def dask_block(data: dict[str, Any]) -> str:
             + ", ".join(f"W = {w}: {t:.3g} s" for w, t in p["projected_s"].items())
             + ".",
         ]
-    return "\n".join(out + ["", _env_line(data, "python bench/dask_bench.py")])
+    return out
 
 
 BLOCKS = {

@@ -23,6 +23,7 @@ LAYERS = {
     "_options": 1,
     "_memory": 1,
     "_validation": 1,
+    "_progress": 1,
     "losses": 2,
     "models": 2,
     "objective": 3,
@@ -31,9 +32,10 @@ LAYERS = {
     "solve": 4,
     "theory": 5,
     "sweep": 6,
+    "report": 5,  # the pages of a certificate: Theorem1Result.save_report writes them
     "plots": 7,
     "cli": 8,
-    "torch": 8,
+    "torch": 2,  # TorchModel is a model (layer 2); the interop sits beside it
     "__main__": 9,
     "": 9,  # the package __init__: the public names
 }

@@ -1679,6 +1679,13 @@ row(
 
 # --- training and constructions -------------------------------------------------------------------------
 row(
+    "show_progress",
+    "enabled not true or false",
+    lambda _: gb.show_progress("yes").__enter__(),
+    gb.InvalidOptionError,
+    "enabled must be true or false",
+)
+row(
     "minimize",
     "unknown method",
     lambda _: gb.minimize(OBJ, THETA, method="adam"),

@@ -121,7 +121,7 @@ def test_result_is_frozen_and_prints():
 class _FakeBar:
     instances: list[_FakeBar] = []
 
-    def __init__(self, total, desc, unit):
+    def __init__(self, total, desc, unit, **options):  # delay, leave: display only
         self.total, self.desc, self.updates, self.postfix, self.closed = total, desc, 0, None, False
         _FakeBar.instances.append(self)
 

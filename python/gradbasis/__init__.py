@@ -17,6 +17,7 @@ except ImportError as exc:  # pragma: no cover - only without a build
     ) from exc
 
 from ._options import Strategy
+from ._progress import show_progress
 from ._version import __version__
 from .errors import (
     DataFileError,
@@ -87,6 +88,7 @@ WITH_OPENMP: bool = bool(_core.with_openmp)
 __all__ = [
     "WITH_OPENMP",
     "__version__",
+    "show_progress",
     # Errors
     "DTypeError",
     "DataFileError",

@@ -1,4 +1,5 @@
-"""Data for the command line: the built-in Iris set and user files (.npz, .csv)."""
+"""Data for the command line and examples: the built-in Iris set, scikit-learn's 8x8 digits
+(``pip install "gradbasis[datasets]"``; nothing is downloaded) and user files (.npz, .csv)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,15 @@ import numpy as np
 from ._validation import as_float_array, check_finite
 from .errors import DataFileError, InvalidLabelError, ShapeError
 
-__all__ = ["Dataset", "load_iris", "load_data_file", "encode_labels"]
+__all__ = [
+    "BUILTIN",
+    "Dataset",
+    "encode_labels",
+    "load_builtin",
+    "load_data_file",
+    "load_digits",
+    "load_iris",
+]
 
 
 @dataclass(frozen=True)
@@ -25,6 +34,7 @@ class Dataset:
     targets: np.ndarray | None  # ... or real-valued targets (m, d_y) (regression), else None
     classes: tuple[str, ...]
     name: str
+    sample_shape: tuple[int, ...] | None = None  # one sample's natural shape (images: (1, h, w))
 
     def targets_for(self, loss_name: str) -> np.ndarray:
         """Targets in the form the loss needs: one-hot rows (squared, cross-entropy) or
@@ -63,6 +73,36 @@ def load_iris(*, standardized: bool = True) -> Dataset:
     classes = tuple(sorted({r[4] for r in rows}))
     labels = np.array([classes.index(r[4]) for r in rows])
     return Dataset(standardize(X) if standardized else X, labels, None, classes, "iris")
+
+
+def load_digits() -> Dataset:
+    """The 8x8 handwritten digits of scikit-learn (1,797 samples, 64 pixels, 10 classes; it ships
+    with scikit-learn, nothing is downloaded). X holds the pixel intensities scaled from 0..16 to
+    [0, 1], row-major, so ``X.reshape(-1, 1, 8, 8)`` gives one-channel images (``sample_shape``
+    is (1, 8, 8)). Needs ``pip install "gradbasis[datasets]"`` (scikit-learn)."""
+    try:
+        from sklearn.datasets import load_digits as sklearn_digits
+    except ImportError as exc:
+        raise DataFileError(
+            f"the digits data ship with scikit-learn, which cannot be imported ({exc}): "
+            'pip install "gradbasis[datasets]" (or pip install scikit-learn)'
+        ) from None
+    bunch = sklearn_digits()
+    X = np.ascontiguousarray(bunch.data, dtype=np.float64) / 16.0
+    labels = np.asarray(bunch.target, dtype=np.int64)
+    classes = tuple(str(c) for c in range(10))
+    return Dataset(X, labels, None, classes, "digits", sample_shape=(1, 8, 8))
+
+
+#: Data sets named on the command line (``--data NAME``) and in sweep files.
+BUILTIN = {"iris": load_iris, "digits": load_digits}
+
+
+def load_builtin(name: str) -> Dataset:
+    """A built-in data set by name ("iris", "digits")."""
+    if name not in BUILTIN:
+        raise DataFileError(f"unknown data set {name!r}; built-in ones are {sorted(BUILTIN)}")
+    return BUILTIN[name]()
 
 
 def load_data_file(path: str | Path) -> Dataset:

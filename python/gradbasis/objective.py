@@ -21,7 +21,10 @@ class Objective:
     Value, gradient and Hessian-vector products run in C++ over blocks of samples; the
     gradient is one reverse sweep (J is never formed) and the Hessian-vector product is
     exact (forward-over-reverse), both summed in a fixed order so the results do not
-    depend on ``n_threads``.
+    depend on ``n_threads``. For a model that runs outside the C++ graph
+    (:class:`gradbasis.torch.TorchModel`) the same quantities come from its forward pass, J^T u
+    and its forward-over-reverse ``curvature_product``, with the loss's derivatives from the
+    core: exact as well.
     """
 
     def __init__(
@@ -52,6 +55,8 @@ class Objective:
     def value(self, theta: object) -> float:
         """L(theta); +inf, never NaN, where it overflows float64 (as in :meth:`value_and_gradient`)."""
         theta = self._theta(theta)
+        if not self.model.runs_in_core:
+            return self._outside_core(theta)[0]
         value = self._graph.objective(
             self.loss.core_loss, theta, self.X, self.Y, self.weights, self.n_threads
         )
@@ -67,6 +72,11 @@ class Objective:
         :class:`NonFiniteError` instead (:func:`finite_value_and_gradient`).
         """
         theta = self._theta(theta)
+        if not self.model.runs_in_core:
+            value, U = self._outside_core(theta, with_duals=True)
+            if U is None:
+                return value, np.full_like(theta, np.nan)
+            return value, self.model.vjp(theta, self.X, U, n_threads=self.n_threads or None)
         grad = np.empty_like(theta)
         value = self._graph.objective_gradient(
             self.loss.core_loss, theta, self.X, self.Y, self.weights, grad, self.n_threads
@@ -87,6 +97,8 @@ class Objective:
         """
         theta = self._theta(theta)
         v = as_theta(v, self.model.num_params, "v")
+        if not self.model.runs_in_core:
+            return self._hvp_outside_core(theta, v)
         out = np.empty_like(theta)
         self._graph.objective_hvp(
             self.loss.core_loss, theta, self.X, self.Y, self.weights, v, out, self.n_threads
@@ -97,6 +109,35 @@ class Objective:
         """u with u_i = lambda_i grad_q l(f(x_i; theta), y_i), shape (m, d_y)."""
         f = self.model.forward(self._theta(theta), self.X, n_threads=self.n_threads or None)
         return self.weights[:, None] * self.loss.gradient(f, self.Y)
+
+    def _outside_core(
+        self, theta: np.ndarray, with_duals: bool = False
+    ) -> tuple[float, np.ndarray | None]:
+        """(L, u) from the model's forward pass; L = +inf (u None) where the outputs or the loss
+        overflow float64, as the core reports it."""
+        try:
+            f = self.model.forward(theta, self.X, n_threads=self.n_threads or None)
+        except NonFiniteError:
+            return np.inf, None
+        with np.errstate(over="ignore", invalid="ignore"):
+            value = _overflow_as_inf(float(self.weights @ self.loss.value(f, self.Y)))
+        if not with_duals or not np.isfinite(value):
+            return value, None
+        return value, self.weights[:, None] * self.loss.gradient(f, self.Y)
+
+    def _hvp_outside_core(self, theta: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """J^T (lambda_i H_i (J v)_i) + sum_i u_i . (d^2 f(x_i) / d theta^2) v, with H_i the
+        loss's Hessian in q and u_i = lambda_i grad_q l."""
+        threads = self.n_threads or None
+        try:
+            f = self.model.forward(theta, self.X, n_threads=threads)
+        except NonFiniteError:
+            return np.full_like(theta, np.nan)
+        U = self.weights[:, None] * self.loss.gradient(f, self.Y)
+        Jv, second = self.model.curvature_product(theta, self.X, U, v, n_threads=threads)
+        H = self.loss.hessian(f, self.Y)
+        curved = self.weights[:, None] * np.einsum("ikl,il->ik", H, Jv)
+        return second + self.model.vjp(theta, self.X, curved, n_threads=threads)
 
     @property
     def _graph(self) -> _core.Graph:

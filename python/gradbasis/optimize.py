@@ -17,6 +17,7 @@ import numpy as np
 import scipy.optimize
 
 from ._options import positive_int, positive_number
+from ._progress import progress_bar
 from ._validation import as_theta
 from .errors import InvalidArgumentError, UnknownNameError
 
@@ -113,21 +114,10 @@ class _Counted:
         self.accepted = np.array(intermediate_result.x, copy=True)
         value, grad = self.value_and_gradient(self.accepted)
         gnorm = float(np.linalg.norm(grad))
-        if self.bar is not None:
-            self.bar.update(1)
-            self.bar.set_postfix(value=f"{value:.6g}", grad=f"{gnorm:.2e}", refresh=False)
+        self.bar.update(1)
+        self.bar.set_postfix(value=f"{value:.6g}", grad=f"{gnorm:.2e}", refresh=False)
         if gnorm <= self.stop_at:
             raise StopIteration
-
-
-def _progress_bar(enabled: bool, total: int, desc: str):
-    if not enabled:
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # progress is a nicety: without tqdm, show nothing
-        return None
-    return tqdm(total=total, desc=desc, unit="it")
 
 
 def _run_stage(
@@ -186,7 +176,7 @@ def minimize(
     method: str = "lbfgs",
     gtol: float = 1e-8,
     max_iter: int = 1000,
-    progress: bool = False,
+    progress: bool | None = None,
 ) -> MinimizeResult:
     """Minimise ``obj`` (an :class:`Objective`) from ``theta0`` until ||grad L||_2 <= gtol.
 
@@ -227,7 +217,8 @@ def minimize(
     small gradient there means a large theta and a small loss, not a minimum.
 
     ``progress=True`` shows a tqdm bar (iterations, current value and ||grad||) when tqdm
-    is installed, and nothing otherwise.
+    is installed, and nothing otherwise; None (default) shows one within
+    :func:`gradbasis.show_progress`, False never.
     """
     needed = ("value_and_gradient", "hessian_vector")
     if not all(callable(getattr(obj, name, None)) for name in needed):
@@ -254,7 +245,7 @@ def minimize(
         ]
     else:
         stages = [(method, None, int(max_iter))]
-    bar = _progress_bar(progress, len(stages) * int(max_iter), method)
+    bar = progress_bar(len(stages) * int(max_iter), method, force=progress)
     counted = _Counted(obj, gtol, bar)
     messages = []
     try:
@@ -271,8 +262,7 @@ def minimize(
             theta, msg = _run_stage(counted, theta, stage, stop_at, stage_iter)
             messages.append(f"{stage}: {msg}")
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
 
     # The reported numbers describe the returned point exactly (not the optimiser's cache).
     value, grad = obj.value_and_gradient(theta)

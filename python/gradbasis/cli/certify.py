@@ -15,14 +15,16 @@ from pathlib import Path
 
 import numpy as np
 
+from .._progress import show_progress
 from .._version import __version__
-from ..datasets import load_data_file, load_iris
+from ..datasets import BUILTIN, Dataset, load_builtin, load_data_file
 from ..errors import GradbasisError, InvalidOptionError, ShapeError
 from ..losses import get_loss
 from ..models import Model
 from ..models.registry import MODEL_KINDS, build_model
 from ..objective import Objective
 from ..optimize import minimize
+from ..report import write_report
 from ..theory.assumptions import assumption2, lemma2
 from ..theory.critical_points import classify_point
 from ..theory.theorem1 import theorem1
@@ -39,9 +41,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--widths", type=int, nargs="*", default=[2], help="hidden layer sizes (default: 2)"
     )
     c.add_argument("--activation", default="gelu")
-    c.add_argument("--loss", default="squared", help="squared, cross_entropy or smoothed_hinge")
     c.add_argument(
-        "--data", help=".npz (X, y or Y) or .csv (label last); default: the built-in Iris data"
+        "--loss",
+        default=None,
+        help="squared, cross_entropy or smoothed_hinge (default: squared, or with --torch the loss the "
+        "module names in a gradbasis_loss attribute)",
+    )
+    c.add_argument(
+        "--data",
+        help="a built-in data set (iris, digits: scikit-learn's 8x8 digits, needs "
+        'pip install "gradbasis[datasets]") or a file: .npz (X, y or Y) or .csv (label last); default: iris',
     )
     c.add_argument(
         "--max-samples", type=int, default=0, help="use a random subset of this many samples"
@@ -64,11 +73,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument(
         "--torch",
         metavar="FILE.pt",
-        help="certify a PyTorch nn.Sequential MLP (or gradbasis.torch.ResNetModule) saved whole with "
-        "torch.save(module, FILE.pt) at its own point, without training (--model, --widths and --activation "
-        "are then ignored). Needs PyTorch. The file is unpickled (torch.load(..., weights_only=False)), which "
-        "can run arbitrary code: load only files you trust. The built-in Iris inputs are standardized (zero mean, "
-        "unit variance per feature), so train on the same inputs",
+        help="certify a PyTorch module saved whole with torch.save(module, FILE.pt) at its own point, without "
+        "training (--model, --widths and --activation are then ignored). An nn.Sequential MLP (or "
+        "gradbasis.torch.ResNetModule) runs as the C++ model; any other module whose last operation is an "
+        "nn.Linear runs through torch.func (gradbasis.torch.TorchModel). Needs PyTorch. The file is unpickled "
+        "(torch.load(..., weights_only=False)), which can run arbitrary code: load only files you trust. The "
+        "built-in Iris inputs are standardized (zero mean, unit variance per feature) and the digits scaled to "
+        "[0, 1], so train on the same inputs (gradbasis.datasets)",
+    )
+    c.add_argument(
+        "--input-shape",
+        metavar="D1,D2,...",
+        help="with --torch: one sample's shape as the module takes it (default: the data set's own shape, "
+        "e.g. 1,8,8 for digits, else the flat row)",
+    )
+    c.add_argument(
+        "--report",
+        metavar="DIR",
+        help="also write DIR/report.json, DIR/report.html (one page, readable offline) and DIR/report.md",
     )
     c.add_argument(
         "--train",
@@ -92,6 +114,7 @@ def write_json_atomically(path: Path, payload: dict) -> None:
 def torch_interop():
     """gradbasis.torch, or an error saying how to install PyTorch."""
     try:
+        importlib.import_module("torch")  # first: gradbasis.torch's modules may be cached
         return importlib.import_module("gradbasis.torch")
     except ImportError as exc:
         raise GradbasisError(
@@ -101,26 +124,74 @@ def torch_interop():
 
 
 def imported_model(
-    path: str, X: np.ndarray, Y: np.ndarray, data_name: str
+    module, path: str, X: np.ndarray, Y: np.ndarray, data: Dataset, input_shape: str | None
 ) -> tuple[Model, np.ndarray, dict]:
-    """The model and theta of a saved torch module, checked against the data's sizes."""
+    """The model and theta of a torch module loaded from ``path``, checked against the data's
+    sizes: the C++ model for an nn.Sequential MLP or ResNetModule, else a TorchModel (tried on
+    the given ``input_shape``, else the data set's sample shape, then the flat row)."""
     interop = torch_interop()
-    module = interop.load_module(path)
-    model, theta = interop.from_module(module)
+    try:  # an nn.Sequential MLP or a ResNetModule: the C++ model (faster, every check)
+        model, theta = interop.from_module(module)
+    except interop.UnsupportedModuleError as exc:
+        errors = [f"as a C++ model: {exc}"]
+        for shape in _input_shapes(input_shape, data, X.shape[1]):
+            try:
+                model, theta = interop.TorchModel(module, shape), None
+                theta = model.theta0
+                break
+            except (ShapeError, interop.UnsupportedModuleError) as exc2:
+                errors.append(f"as a TorchModel with input shape {shape}: {exc2}")
+        else:
+            raise ShapeError(
+                f"the module in {path} cannot be certified: " + "; ".join(errors)
+            ) from None
     if model.input_dim != X.shape[1]:
         raise ShapeError(
-            f"the module in {path} takes inputs of size {model.input_dim}, but {data_name} has d_x = {X.shape[1]}"
+            f"the module in {path} takes inputs of size {model.input_dim}, but {data.name} has d_x = {X.shape[1]}"
         )
     if model.output_dim != Y.shape[1]:
         raise ShapeError(
-            f"the module in {path} gives {model.output_dim} outputs, but the {data_name} targets have "
+            f"the module in {path} gives {model.output_dim} outputs, but the {data.name} targets have "
             f"d_y = {Y.shape[1]}"
         )
-    info = {
+    info: dict[str, object] = {
         "file": str(path),
-        "max |f_torch - f| on the data": interop.output_difference(module, model, theta, X),
+        "path": "C++ model" if model.runs_in_core else "TorchModel (torch.func)",
+        "max |f_torch - f| on the data": _output_difference(interop, module, model, theta, X),
     }
+    if not model.runs_in_core:
+        info["input_shape"] = list(getattr(model, "input_shape"))  # noqa: B009  (a TorchModel)
     return model, theta, info
+
+
+def _input_shapes(given: str | None, data: Dataset, d_x: int) -> list[tuple[int, ...]]:
+    if given:
+        try:
+            shape = tuple(int(v) for v in given.replace("x", ",").split(",") if v.strip())
+        except ValueError:
+            raise InvalidOptionError(
+                f"input-shape must be integers separated by commas; got {given!r}"
+            ) from None
+        if not shape or any(v < 1 for v in shape):
+            raise InvalidOptionError(f"input-shape must be positive integers; got {given!r}")
+        return [shape]
+    shapes = [data.sample_shape] if data.sample_shape else []
+    return [*shapes, (d_x,)] if (d_x,) not in shapes else shapes
+
+
+def _output_difference(interop, module, model: Model, theta: np.ndarray, X: np.ndarray) -> float:
+    """max |module(X) - model.forward(theta, X)| with X shaped as the module takes it."""
+    if model.runs_in_core:
+        return interop.output_difference(module, model, theta, X)
+    import torch
+
+    dtype = next(module.parameters()).dtype
+    if getattr(model, "input_dtype", "float64") != "float64":
+        dtype = torch.long
+    shaped = np.asarray(X).reshape(X.shape[0], *getattr(model, "input_shape"))  # noqa: B009
+    with torch.no_grad():
+        out = module(torch.tensor(shaped, dtype=dtype))
+    return float(np.max(np.abs(out.detach().to(torch.float64).numpy() - model.forward(theta, X))))
 
 
 def check_certify_options(args: argparse.Namespace) -> None:
@@ -148,12 +219,35 @@ def check_certify_options(args: argparse.Namespace) -> None:
             raise InvalidOptionError(f"{name} must be {wanted}; got {value}")
 
 
+def _loss_name(given: str | None, module: object) -> str:
+    """--loss, else the loss a torch module names in its ``gradbasis_loss`` attribute, else
+    the squared loss."""
+    if given:
+        return given
+    named = getattr(module, "gradbasis_loss", None)
+    return named if isinstance(named, str) else "squared"
+
+
+def _load_data(name: str | None) -> Dataset:
+    if not name:
+        return load_builtin("iris")
+    if name in BUILTIN and not Path(name).exists():
+        return load_builtin(name)
+    return load_data_file(name)
+
+
 def certify(args: argparse.Namespace) -> int:
     check_certify_options(args)
+    with show_progress(not args.quiet):
+        return _certify(args)
+
+
+def _certify(args: argparse.Namespace) -> int:
     stages: dict[str, float] = {}
     t0 = time.perf_counter()
-    data = load_data_file(args.data) if args.data else load_iris()
-    loss = get_loss(args.loss)
+    data = _load_data(args.data)
+    module = torch_interop().load_module(args.torch) if args.torch else None
+    loss = get_loss(_loss_name(args.loss, module))
     Y = data.targets_for(loss.name)
     if args.max_samples and len(data.X) > args.max_samples:
         keep = np.random.default_rng(args.seed).choice(len(data.X), args.max_samples, replace=False)
@@ -162,7 +256,7 @@ def certify(args: argparse.Namespace) -> int:
         X = data.X
     torch_info: dict | None = None
     if args.torch:
-        model, theta0, torch_info = imported_model(args.torch, X, Y, data.name)
+        model, theta0, torch_info = imported_model(module, args.torch, X, Y, data, args.input_shape)
     else:
         model = build_model(args.model, X.shape[1], Y.shape[1], args.widths, args.activation)
         theta0 = model.init(seed=args.seed)
@@ -246,5 +340,10 @@ def certify(args: argparse.Namespace) -> int:
         report["torch"] = torch_info
     out = Path(args.output)
     write_json_atomically(out, report)
+    if args.report:
+        pages = write_report(
+            args.report, thm, point=point, setting=dict(setting), seconds=stages, payload=report
+        )
+        print(f"report pages: {pages['html']} and {pages['markdown']}")
     print(f"verdict: {thm.verdict} -- report written to {out}")
     return 0

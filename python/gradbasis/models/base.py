@@ -21,24 +21,10 @@ from ..errors import (
     NonFiniteError,
     ShapeError,
     UnknownNameError,
+    UnsupportedModelError,
 )
-from .activations import Activation
+from .builder import GraphBuilder, ParamSpec
 from .gram_overflow import recompute_nonfinite_rows
-
-
-@dataclass(frozen=True)
-class ParamSpec:
-    """One named parameter block of theta: ``theta[offset:offset + size]`` reshaped
-    column-major to ``shape``; initialised N(0, init_std^2)."""
-
-    name: str
-    shape: tuple[int, ...]
-    offset: int
-    init_std: float
-
-    @property
-    def size(self) -> int:
-        return int(np.prod(self.shape))
 
 
 @dataclass(frozen=True)
@@ -56,55 +42,6 @@ class DenseLayer:
     out_dim: int
     weight: ParamSpec
     bias: ParamSpec | None
-
-
-class GraphBuilder:
-    """Allocates parameter blocks in theta order and adds C++ graph nodes.
-
-    Allocation and node creation are separate because theta's order (e.g. W, R, u for
-    the ResNet of eq. 4.1) need not follow the order in which values are computed.
-    """
-
-    def __init__(self, input_dim: int):
-        self.graph = _core.Graph(int(input_dim))
-        self.params: list[ParamSpec] = []
-        self.dims: list[int] = [int(input_dim)]
-        self._next = 0
-
-    def param(self, name: str, shape: tuple[int, ...], init_std: float) -> int:
-        spec = ParamSpec(name, tuple(int(s) for s in shape), self._next, float(init_std))
-        self.params.append(spec)
-        self._next += spec.size
-        return spec.offset
-
-    def dense(self, src: int, out_dim: int, weight_offset: int, bias_offset: int = -1) -> int:
-        return self._push(self.graph.add_dense(src, out_dim, weight_offset, bias_offset), out_dim)
-
-    def activation(self, src: int, act: Activation) -> int:
-        return self._push(
-            self.graph.add_activation(src, act.kind, act.negative_slope), self.dims[src]
-        )
-
-    def sum(self, a: int, b: int) -> int:
-        return self._push(self.graph.add_sum(a, b), self.dims[a])
-
-    def finalize(self, output: int) -> None:
-        self.graph.finalize(output, self._next)
-
-    def _push(self, node: int, dim: int) -> int:
-        self.dims.append(int(dim))
-        assert node == len(self.dims) - 1
-        return node
-
-
-def dense_layer(
-    b: GraphBuilder, src: int, out_dim: int, name: str, bias_name: str | None, gain: float
-) -> int:
-    """Allocate W (and b) right here in theta order and add the layer W src + b."""
-    fan_in = b.dims[src]
-    w = b.param(name, (out_dim, fan_in), gain / np.sqrt(fan_in))
-    bias = b.param(bias_name, (out_dim,), 0.0) if bias_name else -1
-    return b.dense(src, out_dim, w, bias)
 
 
 class Model:
@@ -126,6 +63,12 @@ class Model:
         self._by_name = {s.name: s for s in self._specs}
         # Blocks on which f is linear: f_X(theta) = J g(theta) with g = theta there, 0 elsewhere.
         self._homogeneous = homogeneous
+
+    @property
+    def runs_in_core(self) -> bool:
+        """Whether the model runs in the C++ graph (the objective then runs there too); a
+        :class:`gradbasis.torch.TorchModel` runs in torch."""
+        return True
 
     @property
     def core_graph(self) -> _core.Graph:
@@ -150,6 +93,11 @@ class Model:
     def param_specs(self) -> tuple[ParamSpec, ...]:
         """The parameter blocks in theta order."""
         return self._specs
+
+    @property
+    def depth(self) -> int:
+        """The number of dense layers (at least 1): the depth factor of rounding allowances."""
+        return max(1, len(self.dense_layers()))
 
     def dense_layers(self) -> tuple[DenseLayer, ...]:
         """Every dense layer in evaluation order (inputs before outputs)."""
@@ -194,7 +142,7 @@ class Model:
         """Named arrays (copies) from flat theta, in theta order."""
         theta = as_theta(theta, self.num_params)
         return {
-            s.name: theta[s.offset : s.offset + s.size].reshape(s.shape, order="F").copy()
+            s.name: theta[s.offset : s.offset + s.size].reshape(s.shape, order=s.order).copy()
             for s in self._specs
         }
 
@@ -211,7 +159,7 @@ class Model:
             arr = as_float_array(params[s.name], s.name)
             if arr.shape != s.shape:
                 raise ShapeError(f"parameter {s.name} has shape {arr.shape}; expected {s.shape}")
-            theta[s.offset : s.offset + s.size] = arr.reshape(-1, order="F")
+            theta[s.offset : s.offset + s.size] = arr.reshape(-1, order=s.order)
         check_finite(theta, "params")
         return theta
 
@@ -239,13 +187,7 @@ class Model:
         theta, X, threads = self._inputs(theta, X, n_threads)
         out = np.empty((X.shape[0], self.output_dim))
         self._graph.forward(theta, X, out, threads)
-        if not np.isfinite(out).all():
-            bad = np.argwhere(~np.isfinite(out))
-            i, k = (int(j) for j in bad[0])
-            raise NonFiniteError(
-                f"f_X(theta) is not finite: {len(bad)} output(s) overflow float64, the first "
-                f"f(x_{i})[{k}] = {float(out[i, k])}; rescale theta or X"
-            )
+        check_finite_outputs(out)
         return out
 
     def jacobian(
@@ -390,6 +332,20 @@ class Model:
         keeps for m samples (memory estimates of :meth:`gram` and the solve strategies)."""
         return sum(m * (l.in_dim + self.output_dim * l.out_dim) for l in self.dense_layers())
 
+    def activation_floats(self, m: int) -> int:
+        """Internal: floats of the per-sample values a forward and reverse sweep keep for m
+        samples (the matrix-free strategy's memory estimate)."""
+        return sum(m * (l.in_dim + l.out_dim) for l in self.dense_layers())
+
+    def forward_flops(self, m: int) -> float:
+        """Internal: flops of one forward pass over m samples (the strategies' cost estimates)."""
+        return 2.0 * m * sum(l.in_dim * l.out_dim for l in self.dense_layers())
+
+    def gram_kernel_flops(self, m: int) -> float:
+        """Internal: flops of :meth:`gram` on m samples (the structured kernel, one triangle)."""
+        n = m * self.output_dim
+        return sum(float(n) * n * l.out_dim + float(m) * m * l.in_dim for l in self.dense_layers())
+
     @staticmethod
     def _check_out(out: object, shape: tuple[int, int]) -> None:
         if (
@@ -423,6 +379,14 @@ class Model:
         out = np.empty(self.num_params)
         self._graph.vjp(theta, X, U, out, threads)
         return out
+
+    def curvature_product(
+        self, theta: object, X: object, U: object, v: object, *, n_threads: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Internal, for models outside the core (:attr:`runs_in_core` False): (J v, the
+        derivative of J^T vec(U) along v), from which the objective forms Hessian-vector
+        products. Models in the core form those products in C++ instead."""
+        raise UnsupportedModelError(f"{type(self).__name__} forms Hessian products in the core")
 
     def homogeneity(self, theta: object) -> np.ndarray:
         """g(theta) of Assumption 2 with J g(theta) = f_X(theta): theta on the blocks f is
@@ -472,6 +436,18 @@ class Model:
 
     def _describe(self) -> str:
         return f"{self.input_dim} -> {self.output_dim}"
+
+
+def check_finite_outputs(out: np.ndarray) -> None:
+    """NonFiniteError naming the first output beyond float64 (finite theta and X whose products
+    overflow), rather than returning inf or NaN."""
+    if not np.isfinite(out).all():
+        bad = np.argwhere(~np.isfinite(out))
+        i, k = (int(j) for j in bad[0])
+        raise NonFiniteError(
+            f"f_X(theta) is not finite: {len(bad)} output(s) overflow float64, the first "
+            f"f(x_{i})[{k}] = {float(out[i, k])}; rescale theta or X"
+        )
 
 
 def check_model(model: object, what: str = "model") -> Model:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .base import GraphBuilder, Model, dense_layer
+from .base import Model
+from .builder import GraphBuilder, dense_layer
 from .layout import check_size
 
 

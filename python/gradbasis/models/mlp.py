@@ -8,7 +8,8 @@ import numpy as np
 
 from ..errors import InvalidOptionError
 from .activations import Activation, parse_activations
-from .base import GraphBuilder, Model, dense_layer
+from .base import Model
+from .builder import GraphBuilder, dense_layer
 from .layout import check_layer_sizes
 
 

@@ -7,7 +7,8 @@ from typing import Protocol
 
 from ..errors import InvalidArgumentError, ShapeError, UnsupportedModelError
 from .activations import Activation, parse_activation
-from .base import GraphBuilder, Model, dense_layer
+from .base import Model
+from .builder import GraphBuilder, dense_layer
 from .layout import check_size
 
 

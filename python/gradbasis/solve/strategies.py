@@ -109,29 +109,25 @@ def memory_estimate(obj: Objective, memory_budget: int | None = None) -> MemoryE
     n = m * d
     P = model.num_params
     k = min(n, P)
-    layers = model.dense_layers()
     dense = _F * (2 * n * P + 3 * k * k + 4 * n)  # J, its QR/SVD copy, U/V factors
     gram = _F * (4 * n * n + model.gram_factor_floats(m) + 4 * n)  # K, eigh copy + vectors
-    acts = sum(l.in_dim + l.out_dim for l in layers)
-    matrix_free = _F * (4 * m * acts + 12 * P + 12 * n)
+    matrix_free = _F * (4 * model.activation_floats(m) + 12 * P + 12 * n)
     budget = available_memory() if memory_budget is None else memory_budget
-    return MemoryEstimate(
-        int(dense), int(gram), int(matrix_free), budget, n, P, _flops(obj, n, P, layers)
-    )
+    return MemoryEstimate(int(dense), int(gram), int(matrix_free), budget, n, P, _flops(obj, n, P))
 
 
-def _flops(obj: Objective, n: int, P: int, layers) -> dict:
+def _flops(obj: Objective, n: int, P: int) -> dict:
     """Rough flop counts, rank taken as min(n, P) (an upper bound): J by one reverse sweep per
     output and its SVD (QR of the long side, then a k x k SVD); K by the structured kernel (one
     triangle) and its pivoted Cholesky, plus a projection (squared loss) or QR and ~10 Newton
     steps (other losses); LSQR steps of one J v and one J^T u each (~5 forward passes)."""
     m, d = obj.num_samples, obj.model.output_dim
     k = min(n, P)
-    forward = 2.0 * m * sum(l.in_dim * l.out_dim for l in layers)
+    forward = obj.model.forward_flops(m)
     squared = obj.loss.name == "squared"
     newton = 0.0 if squared else 10.0 * (n * k * k + k**3 / 3.0)
     dense = 2.0 * d * forward + 4.0 * max(n, P) * k * k + 15.0 * k**3 + newton
-    kernel = sum(float(n) * n * l.out_dim + float(m) * m * l.in_dim for l in layers)
+    kernel = obj.model.gram_kernel_flops(m)
     factor = n * n * k - n * k * k + k**3 / 3.0
     gram = kernel + factor + (n * k * k if squared else 4.0 * n * k * k + newton)
     steps = min(k, LSQR_STEPS) * (1 if squared else NEWTON_CG_FACTOR)

@@ -7,8 +7,8 @@ A sweep is a TOML file (or the same structure as a dict)::
     store_theta = false               # keep each trained theta in its record
 
     [grid]                            # or several [[grid]] blocks, whose cells are joined
-    data = [{name = "teacher", m = 40, d_x = 3, d_y = 2}]   # "iris", a teacher, a .npz/.csv path
-    models = ["mlp"]                  # mlp, skip, resnet, linear, basis
+    data = [{name = "teacher", m = 40, d_x = 3, d_y = 2}]   # "iris", "digits", a teacher, a .npz/.csv path
+    models = ["mlp"]                  # mlp, skip, resnet, linear, basis, "torch:pkg.mod:factory"
     widths = [2, 4, 8]                # hidden units per layer ...
     depths = [1, 2]                   # ... times this many hidden layers
     activations = ["tanh"]
@@ -27,6 +27,13 @@ A sweep is a TOML file (or the same structure as a dict)::
     rtol = 1e-8
     eps = 1e-2                        # perturbation step of Theorems 2-4
     t = 0                             # Theorem 4's t
+
+A torch model kind ``"torch:package.module:factory"`` names a function
+``factory(d_x=, d_y=, widths=, activation=)`` returning an ``nn.Module`` whose last operation is
+an ``nn.Linear`` (``widths`` = [width] * depth); its cells run as a
+:class:`gradbasis.torch.TorchModel` (one sample shaped as the module's ``input_shape``
+attribute, else the data set's own shape, else flat) and can run ``classify`` and
+``theorem1``. The factory's module must be importable where the cells run.
 
 Every key is checked before anything runs (:func:`load_sweep`): an unknown key, a bad value or
 an impossible combination (Theorem 3 on an MLP, a hinge loss on three classes) raises

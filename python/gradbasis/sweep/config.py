@@ -27,7 +27,7 @@ from .._options import (
 from ..datasets import Dataset
 from ..errors import GradbasisError, InvalidOptionError, SweepConfigError
 from ..losses import get_loss
-from ..models.registry import MODEL_KINDS, build_model
+from ..models.registry import MODEL_KINDS, build_model, is_torch_kind
 from ..optimize import METHODS
 from .checks import CHECK_DEFAULTS, CHECK_OPTIONS, CHECKS
 from .data import load_data, resolve_data
@@ -174,7 +174,7 @@ def _expand(raw: Mapping, base: Path, default_name: str) -> Sweep:
             data_axis.append((spec, data_id, dkey))
         grid_axes = itertools.product(
             data_axis,
-            [one_of(v, f"{where}.models", MODEL_KINDS) for v in axis["models"]],
+            [_model_kind(v, f"{where}.models") for v in axis["models"]],
             [positive_int(v, f"{where}.widths") for v in axis["widths"]],
             [nonnegative_int(v, f"{where}.depths") for v in axis["depths"]],
             [nonempty_string(v, f"{where}.activations") for v in axis["activations"]],
@@ -195,7 +195,14 @@ def _expand(raw: Mapping, base: Path, default_name: str) -> Sweep:
             architecture = (kind, data.X.shape[1], d_y, tuple(hidden), activation)
             if architecture not in built:
                 try:
-                    build_model(kind, data.X.shape[1], d_y, hidden, activation or "identity")
+                    build_model(
+                        kind,
+                        data.X.shape[1],
+                        d_y,
+                        hidden,
+                        activation or "identity",
+                        data.sample_shape,
+                    )
                 except GradbasisError as exc:
                     raise SweepConfigError(
                         f"{where}: cannot build {kind} {hidden} ({activation}): {exc}"
@@ -265,7 +272,25 @@ def _check_list(value: object, key: str) -> list[str]:
     return [c for c in CHECKS if c in value]  # canonical order: the key ignores the order written
 
 
+def _model_kind(value: object, key: str) -> str:
+    if is_torch_kind(value):
+        return str(value)
+    return one_of(value, key, MODEL_KINDS)
+
+
+#: The checks a torch module cell can run (the others need the C++ graph's layers).
+TORCH_CHECKS = ("classify", "theorem1")
+
+
 def _check_combination(run_checks: Sequence[str], kind: str, depth: int, t: int, key: str) -> None:
+    if is_torch_kind(kind):
+        other = [c for c in run_checks if c not in TORCH_CHECKS]
+        if other:
+            raise SweepConfigError(
+                f"{key}: {other} need a gradbasis graph model and cannot run on {kind!r}; a torch module "
+                f"cell runs {list(TORCH_CHECKS)}"
+            )
+        return
     if "theorem3" in run_checks and kind != "resnet":
         raise SweepConfigError(
             f"{key}: theorem3 is about the ResNet of eq. 4.1 and cannot run on model {kind!r}; "

@@ -18,7 +18,7 @@ from .._options import (
     option_table,
     positive_int,
 )
-from ..datasets import Dataset, load_data_file, load_iris
+from ..datasets import BUILTIN, Dataset, load_builtin, load_data_file
 from ..errors import GradbasisError, SweepConfigError
 
 __all__ = ["teacher_data"]
@@ -29,7 +29,7 @@ _TEACHER_DEFAULTS = {"width": 4, "activation": "tanh", "noise": 0.1, "seed": 0}
 def resolve_data(value: object, key: str, base: Path) -> tuple[dict[str, Any], Path | None]:
     """The data spec as it enters a cell's settings, and the file to read (if any)."""
     if isinstance(value, str):
-        value = {"name": "iris"} if value.strip() == "iris" else {"path": value}
+        value = {"name": value.strip()} if value.strip() in BUILTIN else {"path": value}
     spec_in = option_table(value, key)
     spec: dict[str, Any]
     if "path" in spec_in:
@@ -38,7 +38,8 @@ def resolve_data(value: object, key: str, base: Path) -> tuple[dict[str, Any], P
         path = Path(written) if Path(written).is_absolute() else base / written
         if path.suffix.lower() not in (".npz", ".csv"):
             raise SweepConfigError(
-                f"{key}.path: {written!r} is neither 'iris' nor a .npz or .csv file"
+                f"{key}.path: {written!r} is neither a built-in data set ({', '.join(sorted(BUILTIN))}) nor a "
+                ".npz or .csv file"
             )
         if not path.is_file():
             raise SweepConfigError(f"{key}.path: data file {str(path)!r} does not exist")
@@ -47,9 +48,9 @@ def resolve_data(value: object, key: str, base: Path) -> tuple[dict[str, Any], P
         spec = {"name": path.name, "path": written, "sha256": digest}
     else:
         name = nonempty_string(spec_in.get("name"), f"{key}.name")
-        if name == "iris":
+        if name in BUILTIN:
             known_keys(spec_in, ("name", "max_samples"), key)
-            spec, path = {"name": "iris"}, None
+            spec, path = {"name": name}, None
         elif name == "teacher":
             known_keys(spec_in, ("name", "m", "d_x", "d_y", *_TEACHER_DEFAULTS), key)
             for required in ("m", "d_x", "d_y"):
@@ -69,7 +70,8 @@ def resolve_data(value: object, key: str, base: Path) -> tuple[dict[str, Any], P
             path = None
         else:
             raise SweepConfigError(
-                f"{key}.name: unknown data set {name!r}; use 'iris', 'teacher' or path = '...'"
+                f"{key}.name: unknown data set {name!r}; use {', '.join(repr(b) for b in sorted(BUILTIN))}, "
+                "'teacher' or path = '...'"
             )
     if "max_samples" in spec_in:
         spec["max_samples"] = positive_int(spec_in["max_samples"], f"{key}.max_samples")
@@ -96,8 +98,8 @@ def load_data(spec: Mapping, path: Path | None, key: str) -> Dataset:
     try:
         if path is not None:
             data = load_data_file(path)
-        elif spec["name"] == "iris":
-            data = load_iris()
+        elif spec["name"] in BUILTIN:
+            data = load_builtin(spec["name"])
         else:
             data = teacher_data(spec)
     except GradbasisError as exc:
@@ -110,5 +112,7 @@ def load_data(spec: Mapping, path: Path | None, key: str) -> Dataset:
             )
         keep = np.sort(np.random.default_rng(0).choice(len(data.X), k, replace=False))
         targets = None if data.targets is None else data.targets[keep]
-        data = Dataset(data.X[keep], data.labels[keep], targets, data.classes, data.name)
+        data = Dataset(
+            data.X[keep], data.labels[keep], targets, data.classes, data.name, data.sample_shape
+        )
     return data

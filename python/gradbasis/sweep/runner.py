@@ -111,7 +111,12 @@ def run_cell(cell: Cell, data: Dataset, single_thread: bool = False) -> dict:
             loss = get_loss(s["loss"])
             Y = data.targets_for(loss.name)
             model = build_model(
-                s["model"], data.X.shape[1], Y.shape[1], s["hidden"], s["activation"] or "identity"
+                s["model"],
+                data.X.shape[1],
+                Y.shape[1],
+                s["hidden"],
+                s["activation"] or "identity",
+                data.sample_shape,
             )
             obj = Objective(model, loss, data.X, Y, n_threads=1 if single_thread else None)
             seconds["setup"] = time.perf_counter() - t0

@@ -283,15 +283,13 @@ def lemma2(
     h = eps ** (1.0 / 3.0) * max(1.0, float(np.linalg.norm(theta)))
     L0 = obj.value(theta)
     f = model.forward(theta, obj.X)
-    depth = max(1, len(model.dense_layers()))
-    rounding = eps * (abs(L0) + depth * float(np.sum(np.abs(u) * np.abs(f))))
-    sources = kinked_sources(model)
-    region0 = activation_region(model, theta, obj.X, sources) if sources else []
+    rounding = eps * (abs(L0) + model.depth * float(np.sum(np.abs(u) * np.abs(f))))
+    region = _region_of(model, obj.X)
+    region0 = region(theta)
     fd_err, fd_allow, used, fd_ok = 0.0, 0.0, 0, True
     for d in dirs:
-        if sources and not all(
-            regions_equal(region0, activation_region(model, theta + t * d, obj.X, sources))
-            for t in (h, -h, h / 2, -h / 2)
+        if region0 and not all(
+            regions_equal(region0, region(theta + t * d)) for t in (h, -h, h / 2, -h / 2)
         ):
             continue
         D1 = (obj.value(theta + h * d) - obj.value(theta - h * d)) / (2 * h)
@@ -342,3 +340,11 @@ def lemma2(
         fd_step=h,
         jacobian_path=path,
     )
+
+
+def _region_of(model: Model, X: np.ndarray):
+    """theta -> its activation region on X (an empty list for a model without kinks)."""
+    if not model.runs_in_core:
+        return lambda t: model.activation_pattern(t, X)  # type: ignore[attr-defined]
+    sources = kinked_sources(model)
+    return lambda t: activation_region(model, t, X, sources) if sources else []

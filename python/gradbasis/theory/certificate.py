@@ -18,8 +18,10 @@ is L(theta) the infimum of the induced convex model over a span that contains f_
   that resolved that span. Never over a span chosen from the gradient.
 * **consistent** — everything else at an approximate critical point: the gap over the numerical
   span exceeds tol (it is always within the first-order bound, else "violated"), or the solve
-  did not converge, or the strategy could not resolve the numerical span. The reason says which,
-  and how much of the gap lies along directions the gradient does not resolve.
+  did not converge, or the strategy could not resolve the numerical span, or differentiability
+  at theta is not established (the kink margin is NaN: a torch network uses an operation whose
+  kinks gradbasis does not locate). The reason says which, and how much of the gap lies along
+  directions the gradient does not resolve.
 
 Criticality is judged scale-free: :func:`stationarity` measures, for each parameter, how much
 the loss could still drop along that parameter's Jacobian column alone (a second-order model,
@@ -262,6 +264,11 @@ def judge(e: Evidence) -> tuple[Verdict, str]:
             f"the infimum is {L - e.value:.3g} below L"
         )
     gap = e.gap
+    if gap <= tol and e.value <= L + tol and e.converged and e.resolved and np.isnan(e.kink_margin):
+        return Verdict.CONSISTENT, (
+            f"L(theta) - lower = {gap:.3g} <= tol {tol:.3g} over {e.scope}, but differentiability at theta is "
+            "not established: the network uses an operation whose kinks are not located (kink margin unknown)"
+        )
     if gap <= tol and e.value <= L + tol and e.converged and e.resolved:
         return Verdict.HOLDS, f"L(theta) - lower = {gap:.3g} <= tol {tol:.3g} over {e.scope}"
     if gap <= tol and not e.resolved:

@@ -147,7 +147,7 @@ def classify_point(
     margin = obj.model.kink_margin(theta, obj.X)
     lo, hi, method = hessian_extremes(obj, theta)
     negative = lo < -curvature_tol * max(1.0, abs(hi))
-    differentiable = margin > 0.0
+    differentiable = margin != 0.0  # NaN (unknown: a TorchModel) is not a known kink
     critical = point.critical(grad_tol, GLOBAL_RTOL * max(1.0, abs(value)))
     if not differentiable:
         kind = PointKind.NON_DIFFERENTIABLE

@@ -175,7 +175,7 @@ def quotient_noise(
 
 def model_depth(model: Model) -> int:
     """The number of dense layers (at least 1): the depth factor of :func:`quotient_noise`."""
-    return max(1, len(model.dense_layers()))
+    return model.depth
 
 
 def _compress(M: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

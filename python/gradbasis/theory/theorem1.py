@@ -3,6 +3,7 @@ gradient basis model, inf_a sum_i lambda_i l((J(theta) a)_i, y_i)."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -81,6 +82,14 @@ class Theorem1Result:
         d = {k: v for k, v in vars(self).items() if k not in ("induced", "profile")}
         d["profile"] = [vars(p) for p in self.profile]
         return cast(dict, jsonable(d))
+
+    def save_report(self, directory: str | os.PathLike, *, point=None, setting=None) -> dict:
+        """Write report.json, a one-page report.html and report.md with SVG charts into
+        ``directory`` (:func:`gradbasis.report.write_report`; ``point`` a
+        :class:`~gradbasis.PointClass` adds the Hessian extremes). Returns the paths by kind."""
+        from ..report import write_report
+
+        return write_report(directory, self, point=point, setting=setting)
 
     def __str__(self) -> str:
         rows = [

@@ -1,7 +1,4 @@
-"""PyTorch interop: ``nn.Sequential`` networks and the ResNet of eq. 4.1 to gradbasis and back.
-
-Needs PyTorch (``pip install torch`` or ``pip install "gradbasis[torch]"``); ``import gradbasis``
-never imports it.
+"""``nn.Sequential`` networks and the ResNet of eq. 4.1 to the C++ models and back.
 
 MLPs
 ----
@@ -68,24 +65,17 @@ from pathlib import Path
 from typing import NamedTuple, cast
 
 import numpy as np
+import torch
+from torch import nn
 
-try:
-    import torch
-    from torch import nn
-except ImportError as exc:  # pragma: no cover - exercised in a subprocess without torch
-    raise ImportError(
-        "gradbasis.torch needs PyTorch, which is not installed: pip install torch "
-        '(or pip install "gradbasis[torch]")'
-    ) from exc
-
-from .errors import (
+from ..errors import (
     DTypeError,
     ShapeError,
     TorchFileError,
     UnsupportedModuleError,
 )
-from .models import MLP, Model, ResNet
-from .models.activations import Activation
+from ..models import MLP, Model, ResNet
+from ..models.activations import Activation
 
 __all__ = [
     "ImportedModel",
