@@ -27,3 +27,23 @@ def test_perturbable_basis_example_prints_the_documented_numbers():
 
 def test_quickstart_runs():
     assert "Jacobian" in run("quickstart.py")
+
+
+def test_cnn_digits_example_trains_saves_and_certifies(tmp_path, monkeypatch):
+    """The CNN example end to end with a short training (the full one takes minutes): the saved
+    module loads in another process's way (torch.load of an importable class) and the
+    certificate is printed with its verdict."""
+    import importlib.util
+
+    import pytest
+
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("sklearn")
+    spec = importlib.util.spec_from_file_location("cnn_digits", EXAMPLES / "cnn_digits.py")
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    monkeypatch.chdir(tmp_path)
+    result = example.main(str(tmp_path / "cnn.pt"), lbfgs_iterations=10)
+    assert str(result.verdict) in {"does not apply", "consistent", "holds"}
+    net = torch.load(tmp_path / "cnn.pt", weights_only=False)
+    assert type(net).__module__ == "gradbasis.torch.zoo"

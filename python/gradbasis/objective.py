@@ -6,8 +6,8 @@ import numpy as np
 
 from . import _core
 from ._numerics import safe_norm
-from ._validation import as_samples, as_theta, as_threads, as_weights
-from .errors import InvalidArgumentError, NonFiniteError
+from ._validation import as_float_array, as_samples, as_theta, as_threads, as_weights
+from .errors import InvalidArgumentError, NonFiniteError, ShapeError
 from .losses import Loss, get_loss
 from .models.base import Model
 
@@ -23,7 +23,7 @@ class Objective:
     exact (forward-over-reverse), both summed in a fixed order so the results do not
     depend on ``n_threads``. For a model that runs outside the C++ graph
     (:class:`gradbasis.torch.TorchModel`) the same quantities come from its forward pass, J^T u
-    and its forward-over-reverse ``curvature_product``, with the loss's derivatives from the
+    and its forward-over-reverse ``curvature_products``, with the loss's derivatives from the
     core: exact as well.
     """
 
@@ -98,7 +98,7 @@ class Objective:
         theta = self._theta(theta)
         v = as_theta(v, self.model.num_params, "v")
         if not self.model.runs_in_core:
-            return self._hvp_outside_core(theta, v)
+            return self._hvp_outside_core(theta, v[:, None])[:, 0]
         out = np.empty_like(theta)
         self._graph.objective_hvp(
             self.loss.core_loss, theta, self.X, self.Y, self.weights, v, out, self.n_threads
@@ -125,19 +125,31 @@ class Objective:
             return value, None
         return value, self.weights[:, None] * self.loss.gradient(f, self.Y)
 
-    def _hvp_outside_core(self, theta: np.ndarray, v: np.ndarray) -> np.ndarray:
-        """J^T (lambda_i H_i (J v)_i) + sum_i u_i . (d^2 f(x_i) / d theta^2) v, with H_i the
-        loss's Hessian in q and u_i = lambda_i grad_q l."""
+    def hessian_vectors(self, theta: object, V: object) -> np.ndarray:
+        """(d^2 L / d theta^2) V for the k columns of V (num_params, k), shape (num_params, k):
+        :meth:`hessian_vector` column by column for core models; vectorised over the columns for
+        a model outside the core (far fewer sweeps through torch)."""
+        theta = self._theta(theta)
+        V = as_float_array(V, "V")
+        if V.ndim != 2 or V.shape[0] != self.model.num_params:
+            raise ShapeError(f"V must be ({self.model.num_params}, k); got shape {V.shape}")
+        if self.model.runs_in_core:
+            return np.stack([self.hessian_vector(theta, v) for v in V.T], axis=1)
+        return self._hvp_outside_core(theta, V)
+
+    def _hvp_outside_core(self, theta: np.ndarray, V: np.ndarray) -> np.ndarray:
+        """J^T (lambda_i H_i (J v)_i) + sum_i u_i . (d^2 f(x_i) / d theta^2) v for each column v
+        of V, with H_i the loss's Hessian in q and u_i = lambda_i grad_q l."""
         threads = self.n_threads or None
         try:
             f = self.model.forward(theta, self.X, n_threads=threads)
         except NonFiniteError:
-            return np.full_like(theta, np.nan)
+            return np.full(V.shape, np.nan)
         U = self.weights[:, None] * self.loss.gradient(f, self.Y)
-        Jv, second = self.model.curvature_product(theta, self.X, U, v, n_threads=threads)
+        JV, second = self.model.curvature_products(theta, self.X, U, V, n_threads=threads)
         H = self.loss.hessian(f, self.Y)
-        curved = self.weights[:, None] * np.einsum("ikl,il->ik", H, Jv)
-        return second + self.model.vjp(theta, self.X, curved, n_threads=threads)
+        curved = self.weights[None, :, None] * np.einsum("ikl,jil->jik", H, JV)
+        return second + self.model.vjps(theta, self.X, curved, n_threads=threads)
 
     @property
     def _graph(self) -> _core.Graph:

@@ -380,12 +380,18 @@ class Model:
         self._graph.vjp(theta, X, U, out, threads)
         return out
 
-    def curvature_product(
-        self, theta: object, X: object, U: object, v: object, *, n_threads: int | None = None
+    def curvature_products(
+        self, theta: object, X: object, U: object, V: object, *, n_threads: int | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Internal, for models outside the core (:attr:`runs_in_core` False): (J v, the
-        derivative of J^T vec(U) along v), from which the objective forms Hessian-vector
-        products. Models in the core form those products in C++ instead."""
+        """Internal, for models outside the core (:attr:`runs_in_core` False): J v and the
+        derivative of J^T vec(U) along v for each column v of V, from which the objective forms
+        Hessian-vector products; with :meth:`vjps`. Core models form them in C++ instead."""
+        raise UnsupportedModelError(f"{type(self).__name__} forms Hessian products in the core")
+
+    def vjps(
+        self, theta: object, X: object, Us: object, *, n_threads: int | None = None
+    ) -> np.ndarray:
+        """Internal, for models outside the core: J^T vec(U_j) for a stack of cotangents."""
         raise UnsupportedModelError(f"{type(self).__name__} forms Hessian products in the core")
 
     def homogeneity(self, theta: object) -> np.ndarray:

@@ -93,7 +93,7 @@ class Chart:
                     f'<line x1="{p:.1f}" y1="{TOP}" x2="{p:.1f}" y2="{TOP + ph}" stroke="#444" stroke-dasharray="5,3"/>'
                 )
                 parts.append(
-                    f'<text x="{p + 4:.1f}" y="{TOP + 12}" fill="#444">{escape(label)}</text>'
+                    f'<text x="{p + 4:.1f}" y="{TOP + ph - 6}" fill="#444">{escape(label)}</text>'
                 )
         for k, s in enumerate(self.series):
             color = COLORS[k % len(COLORS)]

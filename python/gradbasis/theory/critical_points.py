@@ -23,6 +23,10 @@ GLOBAL_RTOL = 1e-8
 
 #: Below this many parameters the Hessian is formed column by column and diagonalised exactly.
 DENSE_HESSIAN_LIMIT = 400
+# Outside the core (a TorchModel) the Hessian products are vectorised over directions, so the
+# dense Hessian stays cheaper than Lanczos (whose clustered small eigenvalues converge slowly)
+# to more parameters.
+VECTORISED_HESSIAN_LIMIT = 2048
 
 
 class PointKind(str, enum.Enum):
@@ -82,11 +86,13 @@ def hessian_extremes(
     obj: Objective, theta: np.ndarray, *, seed: int = 0
 ) -> tuple[float, float, str]:
     """Smallest and largest Hessian eigenvalues: exact (dense, from num_params HVPs) for small
-    models, otherwise Lanczos (ARPACK eigsh) on exact Hessian-vector products (``theta``
+    models (up to 400 parameters in the core, 2048 for a model whose Hessian products are
+    vectorised), otherwise Lanczos (ARPACK eigsh) on exact Hessian-vector products (``theta``
     checked, as :func:`gradbasis._validation.as_theta` returns it)."""
     n = obj.model.num_params
-    if n <= DENSE_HESSIAN_LIMIT:
-        H = np.stack([obj.hessian_vector(theta, e) for e in np.eye(n)])
+    limit = DENSE_HESSIAN_LIMIT if obj.model.runs_in_core else VECTORISED_HESSIAN_LIMIT
+    if n <= limit:
+        H = obj.hessian_vectors(theta, np.eye(n))
         _check_hessian_product(H)
         with np.errstate(over="ignore"):
             H = (H + H.T) / 2

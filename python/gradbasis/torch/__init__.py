@@ -14,6 +14,7 @@ Two ways in:
   :mod:`gradbasis.torch.sequential`.
 
 :func:`as_model` picks: the C++ model when the module converts, else a TorchModel.
+:mod:`gradbasis.torch.zoo` holds small reference networks (``DigitsCNN``).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from .._memory import check_allocation
+from .._memory import available_memory, check_allocation
 from .._options import show
 from .._progress import progress_bar
 from ..errors import InvalidOptionError, UnknownNameError
@@ -83,19 +83,31 @@ def gram_from_rows(
     X: np.ndarray,
     X2: np.ndarray | None,
     scale: np.ndarray | None,
-    out: np.ndarray,
+    out: np.ndarray | None,
     *,
     d: int,
     num_params: int,
     chunk: int,
-    whole: bool,
+    budget: int | None,
+    check_out: Callable[[np.ndarray, tuple[int, int]], None],
 ) -> np.ndarray:
-    """K(X, X2) (X2 None: K(X, X)) into ``out`` from Jacobian rows: J whole when ``whole``,
+    """K(X, X2) (X2 None: K(X, X)) from Jacobian rows, into ``out`` (allocated when None,
+    checked first against ``budget`` with two Jacobian chunks): J whole when it fits beside K,
     else chunks of ``chunk`` samples, two at a time."""
     P = num_params
-    if whole:
+    m2 = X.shape[0] if X2 is None else X2.shape[0]
+    shape = (X.shape[0] * d, m2 * d)
+    chunk_bytes = 8 * 2 * min(X.shape[0], chunk) * d * P
+    if out is None:
+        out = allocate_gram(shape, chunk_bytes, budget)
+    else:
+        check_out(out, shape)
+        check_allocation(chunk_bytes, "two Jacobian chunks", budget, "pass a larger budget")
+    limit = available_memory() if budget is None else budget
+    whole = 8 * (X.shape[0] + (0 if X2 is None else m2)) * d * P
+    if whole <= (limit - 8 * shape[0] * shape[1]) // 2:
         JL = rows(X, np.empty((X.shape[0] * d, P)))
-        JR = JL if X2 is None else rows(X2, np.empty((X2.shape[0] * d, P)))
+        JR = JL if X2 is None else rows(X2, np.empty((m2 * d, P)))
         product(JL, JR, scale, out, X2 is None)
         return out
     right = X if X2 is None else X2

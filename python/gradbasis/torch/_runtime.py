@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
 from torch.func import jvp
 
 from .._progress import progress_bar
+from ..models.base import ParamSpec
 
 
 def tensor(a: np.ndarray) -> torch.Tensor:
@@ -19,6 +20,29 @@ def tensor(a: np.ndarray) -> torch.Tensor:
     if not (a.flags.writeable and a.flags.c_contiguous):
         a = np.array(a, order="C")
     return torch.from_numpy(a)
+
+
+def params_of(specs: Sequence[ParamSpec], theta: np.ndarray) -> dict[str, torch.Tensor]:
+    """theta as the module's parameter dict (views, no copy)."""
+    t = tensor(theta)
+    return {s.name: t[s.offset : s.offset + s.size].view(s.shape) for s in specs}
+
+
+def params_batch(specs: Sequence[ParamSpec], V: np.ndarray) -> dict[str, torch.Tensor]:
+    """The k columns of V (num_params, k) as parameter dicts stacked along a leading axis."""
+    t = tensor(np.ascontiguousarray(V.T))
+    return {s.name: t[:, s.offset : s.offset + s.size].reshape(-1, *s.shape) for s in specs}
+
+
+def flat(specs: Sequence[ParamSpec], grads: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """A parameter dict as one vector in theta order."""
+    return torch.cat([grads[s.name].reshape(-1) for s in specs])
+
+
+def flat_batch(specs: Sequence[ParamSpec], grads: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """Stacked parameter dicts as a (k, num_params) matrix in theta order."""
+    k = next(iter(grads.values())).shape[0]
+    return torch.cat([grads[s.name].reshape(k, -1) for s in specs], dim=1)
 
 
 @contextlib.contextmanager

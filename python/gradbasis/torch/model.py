@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, jacrev, jvp, vjp, vmap
 
-from .._memory import available_memory, budget_bytes, check_allocation
+from .._memory import budget_bytes, check_allocation
 from .._options import check_seed
 from .._validation import as_samples, as_theta, as_threads
 from ..errors import (
@@ -23,8 +23,17 @@ from ..errors import (
     UnsupportedModuleError,
 )
 from ..models.base import Model, check_finite_outputs
-from ._gram import allocate_gram, column_scale, gram_from_rows
-from ._runtime import chunk_spans, load_forward_mode, tensor, torch_threads
+from ._gram import column_scale, gram_from_rows
+from ._runtime import (
+    chunk_spans,
+    flat,
+    flat_batch,
+    load_forward_mode,
+    params_batch,
+    params_of,
+    tensor,
+    torch_threads,
+)
 from ._wrapping import (
     as_shape,
     check_chunk_size,
@@ -44,6 +53,8 @@ __all__ = ["TorchModel"]
 
 # Memory one chunk of samples may take (activations, its Jacobian rows) unless a budget says less.
 _CHUNK_BYTES = 256 * 1024**2
+# Directions handled together in the vectorised Hessian products (memory: this many sweeps).
+_VECTORS = 32
 
 _GRAPH_ONLY = (
     "a TorchModel has no {what}; this computation needs a gradbasis graph model (MLP, SkipMLP, "
@@ -56,41 +67,26 @@ load_forward_mode()
 class TorchModel(Model):
     """A PyTorch module as a gradbasis model: f(x; theta) = module(x) with theta its parameters.
 
-    Parameters
-    ----------
-    module
-        Any ``nn.Module`` whose output, shape (batch, d_y), is the output of an ``nn.Linear``
-        (the last operation: Assumption 2's g(theta) is that layer's weight and bias). The
-        module is copied and computed in float64 (float32 weights widen exactly); the original
-        is never changed. Batch norm must be in eval mode (a fixed affine map); dropout and
-        other random layers must be in eval mode; modules that ``torch.func`` cannot
-        transform raise :class:`UnsupportedModuleError` naming the module or the operation.
-    input_shape
-        The shape of one sample as the module takes it, e.g. ``(1, 8, 8)`` for one-channel
-        8x8 images. gradbasis's X holds one sample per row, d_x = prod(input_shape) values
-        reshaped row-major (C order) to ``input_shape``.
-    input_dtype
-        ``"float64"`` (default) or ``"long"`` for token indices (an ``nn.Embedding`` first):
-        X then holds whole numbers, checked.
+    ``module``: any ``nn.Module`` whose output, shape (batch, d_y), is the output of an
+    ``nn.Linear`` (Assumption 2's g(theta) is that layer's weight and bias). It is copied and
+    computed in float64 (float32 weights widen exactly); batch norm, dropout and other random
+    layers must be in eval mode; what ``torch.func`` cannot transform raises
+    :class:`UnsupportedModuleError` naming the module or the operation. ``input_shape``: one
+    sample's shape as the module takes it, e.g. ``(1, 8, 8)``; X holds one sample per row,
+    prod(input_shape) values reshaped row-major. ``input_dtype``: ``"float64"`` or ``"long"``
+    (token indices for an ``nn.Embedding``; X then holds whole numbers, checked).
 
-    theta
-    -----
-    The parameters with ``requires_grad=True`` in ``module.named_parameters()`` order (shared
-    parameters once), each flattened row-major (C order), as
-    ``torch.nn.utils.parameters_to_vector`` does; :attr:`param_specs` names them. Parameters with
-    ``requires_grad=False`` and buffers (batch norm's running statistics) are held fixed.
-    :meth:`unflatten` / :meth:`flatten` convert; :meth:`state_dict` gives a dict ``load_state_dict``
-    accepts.
+    theta is the parameters with ``requires_grad=True`` in ``module.named_parameters()`` order
+    (shared ones once), each flattened row-major, as ``torch.nn.utils.parameters_to_vector``
+    does (:attr:`param_specs`, :meth:`unflatten`, :meth:`flatten`, :meth:`state_dict`). Frozen
+    parameters and buffers (batch norm's running statistics) are held fixed.
 
-    Computation
-    -----------
-    Forward, ``jvp`` and ``vjp`` run on chunks of samples (at most ``chunk_size``, default from
-    the activation memory measured on one sample, about 256 MiB per chunk); the Jacobian per
-    chunk by ``vmap(jacrev)`` over samples; the Gram matrix from Jacobian chunks, never holding
-    J whole when it does not fit ``memory_budget``. Results are exact up to float64 rounding of
-    torch's kernels. The kink margin covers the rectifiers and max-pools it can locate
-    (:mod:`gradbasis.torch.kinks`) and is NaN (unknown), not +inf, when the network uses an
-    operation with kinks it cannot locate.
+    Forward, ``jvp`` and ``vjp`` run on chunks of samples (``chunk_size``, default from the
+    activation memory measured on one sample, ~256 MiB a chunk), the Jacobian by
+    ``vmap(jacrev)`` per chunk, the Gram matrix from Jacobian chunks (never J whole when it does
+    not fit ``memory_budget``); exact up to the rounding of torch's float64 kernels. The kink
+    margin covers the rectifiers and max-pools :mod:`gradbasis.torch.kinks` locates and is NaN
+    (unknown), not +inf, when the network uses an operation whose kinks it cannot locate.
     """
 
     def __init__(
@@ -130,14 +126,15 @@ class TorchModel(Model):
             if name in self._by_name
         )
         grad_params = {
-            k: v.clone().requires_grad_(True) for k, v in self._params(self._theta0).items()
+            k: v.clone().requires_grad_(True)
+            for k, v in params_of(self._specs, self._theta0).items()
         }
         saved, flops = measure_costs(lambda xb: self._call(grad_params, xb), probe[:1])
         self._per_sample_floats = saved + self._input_dim + self._output_dim
         self._per_sample_flops = flops
         self._jacobian_fn = vmap(jacrev(self._single), in_dims=(None, 0))
-        params = self._params(self._theta0)
-        g = self._params(self.homogeneity(self._theta0))
+        params = params_of(self._specs, self._theta0)
+        g = params_of(self._specs, self.homogeneity(self._theta0))
         check_per_sample(
             lambda xb: self._call(params, xb),
             lambda xb: vmap(self._single, in_dims=(None, 0))(params, xb),
@@ -198,7 +195,10 @@ class TorchModel(Model):
     def state_dict(self, theta: object) -> dict[str, torch.Tensor]:
         """The trainable parameters at theta as float64 tensors, keyed like ``module.state_dict()``
         (``module.load_state_dict(model.state_dict(theta), strict=False)`` loads them)."""
-        return {k: v.clone() for k, v in self._params(as_theta(theta, self.num_params)).items()}
+        return {
+            k: v.clone()
+            for k, v in params_of(self._specs, as_theta(theta, self.num_params)).items()
+        }
 
     # ------------------------------------------------------------------ costs
     def activation_floats(self, m: int) -> int:
@@ -219,7 +219,7 @@ class TorchModel(Model):
     # ------------------------------------------------------------ computations
     def forward(self, theta: object, X: object, *, n_threads: int | None = None) -> np.ndarray:
         theta, X, threads = self._inputs(theta, X, n_threads)
-        params = self._params(theta)
+        params = params_of(self._specs, theta)
         out = np.empty((X.shape[0], self.output_dim))
         with torch_threads(threads), torch.no_grad():
             for r0, r1 in self._chunks(X.shape[0]):
@@ -232,7 +232,7 @@ class TorchModel(Model):
     ) -> np.ndarray:
         theta, X, threads = self._inputs(theta, X, n_threads)
         v = as_theta(v, self.num_params, "v")
-        params, tangents = self._params(theta), self._params(v)
+        params, tangents = params_of(self._specs, theta), params_of(self._specs, v)
         out = np.empty((X.shape[0], self.output_dim))
         with torch_threads(threads):
             for r0, r1 in self._chunks(X.shape[0]):
@@ -246,40 +246,63 @@ class TorchModel(Model):
     ) -> np.ndarray:
         theta, X, threads = self._inputs(theta, X, n_threads)
         U = as_samples(U, self.output_dim, "U", num_samples=X.shape[0])
-        params = self._params(theta)
+        params = params_of(self._specs, theta)
         total = torch.zeros(self.num_params, dtype=torch.float64)
         with torch_threads(threads):
             for r0, r1 in self._chunks(X.shape[0]):
                 xb = self._x(X[r0:r1])
                 pull = vjp(lambda p, xb=xb: self._call(p, xb), params)[1]
-                total += self._flat(pull(tensor(U[r0:r1]))[0])
+                total += flat(self._specs, pull(tensor(U[r0:r1]))[0])
         return total.numpy()
 
-    def curvature_product(
-        self, theta: object, X: object, U: object, v: object, *, n_threads: int | None = None
+    def curvature_products(
+        self, theta: object, X: object, U: object, V: object, *, n_threads: int | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """(J v, d/dt J(theta + t v)^T vec(U) at t = 0): the directional derivative f_X along v
-        and the second-order part sum_i sum_k U_ik (d^2 f_k(x_i) / d theta^2) v of a
-        Hessian-vector product, in one forward-over-reverse sweep per chunk."""
+        """For the k columns v of V (num_params, k): (J v for each, shape (k, m, d_y); the
+        second-order parts sum_i sum_l U_il (d^2 f_l(x_i) / d theta^2) v, shape (num_params, k)),
+        by forward-over-reverse sweeps vectorised over the columns (``vmap``), a few at a time."""
         theta, X, threads = self._inputs(theta, X, n_threads)
         U = as_samples(U, self.output_dim, "U", num_samples=X.shape[0])
-        v = as_theta(v, self.num_params, "v")
-        params, tangents = self._params(theta), self._params(v)
-        Jv = np.empty((X.shape[0], self.output_dim))
-        second = torch.zeros(self.num_params, dtype=torch.float64)
+        V = np.asarray(V, dtype=np.float64).reshape(self.num_params, -1)
+        params = params_of(self._specs, theta)
+        k = V.shape[1]
+        JV = np.empty((k, X.shape[0], self.output_dim))
+        second = np.zeros((self.num_params, k))
+        with torch_threads(threads):
+            for c0, c1 in chunk_spans(k, _VECTORS):
+                tangents = params_batch(self._specs, V[:, c0:c1])
+                for r0, r1 in self._chunks(X.shape[0], max(1, self._chunk() // (c1 - c0))):
+                    xb, Ub = self._x(X[r0:r1]), tensor(U[r0:r1])
+
+                    def pulled(p, xb=xb, Ub=Ub):
+                        f, pull = vjp(lambda q: self._call(q, xb), p)[:2]
+                        return pull(Ub)[0], f
+
+                    def along(t, pulled=pulled):
+                        return jvp(pulled, (params,), (t,))[1]
+
+                    d_pulled, d_f = vmap(along)(tangents)
+                    JV[c0:c1, r0:r1] = d_f.detach().numpy()
+                    second[:, c0:c1] += flat_batch(self._specs, d_pulled).T.numpy()
+        return JV, second
+
+    def vjps(
+        self, theta: object, X: object, Us: object, *, n_threads: int | None = None
+    ) -> np.ndarray:
+        """J^T vec(U_j) for a stack Us of k cotangents (k, m, d_y): shape (num_params, k)."""
+        theta, X, threads = self._inputs(theta, X, n_threads)
+        Us = np.asarray(Us, dtype=np.float64)
+        k = Us.shape[0]
+        params = params_of(self._specs, theta)
+        out = np.zeros((self.num_params, k))
         with torch_threads(threads):
             for r0, r1 in self._chunks(X.shape[0]):
                 xb = self._x(X[r0:r1])
-                Ub = tensor(U[r0:r1])
-
-                def pulled(p, xb=xb, Ub=Ub):
-                    f, pull = vjp(lambda q: self._call(q, xb), p)[:2]
-                    return pull(Ub)[0], f
-
-                d_pulled, d_f = jvp(pulled, (params,), (tangents,))[1]
-                Jv[r0:r1] = d_f.detach().numpy()
-                second += self._flat(d_pulled)
-        return Jv, second.numpy()
+                pull = vjp(lambda p, xb=xb: self._call(p, xb), params)[1]
+                for c0, c1 in chunk_spans(k, _VECTORS):
+                    batch = tensor(np.ascontiguousarray(Us[c0:c1, r0:r1]))
+                    out[:, c0:c1] += flat_batch(self._specs, vmap(pull)(batch)[0]).T.numpy()
+        return out
 
     def jacobian(
         self,
@@ -305,7 +328,7 @@ class TorchModel(Model):
             out = np.empty(shape)
         else:
             self._check_out(out, shape)
-        params = self._params(theta)
+        params = params_of(self._specs, theta)
         c = self._jacobian_chunk(memory_budget)
         with torch_threads(threads):
             for r0, r1 in self._chunks(X.shape[0], c, "Jacobian"):
@@ -331,31 +354,19 @@ class TorchModel(Model):
         (chunks are then recomputed, once per pair). Agrees with J C J^T to rounding."""
         theta, X, threads = self._inputs(theta, X, n_threads)
         X2 = None if X2 is None else as_samples(X2, self.input_dim, "X2")
-        d, P = self.output_dim, self.num_params
-        m2 = X.shape[0] if X2 is None else X2.shape[0]
-        shape = (X.shape[0] * d, m2 * d)
-        scale = column_scale(weights, self._specs, self.num_params)
-        budget = budget_bytes(memory_budget)
-        limit = available_memory() if budget is None else budget
-        chunk_bytes = 8 * 2 * min(X.shape[0], self._jacobian_chunk(budget)) * d * P
-        if out is None:
-            out = allocate_gram(shape, chunk_bytes, budget)
-        else:
-            self._check_out(out, shape)
-            check_allocation(chunk_bytes, "two Jacobian chunks", budget, "pass a larger budget")
-        params = self._params(theta)
-        whole = 8 * (X.shape[0] + (0 if X2 is None else m2)) * d * P
+        params = params_of(self._specs, theta)
         with torch_threads(threads):
             return gram_from_rows(
                 lambda Xp, buf: self._jacobian_rows(params, Xp, buf),
                 X,
                 X2,
-                scale,
+                column_scale(weights, self._specs, self.num_params),
                 out,
-                d=d,
-                num_params=P,
-                chunk=self._jacobian_chunk(budget),
-                whole=whole <= (limit - 8 * shape[0] * shape[1]) // 2,
+                d=self.output_dim,
+                num_params=self.num_params,
+                chunk=self._jacobian_chunk(budget_bytes(memory_budget)),
+                budget=budget_bytes(memory_budget),
+                check_out=self._check_out,
             )
 
     def gram_diagonal(
@@ -369,18 +380,15 @@ class TorchModel(Model):
         """diag K(X, X): squared (weighted) norms of the Jacobian rows, a chunk at a time."""
         theta, X, threads = self._inputs(theta, X, n_threads)
         scale = column_scale(weights, self._specs, self.num_params)
-        params = self._params(theta)
-        out = np.empty(X.shape[0] * self.output_dim)
-        c = self._jacobian_chunk(None)
-        d = self.output_dim
+        params = params_of(self._specs, theta)
+        d, c = self.output_dim, self._jacobian_chunk(None)
+        out = np.empty(X.shape[0] * d)
         with torch_threads(threads):
             for r0, r1 in self._chunks(X.shape[0], c, "Gram diagonal"):
                 J = self._jacobian_rows(
                     params, X[r0:r1], np.empty(((r1 - r0) * d, self.num_params))
                 )
-                out[r0 * d : r1 * d] = (J * J) @ (
-                    scale if scale is not None else np.ones(self.num_params)
-                )
+                out[r0 * d : r1 * d] = np.einsum("ij,ij->i", J, J if scale is None else J * scale)
         return out
 
     def kink_margin(self, theta: object, X: object, *, n_threads: int | None = None) -> float:
@@ -396,9 +404,9 @@ class TorchModel(Model):
         """(margin, operations whose kinks were measured, operations with unlocated kinks)."""
         theta, X, threads = self._inputs(theta, X, n_threads)
         # The derivative of every kinked input along one seeded random direction (kinks module).
-        v = self._params(np.random.default_rng(0).standard_normal(self.num_params))
+        v = params_of(self._specs, np.random.default_rng(0).standard_normal(self.num_params))
         with torch_threads(threads):
-            rec = record_kinks(self._call, self._params(theta), v, self._batches(X))
+            rec = record_kinks(self._call, params_of(self._specs, theta), v, self._batches(X))
         return rec.result, tuple(sorted(rec.located)), tuple(sorted(rec.unknown))
 
     def activation_pattern(
@@ -409,7 +417,7 @@ class TorchModel(Model):
         arg-max of a pooling window). Equal patterns: one smooth piece of f."""
         theta, X, threads = self._inputs(theta, X, n_threads)
         with torch_threads(threads):
-            return record_patterns(self._call, self._params(theta), self._batches(X))
+            return record_patterns(self._call, params_of(self._specs, theta), self._batches(X))
 
     def init(self, seed: int | np.random.Generator | None = 0) -> np.ndarray:
         """theta of a fresh copy of the module whose submodules ran ``reset_parameters()`` with
@@ -424,13 +432,6 @@ class TorchModel(Model):
 
     def _single(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         return self._call(params, x.unsqueeze(0)).squeeze(0)
-
-    def _params(self, theta: np.ndarray) -> dict[str, torch.Tensor]:
-        t = tensor(theta)
-        return {s.name: t[s.offset : s.offset + s.size].view(s.shape) for s in self._specs}
-
-    def _flat(self, grads: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        return torch.cat([grads[s.name].reshape(-1) for s in self._specs])
 
     def _batches(self, X: np.ndarray) -> Iterator[torch.Tensor]:
         return (self._x(X[r0:r1]) for r0, r1 in self._chunks(X.shape[0]))

@@ -60,6 +60,7 @@ Loading
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import NamedTuple, cast
@@ -377,17 +378,33 @@ def load_module(path: str | Path) -> nn.Module:
     """The module saved whole with ``torch.save(module, path)``, on the CPU.
 
     This unpickles the file (``torch.load(path, weights_only=False)``), which can run arbitrary
-    code: load only files you trust.
+    code: load only files you trust. The module's class must be importable: installed, or in a
+    ``.py`` file in the file's own folder (searched while loading).
     """
     path = Path(path)
     if not path.is_file():
         raise TorchFileError(f"torch file {str(path)!r} does not exist")
+    # The module's class is looked up by its import path: also beside the file itself.
+    folder = str(path.resolve().parent)
+    added = folder not in sys.path
+    if added:
+        sys.path.insert(0, folder)
     try:
         module = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # torch raises many kinds (pickle, zip, runtime) for a bad file
+        hint = ""
+        if "on <module '__main__'" in str(exc):
+            hint = (
+                "; the module's class was defined in the script that saved it (__main__): define it "
+                "in an importable module (a .py file beside the .pt file, or an installed package) "
+                "and save the module again"
+            )
         raise TorchFileError(
-            f"cannot load {path} with torch.load: {type(exc).__name__}: {exc}"
+            f"cannot load {path} with torch.load: {type(exc).__name__}: {exc}{hint}"
         ) from None
+    finally:
+        if added:
+            sys.path.remove(folder)
     if not isinstance(module, nn.Module):
         hint = (
             "; a state_dict holds no architecture: save the whole module with torch.save(module, path)"
