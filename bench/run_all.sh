@@ -13,7 +13,8 @@
 #               Jacobian contraction) and D (gradbasis only, with its peak memory)
 #   induced     squared loss A, C and cross-entropy A, B from theta against the fastest user
 #               way; Theorem 1 (strategy="gram") against K alone on A, B, C; case D's certificate
-#   dask        distributed_induced_minimum(method="gram") on LocalCluster(1 and 2 workers), case B
+#   dask        distributed_induced_minimum(method="resolved" and "gram") on LocalCluster(1 and 2
+#               workers), case B
 #   tables      README.md's blocks between the <!-- bench:NAME --> markers (full run only)
 # Each script first waits (up to 15 minutes) for the 1-minute load average to fall below 0.5
 # and other processes to go idle; every timing records the load and the other processes' CPU,
