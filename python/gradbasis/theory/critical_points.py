@@ -10,6 +10,7 @@ import numpy as np
 from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 
 from .._options import nonnegative_number, positive_number
+from .._progress import progress_bar
 from .._validation import as_theta
 from ..errors import NonFiniteError
 from ..objective import Objective, check_objective, finite_value_and_gradient
@@ -92,7 +93,13 @@ def hessian_extremes(
     n = obj.model.num_params
     limit = DENSE_HESSIAN_LIMIT if obj.model.runs_in_core else VECTORISED_HESSIAN_LIMIT
     if n <= limit:
-        H = obj.hessian_vectors(theta, np.eye(n))
+        H = np.empty((n, n))
+        step = 64
+        bar = progress_bar(n, "Hessian (exact products)")
+        for c0 in range(0, n, step):
+            H[:, c0 : c0 + step] = obj.hessian_vectors(theta, np.eye(n)[:, c0 : c0 + step])
+            bar.update(min(step, n - c0))
+        bar.close()
         _check_hessian_product(H)
         with np.errstate(over="ignore"):
             H = (H + H.T) / 2
@@ -100,7 +107,10 @@ def hessian_extremes(
         eig = np.linalg.eigvalsh(H)
         return float(eig[0]), float(eig[-1]), "dense"
 
+    bar = progress_bar(None, "Lanczos (Hessian-vector products)", unit="HVP")
+
     def matvec(v: np.ndarray) -> np.ndarray:
+        bar.update(1)
         return _check_hessian_product(obj.hessian_vector(theta, np.ravel(v)))
 
     op = LinearOperator((n, n), matvec=matvec, dtype=np.float64)
@@ -113,6 +123,7 @@ def hessian_extremes(
             )
         except ArpackNoConvergence as exc:  # keep the best Ritz value found
             extremes.append(float(exc.eigenvalues[0]) if len(exc.eigenvalues) else float("nan"))
+    bar.close()
     return extremes[0], extremes[1], "lanczos"
 
 

@@ -14,6 +14,7 @@ import numpy as np
 from .._memory import budget_bytes
 from .._numerics import safe_norm
 from .._options import Strategy, check_strategy, check_tolerances
+from .._progress import progress_bar
 from .._validation import as_float_array, as_theta, check_finite
 from ..errors import ShapeError
 from ..objective import Objective, check_objective, finite_value_and_gradient
@@ -389,12 +390,14 @@ def theorem1(
         jacobian = _checked_jacobian(jacobian, obj)
     g_theta = model.homogeneity(theta)  # Assumption 2's g: a model without one cannot be judged
     seconds: dict[str, float] = {}
+    bar = progress_bar(4, "Theorem 1 (objective, Jacobian, stationarity, induced solve)")
     t0 = time.perf_counter()
     loss_value, grad, gnorm = finite_value_and_gradient(obj, theta)
     margin = model.kink_margin(theta, obj.X)
     f = model.forward(theta, obj.X, n_threads=obj.n_threads or None)
     u = obj.residual_duals(theta)
     seconds["objective"] = time.perf_counter() - t0
+    bar.update(1)
     if jacobian is not None:
         chosen = Strategy.DENSE
     elif chosen == Strategy.AUTO:
@@ -410,9 +413,11 @@ def theorem1(
             theta, obj.X, memory_budget=memory_budget, n_threads=obj.n_threads or None
         )
     seconds["jacobian"] = time.perf_counter() - t0
+    bar.update(1)
     t0 = time.perf_counter()
     point = stationarity(obj, theta, grad, loss_value, J=J)
     seconds["stationarity"] = time.perf_counter() - t0
+    bar.update(1)
     t0 = time.perf_counter()
     full, resolved, unresolved, output_basis = _induced_by_strategy(
         obj, theta, chosen, J, f, memory_budget, rank_tol, cuts, tol
@@ -427,6 +432,8 @@ def theorem1(
             J, full = _dense_judgement(obj, theta, f, memory_budget, rank_tol, cuts)
             resolved, judged_by, output_basis = True, Strategy.DENSE, None
     seconds["induced"] = time.perf_counter() - t0
+    bar.update(1)
+    bar.close()
     l2_res = a2_res = float("nan")
     inconsistency = None
     if J is not None:
