@@ -93,11 +93,11 @@ def hessian_extremes(
     n = obj.model.num_params
     limit = DENSE_HESSIAN_LIMIT if obj.model.runs_in_core else VECTORISED_HESSIAN_LIMIT
     if n <= limit:
-        H = np.empty((n, n))
+        H, eye = np.empty((n, n)), np.eye(n)
         step = 64
         bar = progress_bar(n, "Hessian (exact products)")
         for c0 in range(0, n, step):
-            H[:, c0 : c0 + step] = obj.hessian_vectors(theta, np.eye(n)[:, c0 : c0 + step])
+            H[:, c0 : c0 + step] = obj.hessian_vectors(theta, eye[:, c0 : c0 + step])
             bar.update(min(step, n - c0))
         bar.close()
         _check_hessian_product(H)
