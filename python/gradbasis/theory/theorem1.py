@@ -85,9 +85,8 @@ class Theorem1Result:
         return cast(dict, jsonable(d))
 
     def save_report(self, directory: str | os.PathLike, *, point=None, setting=None) -> dict:
-        """Write report.json, a one-page report.html and report.md with SVG charts into
-        ``directory`` (:func:`gradbasis.report.write_report`; ``point`` a
-        :class:`~gradbasis.PointClass` adds the Hessian extremes). Returns the paths by kind."""
+        """report.json, a one-page report.html and report.md with SVG charts in ``directory``
+        (:func:`gradbasis.report.write_report`; ``point`` adds the Hessian extremes)."""
         from ..report import write_report
 
         return write_report(directory, self, point=point, setting=setting)
